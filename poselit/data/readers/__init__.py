@@ -1,0 +1,1 @@
+"""One module per annotation format, each returning an :class:`~poselit.data.AnnotationSet`."""

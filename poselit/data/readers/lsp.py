@@ -1,0 +1,93 @@
+"""Leeds Sports Pose (LSP) and LSP-extended readers.
+
+* LSP ``joints.mat``: ``joints`` of shape (3, 14, 2000) holding x, y (1-based MATLAB
+  pixels) and a flag that is 1 for **occluded** joints; every joint is annotated. The
+  standard split is images 1-1000 train, 1001-2000 test.
+* LSP-extended ``joints.mat``: ``joints`` of shape (14, 3, 10000) holding x, y and a flag
+  that is 1 for **visible** joints; flag 0 marks joints that were not labelled (their
+  coordinates are meaningless), which become "not annotated" here.
+
+Neither has person boxes: the box is the tight box of the annotated joints
+(:func:`~poselit.geometry.box_from_keypoints`); the dataset's padding enlarges it. The
+PCK normaliser is the torso, ||left shoulder - right hip||, as in the LSP evaluation code.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from poselit.data.readers.common import load_mat, require_array
+from poselit.data.records import AnnotationSet, PoseRecord
+from poselit.geometry import box_from_keypoints
+from poselit.skeletons import LSP
+
+LSP_SPLITS: dict[str, slice] = {"train": slice(0, 1000), "test": slice(1000, 2000), "all": slice(0, 2000)}
+
+
+def _records(
+    joints: np.ndarray, visibility: np.ndarray, image_names: list[Path], mat_path: Path, first: int
+) -> AnnotationSet:
+    """Records from (N, 14, 2) 0-based joints and (N, 14) visibility flags."""
+    records, skipped = [], Counter()
+    for i, (kps, vis, image) in enumerate(zip(joints, visibility, image_names)):
+        if not vis.any():
+            skipped["no keypoints"] += 1
+            continue
+        center, scale = box_from_keypoints(kps, vis)
+        records.append(
+            PoseRecord(
+                image=image,
+                keypoints=kps,
+                visibility=vis,
+                center=center,
+                scale=scale,
+                norm=LSP.torso_size(kps, vis),
+                skeleton=LSP,
+                source=f"{mat_path}#{first + i + 1}",
+            )
+        )
+    return AnnotationSet(records, LSP, str(mat_path), skipped)
+
+
+def read_lsp(root: str | Path, split: Literal["train", "test", "all"] = "train") -> AnnotationSet:
+    """Read LSP from ``root/joints.mat`` and ``root/images/im0001.jpg``...
+
+    Args:
+        root: The LSP folder.
+        split: ``train`` (images 1-1000), ``test`` (1001-2000) or ``all``.
+    """
+    if split not in LSP_SPLITS:
+        raise ValueError(f"LSP split must be one of {list(LSP_SPLITS)}, got {split!r}")
+    root = Path(root)
+    path = root / "joints.mat"
+    joints = require_array(
+        load_mat(path, "LSP annotation file"), "joints", path, (3, 14, 2000),
+        hint=" (LSP joints.mat; LSP-extended files are (14, 3, 10000): use the 'lspet' reader)",
+    )
+    joints = joints.transpose(2, 1, 0)[LSP_SPLITS[split]]  # (N, 14, 3)
+    visibility = np.where(joints[..., 2] == 1, 1, 2).astype(np.uint8)
+    first = LSP_SPLITS[split].start
+    images = [root / "images" / f"im{first + i + 1:04d}.jpg" for i in range(len(joints))]
+    return _records(joints[..., :2] - 1.0, visibility, images, path, first)
+
+
+def read_lspet(root: str | Path) -> AnnotationSet:
+    """Read LSP-extended from ``root/joints.mat`` and ``root/images/im00001.jpg``...
+
+    Joints with flag 0 were not labelled and are marked not annotated (visibility 0);
+    images with no labelled joint at all are skipped and counted.
+    """
+    root = Path(root)
+    path = root / "joints.mat"
+    joints = require_array(
+        load_mat(path, "LSP-extended annotation file"), "joints", path, (14, 3, None),
+        hint=" (LSP-extended joints.mat; LSP files are (3, 14, 2000): use the 'lsp' reader)",
+    )
+    joints = joints.transpose(2, 0, 1)  # (N, 14, 3)
+    visibility = np.where(joints[..., 2] > 0, 2, 0).astype(np.uint8)
+    images = [root / "images" / f"im{i + 1:05d}.jpg" for i in range(len(joints))]
+    return _records(joints[..., :2] - 1.0, visibility, images, path, 0)

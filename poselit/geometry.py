@@ -1,0 +1,100 @@
+"""Person boxes, crop affines and the mapping back to the original image.
+
+Conventions (see ``ARCHITECTURE.md``):
+
+* the centre of the top-left pixel is (0, 0), in every image, crop and heatmap;
+* a person box is ``(center, scale)``: a square of side ``200 * scale`` px
+  (:data:`~poselit.data.records.PIXEL_STD`, the MPII convention);
+* sizes are ``(height, width)`` like tensors; points are ``(x, y)``.
+
+A crop is ONE 2x3 affine matrix ``original -> input`` that combines centring, scaling,
+rotation about the box centre and a horizontal flip, so each sample is resampled once.
+Functions accept NumPy arrays or torch tensors, batched over leading dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, TypeVar
+
+import numpy as np
+
+from poselit.data.records import PIXEL_STD
+
+Array = TypeVar("Array")  # np.ndarray or torch.Tensor
+
+
+def box_from_keypoints(keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, float]:
+    """Tight person box around the annotated joints: ``(center, scale)``.
+
+    ``scale`` is the longer side of the joints' bounding box over 200 px (no padding:
+    the dataset's ``padding`` factor enlarges every box the same way).
+    """
+    annotated = np.asarray(visibility) > 0
+    if not annotated.any():
+        raise ValueError("cannot build a person box: no joint is annotated")
+    pts = np.asarray(keypoints, dtype=np.float64)[annotated]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    side = float(max((hi - lo).max(), 1.0))
+    return ((lo + hi) / 2).astype(np.float32), side / PIXEL_STD
+
+
+def box_xywh_to_center_scale(box: Sequence[float]) -> tuple[np.ndarray, float]:
+    """COCO ``[x, y, w, h]`` box -> ``(center, scale)`` of the square around its longer side."""
+    x, y, w, h = (float(v) for v in box)
+    if not (w > 0 and h > 0):
+        raise ValueError(f"box {list(box)} has zero or negative size")
+    return np.array([x + w / 2, y + h / 2], np.float32), max(w, h) / PIXEL_STD
+
+
+def crop_affine(
+    center: Sequence[float],
+    scale: float,
+    size: tuple[int, int],
+    *,
+    padding: float = 1.0,
+    rotation: float = 0.0,
+    flip: bool = False,
+) -> np.ndarray:
+    """Affine ``original -> input`` for a crop of ``size = (height, width)`` pixels.
+
+    The box of side ``200 * scale * padding`` px around ``center`` fills the crop's height
+    (the width follows the crop's aspect ratio); the crop is rotated by ``rotation``
+    degrees counter-clockwise about the box centre, then mirrored left-right if ``flip``.
+    """
+    height, width = size
+    side = PIXEL_STD * scale * padding
+    if not side > 0:
+        raise ValueError(f"crop box side must be > 0, got 200 * {scale} * {padding}")
+    s = height / side
+    theta = math.radians(rotation)
+    cos, sin = math.cos(theta) * s, math.sin(theta) * s
+    # Image y points down, so a counter-clockwise rotation on screen is [[c, s], [-s, c]].
+    linear = np.array([[cos, sin], [-sin, cos]])
+    if flip:
+        linear[0] *= -1
+    out_center = np.array([(width - 1) / 2, (height - 1) / 2])
+    translation = out_center - linear @ np.asarray(center, dtype=np.float64)
+    return np.concatenate([linear, translation[:, None]], axis=1).astype(np.float64)
+
+
+def apply_affine(points: Array, affine: Array) -> Array:
+    """Map ``(..., N, 2)`` points through ``(..., 2, 3)`` affines (NumPy or torch)."""
+    return points @ affine[..., :2].swapaxes(-1, -2) + affine[..., None, :, 2]
+
+
+def invert_affine(affine: np.ndarray) -> np.ndarray:
+    """Inverse of a ``(..., 2, 3)`` affine (``input -> original`` from ``original -> input``)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    linear_inv = np.linalg.inv(affine[..., :2])
+    translation = -(linear_inv @ affine[..., 2:])
+    return np.concatenate([linear_inv, translation], axis=-1)
+
+
+def affine_scale(affine: Array) -> Array:
+    """Length scale factor of an affine (square root of its absolute determinant).
+
+    Converts a length such as a PCK normaliser between the two coordinate frames.
+    """
+    det = affine[..., 0, 0] * affine[..., 1, 1] - affine[..., 0, 1] * affine[..., 1, 0]
+    return abs(det) ** 0.5

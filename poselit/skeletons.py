@@ -1,0 +1,275 @@
+"""Skeletons: joint names, flip pairs, limbs and PCK normalisers.
+
+A :class:`Skeleton` is the one place that knows what joint ``k`` means. Everything else
+(readers, augmentation, target codecs, metrics, drawing) asks the skeleton instead of
+hard-coding a joint index.
+
+Joint names follow COCO's ``left_*`` / ``right_*`` style, so flip pairs are derived from
+the names and never typed twice. Three skeletons are built in:
+
+* ``mpii`` (16 joints, order of the MPII release and of the stacked-hourglass files),
+* ``lsp`` (14 joints, order of ``joints.mat`` of LSP and LSP-extended),
+* ``coco`` (17 joints, order of COCO ``person_keypoints``),
+
+and :meth:`Skeleton.from_coco_category` builds one for any COCO-format keypoint category.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Literal, Mapping, Sequence
+
+import numpy as np
+
+NormKind = Literal["head", "torso", "bbox"]
+"""What a skeleton's PCK normaliser is.
+
+* ``head``: the annotation's head size (MPII PCKh; 0.6 x head-box diagonal).
+* ``torso``: the distance between the two joints of :attr:`Skeleton.torso`
+  (LSP PCK: left shoulder to right hip, as in the public LSP evaluation code).
+* ``bbox``: the longer side of the annotated person box (COCO-format data, which has
+  neither head boxes nor a fixed torso definition).
+"""
+
+Side = Literal["left", "right", "center"]
+
+_SIDE_PREFIXES: tuple[tuple[str, Side], ...] = (("left_", "left"), ("right_", "right"))
+
+
+def side_of(name: str) -> Side:
+    """Body side of a joint from its name (``left_``/``right_`` prefix, else centre)."""
+    for prefix, side in _SIDE_PREFIXES:
+        if name.startswith(prefix):
+            return side
+    return "center"
+
+
+def flip_pairs_from_names(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """Pair every ``left_X`` joint with its ``right_X`` partner.
+
+    Returns ``(left_index, right_index)`` pairs in the order the left joints appear.
+    A ``left_`` joint without a ``right_`` partner (or the reverse) is an error, because
+    a horizontal flip could not map it anywhere.
+    """
+    index = {name: i for i, name in enumerate(names)}
+    pairs: list[tuple[int, int]] = []
+    for name, i in index.items():
+        side = side_of(name)
+        if side == "center":
+            continue
+        stem = name.split("_", 1)[1]
+        partner = ("right_" if side == "left" else "left_") + stem
+        if partner not in index:
+            raise ValueError(
+                f"joint {name!r} has no mirrored partner {partner!r}; give flip pairs "
+                "explicitly or rename the joints"
+            )
+        if side == "left":
+            pairs.append((i, index[partner]))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """The joint layout of a dataset.
+
+    Args:
+        name: Short identifier (``"mpii"``, ``"lsp"``, ``"coco"`` or a custom name).
+        joints: Joint names in annotation order.
+        limbs: Joint index pairs drawn as bones and used for limb heatmaps.
+        flip_pairs: ``(left, right)`` index pairs swapped by a horizontal flip. Derived
+            from ``left_``/``right_`` names when omitted.
+        norm: Kind of PCK normaliser, see :data:`NormKind`.
+        torso: The joint pair whose distance is the ``torso`` normaliser.
+    """
+
+    name: str
+    joints: tuple[str, ...]
+    limbs: tuple[tuple[int, int], ...]
+    flip_pairs: tuple[tuple[int, int], ...] | None = None
+    norm: NormKind = "bbox"
+    torso: tuple[int, int] | None = None
+    flip_index: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        joints = tuple(self.joints)
+        if len(set(joints)) != len(joints):
+            raise ValueError(f"skeleton {self.name!r} has duplicate joint names: {joints}")
+        object.__setattr__(self, "joints", joints)
+        k = len(joints)
+        limbs = tuple((int(a), int(b)) for a, b in self.limbs)
+        pairs = (
+            flip_pairs_from_names(joints)
+            if self.flip_pairs is None
+            else tuple((int(a), int(b)) for a, b in self.flip_pairs)
+        )
+        for what, items in (("limb", limbs), ("flip pair", pairs)):
+            for a, b in items:
+                if not (0 <= a < k and 0 <= b < k) or a == b:
+                    raise ValueError(
+                        f"skeleton {self.name!r}: {what} ({a}, {b}) is not a pair of "
+                        f"distinct joint indices in [0, {k})"
+                    )
+        object.__setattr__(self, "limbs", limbs)
+        object.__setattr__(self, "flip_pairs", pairs)
+        if self.norm == "torso" and self.torso is None:
+            raise ValueError(f"skeleton {self.name!r}: norm='torso' needs the torso joints")
+        flip = list(range(k))
+        for a, b in pairs:
+            if flip[a] != a or flip[b] != b:
+                raise ValueError(f"skeleton {self.name!r}: joint in two flip pairs: ({a}, {b})")
+            flip[a], flip[b] = b, a
+        object.__setattr__(self, "flip_index", tuple(flip))
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    def index(self, joint: str) -> int:
+        """Index of a joint by name, with close matches in the error."""
+        try:
+            return self.joints.index(joint)
+        except ValueError:
+            close = difflib.get_close_matches(joint, self.joints, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(f"skeleton {self.name!r} has no joint {joint!r}{hint}") from None
+
+    def sides(self) -> tuple[Side, ...]:
+        """Body side of every joint (for colouring: left, right, centre)."""
+        return tuple(side_of(n) for n in self.joints)
+
+    def torso_size(self, keypoints: np.ndarray, visibility: np.ndarray) -> float:
+        """Torso normaliser ``||torso[0] - torso[1]||``; 0.0 when either is not annotated."""
+        if self.torso is None:
+            raise ValueError(f"skeleton {self.name!r} defines no torso joints")
+        a, b = self.torso
+        if visibility[a] == 0 or visibility[b] == 0:
+            return 0.0
+        return float(np.linalg.norm(np.asarray(keypoints[a]) - np.asarray(keypoints[b])))
+
+    @classmethod
+    def from_coco_category(cls, category: Mapping, name: str | None = None) -> "Skeleton":
+        """Build a skeleton from a COCO-format ``categories`` entry.
+
+        Uses ``keypoints`` (names) and ``skeleton`` (1-based joint pairs) from the
+        category; flip pairs come from an optional ``flip_pairs`` field (0-based) or are
+        derived from ``left_``/``right_`` names. The normaliser is the person box.
+        """
+        where = f"COCO category {category.get('name', '?')!r}"
+        names = category.get("keypoints")
+        if not names or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{where}: field 'keypoints' must be a non-empty list of names")
+        k = len(names)
+        limbs = []
+        for pair in category.get("skeleton", []):
+            if len(pair) != 2 or not all(1 <= int(j) <= k for j in pair):
+                raise ValueError(
+                    f"{where}: 'skeleton' entry {pair} is not a pair of 1-based joint "
+                    f"indices in [1, {k}]"
+                )
+            limbs.append((int(pair[0]) - 1, int(pair[1]) - 1))
+        flip_pairs = category.get("flip_pairs")
+        return cls(
+            name=name or str(category.get("name", "custom")),
+            joints=tuple(names),
+            limbs=tuple(limbs),
+            flip_pairs=None if flip_pairs is None else tuple(map(tuple, flip_pairs)),
+            norm="bbox",
+        )
+
+
+MPII = Skeleton(
+    name="mpii",
+    joints=(
+        "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+        "pelvis", "thorax", "upper_neck", "head_top",
+        "right_wrist", "right_elbow", "right_shoulder",
+        "left_shoulder", "left_elbow", "left_wrist",
+    ),
+    # The 15 bones of the MPII kinematic tree (the Belagiannis body-part heatmaps).
+    limbs=(
+        (0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5),
+        (6, 7), (7, 8), (8, 9),
+        (10, 11), (11, 12), (12, 7), (13, 7), (13, 14), (14, 15),
+    ),
+    norm="head",
+)
+
+LSP = Skeleton(
+    name="lsp",
+    joints=(
+        "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+        "right_wrist", "right_elbow", "right_shoulder",
+        "left_shoulder", "left_elbow", "left_wrist",
+        "neck", "head_top",
+    ),
+    limbs=(
+        (0, 1), (1, 2), (3, 4), (4, 5), (2, 3),
+        (6, 7), (7, 8), (9, 10), (10, 11),
+        (8, 12), (9, 12), (12, 13), (2, 8), (3, 9),
+    ),
+    norm="torso",
+    # ||left shoulder - right hip||: 1-based joints 10 and 3 of the LSP evaluation code.
+    torso=(9, 2),
+)
+
+COCO = Skeleton(
+    name="coco",
+    joints=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip",
+        "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    # COCO's own ``skeleton`` field, converted to 0-based.
+    limbs=(
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
+        (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4),
+        (3, 5), (4, 6),
+    ),
+    norm="bbox",
+)
+
+SKELETONS: dict[str, Skeleton] = {s.name: s for s in (MPII, LSP, COCO)}
+
+# For each MPII slot, the LSP joint placed there (-1: no LSP joint). As in the Bulat et al.
+# evaluation code: MPII 1..6 = LSP 1..6, 11..16 = LSP 7..12, 9..10 = LSP 13..14 (1-based);
+# pelvis and thorax stay empty.
+LSP_TO_MPII: tuple[int, ...] = (0, 1, 2, 3, 4, 5, -1, -1, 12, 13, 6, 7, 8, 9, 10, 11)
+
+
+def get_skeleton(name: str | Skeleton) -> Skeleton:
+    """Look a built-in skeleton up by name (a :class:`Skeleton` is returned as is)."""
+    if isinstance(name, Skeleton):
+        return name
+    try:
+        return SKELETONS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, SKELETONS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(
+            f"unknown skeleton {name!r} (known: {', '.join(SKELETONS)}){hint}"
+        ) from None
+
+
+def remap_joints(
+    keypoints: np.ndarray, visibility: np.ndarray, slots: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Place joints into another skeleton's slots.
+
+    ``slots[j]`` is the source joint for target slot ``j`` (``-1``: none; the slot is
+    marked not annotated with zero coordinates). Works on ``(..., K, 2)`` / ``(..., K)``.
+    """
+    index = np.asarray(slots)
+    empty = index < 0
+    keypoints = np.asarray(keypoints)[..., np.where(empty, 0, index), :].copy()
+    visibility = np.asarray(visibility)[..., np.where(empty, 0, index)].copy()
+    keypoints[..., empty, :] = 0
+    visibility[..., empty] = 0
+    return keypoints, visibility
+
+
+def lsp_to_mpii(keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Place LSP's 14 joints into MPII's 16 slots (pelvis and thorax not annotated)."""
+    return remap_joints(keypoints, visibility, LSP_TO_MPII)
