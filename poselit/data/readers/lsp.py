@@ -21,11 +21,21 @@ from typing import Literal
 import numpy as np
 
 from poselit.data.readers.common import load_mat, require_array
-from poselit.data.records import AnnotationSet, PoseRecord
+from poselit.data.records import AnnotationError, AnnotationSet, PoseRecord
 from poselit.geometry import box_from_keypoints
 from poselit.skeletons import LSP
 
-LSP_SPLITS: dict[str, slice] = {"train": slice(0, 1000), "test": slice(1000, 2000), "all": slice(0, 2000)}
+LSP_SPLITS = ("train", "test", "all")
+
+
+def split_slice(split: str, num_images: int) -> slice:
+    """Images of an LSP split: the first half trains, the second half tests.
+
+    For the real 2000-image file this is the standard split, images 1-1000 train and
+    1001-2000 test; generated LSP-layout sets (even sizes) split the same way.
+    """
+    half = num_images // 2
+    return {"train": slice(0, half), "test": slice(half, num_images), "all": slice(0, num_images)}[split]
 
 
 def _records(
@@ -58,19 +68,23 @@ def read_lsp(root: str | Path, split: Literal["train", "test", "all"] = "train")
 
     Args:
         root: The LSP folder.
-        split: ``train`` (images 1-1000), ``test`` (1001-2000) or ``all``.
+        split: ``train`` (images 1-1000), ``test`` (1001-2000) or ``all``; see
+            :func:`split_slice`.
     """
     if split not in LSP_SPLITS:
         raise ValueError(f"LSP split must be one of {list(LSP_SPLITS)}, got {split!r}")
     root = Path(root)
     path = root / "joints.mat"
     joints = require_array(
-        load_mat(path, "LSP annotation file"), "joints", path, (3, 14, 2000),
+        load_mat(path, "LSP annotation file"), "joints", path, (3, 14, None),
         hint=" (LSP joints.mat; LSP-extended files are (14, 3, 10000): use the 'lspet' reader)",
     )
-    joints = joints.transpose(2, 1, 0)[LSP_SPLITS[split]]  # (N, 14, 3)
+    if joints.shape[2] % 2:
+        raise AnnotationError(f"{path}: LSP needs an even number of images to split, got {joints.shape[2]}")
+    rows = split_slice(split, joints.shape[2])
+    joints = joints.transpose(2, 1, 0)[rows]  # (N, 14, 3)
     visibility = np.where(joints[..., 2] == 1, 1, 2).astype(np.uint8)
-    first = LSP_SPLITS[split].start
+    first = rows.start
     images = [root / "images" / f"im{first + i + 1:04d}.jpg" for i in range(len(joints))]
     return _records(joints[..., :2] - 1.0, visibility, images, path, first)
 

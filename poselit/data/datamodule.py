@@ -1,0 +1,161 @@
+"""PoseDataModule: datasets by name -> train / val / test DataLoaders.
+
+Training may combine several datasets of one skeleton (e.g. LSP train + LSP-extended,
+the usual LSP protocol); validation and test keep each dataset's standard split apart,
+one DataLoader per dataset, so every table row is scored on exactly its split.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+
+from poselit.data.dataset import BadImagePolicy, PoseDataset
+from poselit.data.records import AnnotationSet
+from poselit.data.sources import DatasetSpec, read_annotations
+from poselit.data.transforms import AugmentConfig
+from poselit.skeletons import Skeleton
+
+Stage = Literal["fit", "validate", "test", "predict"]
+
+
+def default_data_root() -> str | None:
+    """The data root from the ``POSELIT_DATA`` environment variable, if set."""
+    return os.environ.get("POSELIT_DATA") or None
+
+
+class PoseDataModule(pl.LightningDataModule):
+    """Pose datasets chosen by name (``NAME[:SPLIT][@PATH]``, see :mod:`poselit.data.sources`).
+
+    Args:
+        train: Datasets concatenated for training (one skeleton).
+        val: Datasets for validation, one DataLoader each.
+        test: Datasets for testing (default: the validation datasets).
+        data_root: Folder holding the dataset folders (default: ``$POSELIT_DATA``).
+        input_size: Crop size ``(height, width)``.
+        padding: Person-box enlargement before cropping.
+        scale: Training box-size range. rotation: Training rotation range (+- deg).
+        flip_prob: Training horizontal-flip probability. shift: Training centre shift
+            (fraction of the box). color_jitter: Training colour jitter strength.
+        fill: Value of pixels outside the image.
+        batch_size: Samples per batch (per process under DDP).
+        num_workers: DataLoader worker processes.
+        pin_memory: Pin host memory for faster host-to-GPU copies (default: when CUDA
+            is available).
+        persistent_workers: Keep workers alive between epochs (when ``num_workers > 0``).
+        on_bad_image: ``"raise"`` or ``"skip"`` unreadable images (warned and counted).
+    """
+
+    def __init__(
+        self,
+        train: list[str] = ["lsp:train", "lspet:train"],  # noqa: B006 (LightningCLI reads defaults)
+        val: list[str] = ["lsp:test"],  # noqa: B006
+        test: list[str] | None = None,
+        data_root: str | None = None,
+        input_size: tuple[int, int] = (256, 256),
+        padding: float = 1.25,
+        scale: tuple[float, float] = (0.7, 1.3),
+        rotation: float = 40.0,
+        flip_prob: float = 0.5,
+        shift: float = 0.0,
+        color_jitter: float = 0.0,
+        fill: int = 0,
+        batch_size: int = 16,
+        num_workers: int = 4,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        on_bad_image: BadImagePolicy = "raise",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_specs = [DatasetSpec.parse(s) for s in train]
+        self.val_specs = [DatasetSpec.parse(s) for s in val]
+        self.test_specs = [DatasetSpec.parse(s) for s in (test if test is not None else val)]
+        self.data_root = data_root or default_data_root()
+        self.augment = AugmentConfig(
+            scale=tuple(scale), rotation=rotation, flip_prob=flip_prob, shift=shift, color_jitter=color_jitter
+        )
+        self.datasets: dict[str, list[PoseDataset]] = {}
+
+    def read(self, spec: DatasetSpec) -> AnnotationSet:
+        """Read one dataset's annotations (relative paths resolved against ``data_root``)."""
+        return read_annotations(spec, self.data_root)
+
+    def make_dataset(self, annotations: AnnotationSet, train: bool) -> PoseDataset:
+        """Wrap records in a :class:`PoseDataset` with this module's settings."""
+        hp = self.hparams
+        return PoseDataset(
+            annotations,
+            tuple(hp.input_size),
+            train=train,
+            augment=self.augment,
+            padding=hp.padding,
+            fill=hp.fill,
+            on_bad_image=hp.on_bad_image,
+        )
+
+    def specs(self, stage: str) -> list[DatasetSpec]:
+        """The datasets a stage needs (``train`` / ``val`` / ``test``)."""
+        return {"train": self.train_specs, "val": self.val_specs, "test": self.test_specs}[stage]
+
+    def setup(self, stage: str | None = None) -> None:
+        needed = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("test",),
+            None: ("train", "val", "test"),
+        }[stage]
+        for part in needed:
+            if part not in self.datasets:
+                self.datasets[part] = [self.make_dataset(self.read(s), part == "train") for s in self.specs(part)]
+        skeletons = {d.skeleton.name: d.skeleton for ds in self.datasets.values() for d in ds}
+        if len(skeletons) > 1:
+            raise ValueError(
+                f"datasets use different skeletons {sorted(skeletons)}; train, val and test "
+                "must share one joint layout"
+            )
+
+    @property
+    def skeleton(self) -> Skeleton:
+        """The joint layout shared by all datasets (reads the first dataset if needed)."""
+        for datasets in self.datasets.values():
+            if datasets:
+                return datasets[0].skeleton
+        first = (self.train_specs or self.val_specs or self.test_specs)[0]
+        return self.read(first).skeleton
+
+    def loader(self, dataset, shuffle: bool) -> DataLoader:
+        """A DataLoader with this module's loader settings."""
+        hp = self.hparams
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle,
+            num_workers=hp.num_workers,
+            pin_memory=torch.cuda.is_available() if hp.pin_memory is None else hp.pin_memory,
+            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+        )
+
+    def _eval_loaders(self, part: str) -> DataLoader | list[DataLoader]:
+        loaders = [self.loader(d, shuffle=False) for d in self.datasets[part]]
+        return loaders[0] if len(loaders) == 1 else loaders
+
+    def train_dataloader(self) -> DataLoader:
+        datasets = self.datasets["train"]
+        return self.loader(datasets[0] if len(datasets) == 1 else ConcatDataset(datasets), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._eval_loaders("val")
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._eval_loaders("test")
+
+    def predict_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._eval_loaders("test")

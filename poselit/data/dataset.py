@@ -1,0 +1,177 @@
+"""PoseDataset: record -> one affine crop -> augmented, method-agnostic sample.
+
+Each sample is produced with ONE resampling of the original image (crop, scale, rotation
+and flip folded into one affine, :func:`poselit.geometry.crop_affine`), then the
+albumentations photometric pipeline. Targets (heatmaps, ...) are NOT made here: each
+method encodes its own targets batched on the device from ``keypoints``/``visibility``.
+
+A sample is a dict:
+
+=============  ===================  =====================================================
+key            type / shape         meaning
+=============  ===================  =====================================================
+``image``      uint8 (3, H, W)      RGB crop; models normalise it on the device
+``keypoints``  float32 (K, 2)       joints in input pixels (top-left pixel centre = 0, 0)
+``visibility`` int64 (K,)           0 not annotated, 1 occluded, 2 visible
+``norm``       float32 ()           PCK normaliser in input pixels (0 = unknown)
+``affine``     float32 (2, 3)       input pixels -> original-image pixels
+``index``      int64 ()             position of the record in the dataset
+=============  ===================  =====================================================
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+from pathlib import Path
+from typing import Literal, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from poselit.data.records import AnnotationSet, PoseRecord
+from poselit.data.transforms import AugmentConfig, AugmentParams, build_photometric, sample_augment
+from poselit.geometry import affine_scale, apply_affine, crop_affine, invert_affine
+from poselit.skeletons import Skeleton
+
+BadImagePolicy = Literal["raise", "skip"]
+
+
+class ImageReadError(OSError):
+    """An image file is missing or cannot be decoded."""
+
+
+def read_image(path: Path, source: str = "") -> np.ndarray:
+    """Decode an image file to an (H, W, 3) uint8 **BGR** array (OpenCV's order).
+
+    Grayscale images are expanded to three channels and alpha is dropped, by OpenCV's
+    ``IMREAD_COLOR``. The error names the file and the record it belongs to.
+    """
+    where = f" (record {source})" if source else ""
+    if not path.is_file():
+        raise ImageReadError(f"image not found: {path}{where}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageReadError(f"image cannot be decoded: {path}{where}")
+    return image
+
+
+class PoseDataset(Dataset):
+    """Crops of annotated people, augmented for training or plain for evaluation.
+
+    Args:
+        records: The people, e.g. an :class:`~poselit.data.AnnotationSet`. All must share
+            one skeleton.
+        input_size: Crop size ``(height, width)`` in pixels.
+        train: Draw random augmentation (else the plain centred crop).
+        augment: Augmentation ranges (training only); defaults follow the papers.
+        padding: Box enlargement: the crop side is ``200 * scale * padding`` px.
+        fill: Value of pixels that fall outside the original image (Belagiannis: 128).
+        on_bad_image: ``"raise"`` stops at a missing/unreadable image; ``"skip"`` warns,
+            counts it in :attr:`num_skipped` and returns the next readable sample.
+    """
+
+    def __init__(
+        self,
+        records: AnnotationSet | Sequence[PoseRecord],
+        input_size: tuple[int, int] = (256, 256),
+        *,
+        train: bool = False,
+        augment: AugmentConfig | None = None,
+        padding: float = 1.25,
+        fill: int = 0,
+        on_bad_image: BadImagePolicy = "raise",
+    ) -> None:
+        self.records = list(records)
+        if not self.records:
+            raise ValueError("PoseDataset needs at least one record")
+        skeletons = {r.skeleton.name for r in self.records}
+        if len(skeletons) > 1:
+            raise ValueError(
+                f"records mix skeletons {sorted(skeletons)}: convert them to one layout first"
+            )
+        if on_bad_image not in ("raise", "skip"):
+            raise ValueError(f"on_bad_image must be 'raise' or 'skip', got {on_bad_image!r}")
+        self.skeleton: Skeleton = self.records[0].skeleton
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.train = train
+        self.augment = augment or AugmentConfig()
+        self.photometric = build_photometric(self.augment) if train else None
+        self.padding = padding
+        self.fill = fill
+        self.on_bad_image = on_bad_image
+        self._skipped = multiprocessing.Value("i", 0)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def num_skipped(self) -> int:
+        """Unreadable images skipped so far (all DataLoader workers together)."""
+        return self._skipped.value
+
+    def crop_affine(self, record: PoseRecord, params: AugmentParams) -> np.ndarray:
+        """The ``original -> input`` affine of a record under augmentation ``params``."""
+        side = 200.0 * record.scale * self.padding
+        center = record.center + np.asarray(params.shift) * side
+        return crop_affine(
+            center,
+            record.scale * params.scale,
+            self.input_size,
+            padding=self.padding,
+            rotation=params.rotation,
+            flip=params.flip,
+        )
+
+    def sample(self, index: int, params: AugmentParams, rng_seed: int = 0) -> dict[str, torch.Tensor]:
+        """The sample of record ``index`` under given augmentation ``params``."""
+        record = self.records[index]
+        image = read_image(record.image, record.source)
+        to_input = self.crop_affine(record, params)
+        height, width = self.input_size
+        crop = cv2.warpAffine(
+            image,
+            to_input,
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(self.fill,) * 3,
+        )
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        if self.photometric is not None:
+            self.photometric.set_random_seed(rng_seed)
+            crop = self.photometric(image=crop)["image"]
+        keypoints = apply_affine(record.keypoints.astype(np.float64), to_input)
+        visibility = record.visibility
+        if params.flip:
+            flip = list(self.skeleton.flip_index)
+            keypoints, visibility = keypoints[flip], visibility[flip]
+        keypoints = np.where(visibility[:, None] > 0, keypoints, 0.0)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1),
+            "keypoints": torch.from_numpy(keypoints.astype(np.float32)),
+            "visibility": torch.from_numpy(visibility.astype(np.int64)),
+            "norm": torch.tensor(record.norm * affine_scale(to_input), dtype=torch.float32),
+            "affine": torch.from_numpy(invert_affine(to_input).astype(np.float32)),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        # Seeds come from torch's generator, which Lightning / DataLoader seed per worker,
+        # so a seeded run draws the same augmentation in every run.
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        rng = np.random.default_rng(seed)
+        for attempt in range(len(self)):
+            i = (index + attempt) % len(self)
+            params = sample_augment(rng, self.augment) if self.train else AugmentParams()
+            try:
+                return self.sample(i, params, seed)
+            except ImageReadError as err:
+                if self.on_bad_image == "raise":
+                    raise
+                with self._skipped.get_lock():
+                    self._skipped.value += 1
+                warnings.warn(f"skipping unreadable image: {err}", stacklevel=2)
+        raise ImageReadError(f"no readable image among the {len(self)} records")
