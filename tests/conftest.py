@@ -21,3 +21,11 @@ def data_root() -> Path:
     if not path.is_dir():
         pytest.fail(f"POSELIT_DATA={root} is not a folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_lsp(tmp_path_factory) -> Path:
+    """A generated 8-image dataset in the real LSP layout (4 train, 4 test)."""
+    from poselit.data.synthetic import write_synthetic_lsp
+
+    return write_synthetic_lsp(tmp_path_factory.mktemp("synthetic_lsp"), num_images=8, size=(96, 72), seed=3)

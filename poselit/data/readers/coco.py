@@ -1,0 +1,151 @@
+"""COCO-format keypoint annotations: COCO ``person_keypoints_*.json`` and any custom
+keypoint category in the same format.
+
+One record per annotated person, with the skeleton built from the file's keypoint
+category (:meth:`~poselit.skeletons.Skeleton.from_coco_category`):
+
+* keypoints: the flat ``[x, y, v] * K`` list; coordinates are used as is, i.e. treated as
+  pixel-centre coordinates (COCO does not pin the convention down; the half-pixel
+  difference is far below its annotation noise). ``v`` is 0 not labelled, 1 labelled
+  but not visible, 2 visible: already our visibility convention.
+* person box: the ``bbox`` ``[x, y, w, h]``, as the square around its longer side; when
+  the box is missing or has zero size, the tight box of the labelled keypoints.
+* norm: the longer side of that box (the skeleton's ``bbox`` normaliser).
+* skipped, and counted: crowd regions (``"crowd"``), people without a labelled keypoint
+  (``"no keypoints"``; the redundant ``num_keypoints`` count is not consulted) and
+  annotations of other categories (``"other category"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from poselit.data.readers.common import collect, load_json, require_array, require_field
+from poselit.data.records import PIXEL_STD, AnnotationError, AnnotationSet, PoseRecord
+from poselit.geometry import box_from_keypoints, box_xywh_to_center_scale
+from poselit.skeletons import Skeleton
+
+
+def read_coco(
+    path: str | Path, images: str | Path | None = None, category_id: int | None = None
+) -> AnnotationSet:
+    """Read the person annotations of a COCO-format keypoints JSON file.
+
+    Args:
+        path: The annotation file.
+        images: Folder that the images' ``file_name`` is relative to. Default:
+            ``<json folder>/images`` if it exists, else the JSON file's folder.
+        category_id: The keypoint category to read; needed only when the file has
+            several categories with keypoints.
+    """
+    data = load_json(path, "COCO annotation file")
+    path = Path(path)
+    category = _keypoint_category(require_field(data, "categories", path, kind=list), category_id, path)
+    try:
+        skeleton = Skeleton.from_coco_category(category)
+    except ValueError as err:
+        raise AnnotationError(f"{path}: {err}") from err
+    files = _image_files(require_field(data, "images", path, kind=list), path)
+    root = _image_root(path, images)
+    annotations = require_field(data, "annotations", path, kind=list)
+    return collect(
+        (
+            _person(annotation, f"{path}#{n}", category, skeleton, files, root)
+            for n, annotation in enumerate(annotations, 1)
+        ),
+        skeleton,
+        path,
+    )
+
+
+def _keypoint_category(categories: list[Any], category_id: int | None, path: Path) -> Mapping:
+    """The category to read: ``category_id``, or the file's only category with keypoints."""
+    found = [c for c in categories if isinstance(c, Mapping) and c.get("keypoints")]
+    listing = ", ".join(f"{c.get('id')} ({c.get('name', '?')})" for c in found) or "none"
+    if category_id is not None:
+        found = [c for c in found if c.get("id") == category_id]
+        if not found:
+            raise AnnotationError(
+                f"{path}: no keypoint category with id {category_id} (keypoint categories: {listing})"
+            )
+    if len(found) != 1:
+        what = "no category has" if not found else f"{len(found)} categories have"
+        raise AnnotationError(
+            f"{path}: {what} 'keypoints' names (keypoint categories: {listing}); "
+            + ("not a COCO keypoints file" if not found else "pass category_id to pick one")
+        )
+    require_field(found[0], "id", path)
+    return found[0]
+
+
+def _image_files(images: list[Any], path: Path) -> dict[Any, str]:
+    """Image id -> ``file_name`` from the ``images`` list."""
+    files = {}
+    for n, image in enumerate(images, 1):
+        where = f"{path}#image{n}"
+        files[require_field(image, "id", where)] = require_field(image, "file_name", where, kind=str)
+    return files
+
+
+def _image_root(path: Path, images: str | Path | None) -> Path:
+    """The folder that image ``file_name`` entries are relative to (see :func:`read_coco`)."""
+    if images is not None:
+        return Path(images)
+    folder = path.parent / "images"
+    return folder if folder.is_dir() else path.parent
+
+
+def _person(
+    annotation: Any,
+    where: str,
+    category: Mapping,
+    skeleton: Skeleton,
+    files: Mapping[Any, str],
+    root: Path,
+) -> PoseRecord | str:
+    """One annotation as a record, or the reason it is skipped."""
+    where = f"{where} (annotation id {require_field(annotation, 'id', where)})"
+    if require_field(annotation, "category_id", where) != category["id"]:
+        return "other category"
+    if annotation.get("iscrowd"):
+        return "crowd"
+    k = skeleton.num_joints
+    values = require_array(annotation, "keypoints", where, (None,))
+    if values.size != 3 * k:
+        raise AnnotationError(
+            f"{where}: {values.size} keypoint values, expected 3 x {k} for the {k} joints "
+            f"of category {category.get('name', category['id'])!r}"
+        )
+    keypoints, flags = values.reshape(k, 3)[:, :2], values.reshape(k, 3)[:, 2]
+    if not np.isin(flags, (0, 1, 2)).all():
+        raise AnnotationError(f"{where}: keypoint flags v must be 0, 1 or 2, got {flags.tolist()}")
+    if not flags.any():
+        return "no keypoints"
+    image_id = require_field(annotation, "image_id", where)
+    if image_id not in files:
+        raise AnnotationError(f"{where}: image_id {image_id!r} is not in the file's 'images'")
+    center, scale = _person_box(annotation, keypoints, flags, where)
+    return PoseRecord(
+        image=root / files[image_id],
+        keypoints=keypoints,
+        visibility=flags,
+        center=center,
+        scale=scale,
+        norm=PIXEL_STD * scale,
+        skeleton=skeleton,
+        source=where,
+    )
+
+
+def _person_box(
+    annotation: Mapping, keypoints: np.ndarray, visibility: np.ndarray, where: str
+) -> tuple[np.ndarray, float]:
+    """``(center, scale)`` of the ``bbox``, or of the labelled keypoints without a usable box."""
+    if annotation.get("bbox") is not None:
+        box = require_array(annotation, "bbox", where, (4,))
+        if box[2] > 0 and box[3] > 0:
+            return box_xywh_to_center_scale(box)
+    return box_from_keypoints(keypoints, visibility)

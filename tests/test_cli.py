@@ -1,0 +1,59 @@
+"""The ``poselit`` command: data show / data synth, errors, the console script."""
+
+import json
+import shutil
+import subprocess
+
+import cv2
+import pytest
+
+from poselit.cli import main
+
+
+def test_data_synth_then_show_writes_grid_and_summary(tmp_path, capsys):
+    root = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(root), "--num", "6", "--height", "80", "--width", "64"]) == 0
+    out = tmp_path / "show"
+    code = main(["data", "show", "--dataset", f"lsp:train@{root}", "--out", str(out), "--num", "3",
+                 "--columns", "2", "--size", "64", "--quiet"])
+    assert code == 0
+    grid = cv2.imread(str(out / "samples.png"))
+    assert grid.shape == (64 * 2 + 2, 64 * 2 + 2, 3)  # 3 tiles in 2 columns, 2 px gaps
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["records"] == 3 and summary["skeleton"] == "lsp"
+    assert summary["annotated_joints"] == 42 and summary["missing_images"]["count"] == 0
+    assert summary["drawn_samples"] == 3 and summary["skipped"] == {}
+    assert "3 records" in capsys.readouterr().out
+
+
+def test_data_show_reports_missing_images(tmp_path):
+    root = tmp_path / "synth"
+    main(["data", "synth", "--out", str(root), "--num", "4"])
+    (root / "images" / "im0001.jpg").unlink()
+    out = tmp_path / "show"
+    assert main(["data", "show", "--dataset", f"lsp:train@{root}", "--out", str(out), "--num", "2", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["missing_images"]["count"] == 1
+    assert summary["missing_images"]["first"][0].endswith("im0001.jpg")
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["data", "show", "--dataset", "lsq:train", "--root", str(tmp_path)]) == 2
+    assert "unknown dataset 'lsq'" in capsys.readouterr().err
+    assert main(["data", "synth", "--out", str(tmp_path), "--num", "3"]) == 2
+    assert "positive even number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["nonsense"])
+
+
+def test_real_lsp_show(data_root, tmp_path):
+    assert main(["data", "show", "--root", str(data_root), "--out", str(tmp_path), "--num", "4", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["records"] == 1000 and summary["annotated_joints"] == 14000
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("poselit")
+    assert exe, "the poselit console script is not on PATH (pip install -e .)"
+    result = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("poselit ")

@@ -1,0 +1,75 @@
+"""PoseDataModule: datasets by name, combined training sets, loaders, errors."""
+
+import pytest
+import torch
+
+from poselit.data.datamodule import PoseDataModule
+from poselit.data.sources import DatasetSpec
+
+
+def test_spec_parsing():
+    assert DatasetSpec.parse("lsp:test") == DatasetSpec("lsp", "test")
+    assert DatasetSpec.parse("coco@a/b.json") == DatasetSpec("coco", "train", "a/b.json")
+    assert str(DatasetSpec.parse("mpii:valid@x.h5")) == "mpii:valid@x.h5"
+
+
+def test_fit_loaders_from_a_generated_lsp_folder(synthetic_lsp):
+    dm = PoseDataModule(
+        train=[f"lsp:train@{synthetic_lsp}", f"lsp:test@{synthetic_lsp}"],
+        val=[f"lsp:test@{synthetic_lsp}"],
+        input_size=(32, 24),
+        batch_size=3,
+        num_workers=0,
+    )
+    dm.setup("fit")
+    assert dm.skeleton.name == "lsp"
+    train = dm.train_dataloader()
+    assert len(train.dataset) == 8  # two splits concatenated
+    batch = next(iter(train))
+    assert batch["image"].shape == (3, 3, 32, 24) and batch["keypoints"].shape == (3, 14, 2)
+    assert len(train) == 2  # drop_last for training
+    val = dm.val_dataloader()
+    assert len(val.dataset) == 4 and not val.dataset.train
+    indices = torch.cat([b["index"] for b in val])
+    assert indices.tolist() == [0, 1, 2, 3]  # every record once, in order
+
+
+def test_several_validation_sets_give_one_loader_each(synthetic_lsp):
+    dm = PoseDataModule(
+        train=[f"lsp:train@{synthetic_lsp}"],
+        val=[f"lsp:train@{synthetic_lsp}", f"lsp:test@{synthetic_lsp}"],
+        test=[f"lsp:all@{synthetic_lsp}"],
+        input_size=(32, 32), num_workers=0,
+    )
+    dm.setup("validate")
+    assert [len(l.dataset) for l in dm.val_dataloader()] == [4, 4]
+    dm.setup("test")
+    assert len(dm.test_dataloader().dataset) == 8
+
+
+def test_workers_and_loader_settings(synthetic_lsp):
+    dm = PoseDataModule(
+        train=[f"lsp:train@{synthetic_lsp}"], val=[f"lsp:test@{synthetic_lsp}"],
+        input_size=(32, 32), batch_size=2, num_workers=2, persistent_workers=True, pin_memory=False,
+    )
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.num_workers == 2 and loader.persistent_workers and not loader.pin_memory
+    assert sum(len(b["index"]) for b in loader) == 4
+
+
+def test_errors_say_what_to_fix(tmp_path, synthetic_lsp, monkeypatch):
+    monkeypatch.delenv("POSELIT_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match=r"dataset lsp:train@.*nowhere does not exist"):
+        PoseDataModule(train=[f"lsp:train@{tmp_path / 'nowhere'}"], val=[]).setup("fit")
+    with pytest.raises(ValueError, match="unknown dataset 'lps'.*did you mean lsp"):
+        PoseDataModule(train=["lps:train"], val=[], data_root=str(tmp_path)).setup("fit")
+    with pytest.raises(ValueError, match="give a path .* or a data root"):
+        PoseDataModule(train=["lsp:train"], val=[], data_root=None).read(DatasetSpec("lsp"))
+
+
+def test_real_lsp_protocol(data_root):
+    dm = PoseDataModule(data_root=str(data_root), num_workers=0, batch_size=4)
+    dm.setup("fit")
+    assert [len(d) for d in dm.datasets["train"]] == [1000, 10000]
+    assert len(dm.datasets["val"][0]) == 1000

@@ -1,0 +1,97 @@
+"""LSP and LSP-extended readers: conventions, splits, errors, and the real files."""
+
+import numpy as np
+import pytest
+import scipy.io
+
+from poselit.data.readers.lsp import read_lsp, read_lspet
+from poselit.data.records import AnnotationError
+from poselit.skeletons import LSP
+
+
+def write_lsp(root, joints):
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(root / "joints.mat", {"joints": joints})
+    return root
+
+
+def test_lsp_conventions_are_converted_once(tmp_path):
+    joints = np.zeros((3, 14, 4))
+    joints[0] = np.arange(14)[:, None] + 11  # x, 1-based
+    joints[1] = 21
+    joints[1, LSP.index("right_hip")] = 61  # torso: (10,20) shoulder to (13,60) hip
+    joints[2, 5, 1] = 1  # flag 1 = occluded
+    records = read_lsp(write_lsp(tmp_path, joints), "train")
+    assert len(records) == 2 and records.skipped == {}
+    first = records[0]
+    assert first.keypoints[0] == pytest.approx([10, 20])  # 1-based -> 0-based
+    assert (first.visibility == 2).all()
+    assert records[1].visibility[5] == 1 and (np.delete(records[1].visibility, 5) == 2).all()
+    assert first.norm == pytest.approx(np.hypot(19 - 12, 60 - 20))  # left shoulder (x=19) to right hip (x=12)
+    assert first.image == tmp_path / "images" / "im0001.jpg"
+    assert first.source.endswith("joints.mat#1")
+    test = read_lsp(tmp_path, "test")
+    assert [r.image.name for r in test] == ["im0003.jpg", "im0004.jpg"]
+    assert test[1].source.endswith("#4")
+    assert len(read_lsp(tmp_path, "all")) == 4
+
+
+def test_lspet_marks_unlabelled_joints_not_annotated(tmp_path):
+    joints = np.ones((14, 3, 3)) * 50
+    joints[:, 2, :] = 1
+    joints[3, :, 0] = (-20, -5, 0)  # unlabelled: flag 0, meaningless coordinates
+    joints[:, 2, 2] = 0  # an image with nothing labelled
+    records = read_lspet(write_lsp(tmp_path, joints))
+    assert len(records) == 2 and records.skipped == {"no keypoints": 1}
+    assert records[0].visibility[3] == 0 and (records[0].keypoints[3] == 0).all()
+    assert (np.delete(records[0].visibility, 3) == 2).all()
+    assert records[1].image.name == "im00002.jpg"
+
+
+@pytest.mark.parametrize(
+    "write, reader, message",
+    [
+        (lambda p: scipy.io.savemat(p / "joints.mat", {"joints": np.zeros((14, 3, 10))}), read_lsp, r"expected \(3, 14, N\).*lspet"),
+        (lambda p: scipy.io.savemat(p / "joints.mat", {"joints": np.zeros((3, 14, 10))}), read_lspet, r"expected \(14, 3, N\).*'lsp' reader"),
+        (lambda p: scipy.io.savemat(p / "joints.mat", {"other": np.zeros(3)}), read_lsp, r"no field 'joints' \(fields: \['other'\]\)"),
+        (lambda p: (p / "joints.mat").write_bytes(b"MATLAB 5.0 truncated"), read_lsp, "not a readable MATLAB .mat file"),
+        (lambda p: scipy.io.savemat(p / "joints.mat", {"joints": np.zeros((3, 14, 3))}), read_lsp, "even number of images"),
+    ],
+)
+def test_bad_files_name_the_file_and_the_expectation(tmp_path, write, reader, message):
+    write(tmp_path)
+    with pytest.raises(AnnotationError, match=message) as err:
+        reader(tmp_path)
+    assert str(tmp_path / "joints.mat") in str(err.value)
+
+
+def test_missing_file_and_bad_split(tmp_path):
+    with pytest.raises(FileNotFoundError, match="LSP annotation file not found: .*joints.mat"):
+        read_lsp(tmp_path)
+    with pytest.raises(ValueError, match="split must be one of"):
+        read_lsp(tmp_path, "valid")
+
+
+def test_nan_coordinates_name_the_record(tmp_path):
+    joints = np.ones((3, 14, 2)) * 30
+    joints[2] = 0
+    joints[0, 4, 1] = np.nan
+    with pytest.raises(AnnotationError, match=r"joints.mat#2: annotated joints with non-finite .*left_knee"):
+        read_lsp(write_lsp(tmp_path, joints), "all")
+
+
+def test_real_lsp_and_lspet_counts(data_root):
+    train, test = read_lsp(data_root / "lsp", "train"), read_lsp(data_root / "lsp", "test")
+    assert (len(train), len(test)) == (1000, 1000)
+    assert train[0].image.name == "im0001.jpg" and test[0].image.name == "im1001.jpg"
+    assert all(r.image.is_file() for r in train.records + test.records)
+    both = train.records + test.records
+    assert all((r.visibility > 0).all() for r in both)  # LSP annotates all 14 joints
+    occluded = sum(int((r.visibility == 1).sum()) for r in both)
+    assert 0.06 < occluded / (14 * 2000) < 0.08  # "about 7%" (data README)
+    assert all(r.norm > 0 for r in both)
+    extended = read_lspet(data_root / "lspet")
+    assert len(extended) == 10000 and sum(extended.skipped.values()) == 0
+    assert extended[9999].image.name == "im10000.jpg" and extended[9999].image.is_file()
+    missing = sum(int((r.visibility == 0).sum()) for r in extended)
+    assert 0 < missing < 0.2 * 14 * 10000
