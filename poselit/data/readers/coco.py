@@ -2,7 +2,9 @@
 keypoint category in the same format.
 
 One record per annotated person, with the skeleton built from the file's keypoint
-category (:meth:`~poselit.skeletons.Skeleton.from_coco_category`):
+category (:meth:`~poselit.skeletons.Skeleton.from_coco_category`), or the built-in
+:data:`~poselit.skeletons.COCO` skeleton when the category names COCO's 17 person joints
+in COCO's order (so COCO data and zoo models agree on the skeleton's name):
 
 * keypoints: the flat ``[x, y, v] * K`` list; coordinates are used as is, i.e. treated as
   pixel-centre coordinates (COCO does not pin the convention down; the half-pixel
@@ -26,7 +28,7 @@ import numpy as np
 from poselit.data.readers.common import collect, load_json, require_array, require_field
 from poselit.data.records import PIXEL_STD, AnnotationError, AnnotationSet, PoseRecord
 from poselit.geometry import box_from_keypoints, box_xywh_to_center_scale
-from poselit.skeletons import Skeleton
+from poselit.skeletons import COCO, Skeleton
 
 
 def read_coco(
@@ -43,11 +45,9 @@ def read_coco(
     """
     data = load_json(path, "COCO annotation file")
     path = Path(path)
-    category = _keypoint_category(require_field(data, "categories", path, kind=list), category_id, path)
-    try:
-        skeleton = Skeleton.from_coco_category(category)
-    except ValueError as err:
-        raise AnnotationError(f"{path}: {err}") from err
+    categories = require_field(data, "categories", path, kind=list)
+    category = _keypoint_category(categories, category_id, path)
+    skeleton = _skeleton(category, path)
     files = _image_files(require_field(data, "images", path, kind=list), path)
     root = _image_root(path, images)
     annotations = require_field(data, "annotations", path, kind=list)
@@ -69,7 +69,8 @@ def _keypoint_category(categories: list[Any], category_id: int | None, path: Pat
         found = [c for c in found if c.get("id") == category_id]
         if not found:
             raise AnnotationError(
-                f"{path}: no keypoint category with id {category_id} (keypoint categories: {listing})"
+                f"{path}: no keypoint category with id {category_id} "
+                f"(keypoint categories: {listing})"
             )
     if len(found) != 1:
         what = "no category has" if not found else f"{len(found)} categories have"
@@ -81,12 +82,23 @@ def _keypoint_category(categories: list[Any], category_id: int | None, path: Pat
     return found[0]
 
 
+def _skeleton(category: Mapping, path: Path) -> Skeleton:
+    """The built-in COCO skeleton for COCO's person layout, else one built from the category."""
+    if tuple(category.get("keypoints", ())) == COCO.joints:
+        return COCO
+    try:
+        return Skeleton.from_coco_category(category)
+    except ValueError as err:
+        raise AnnotationError(f"{path}: {err}") from err
+
+
 def _image_files(images: list[Any], path: Path) -> dict[Any, str]:
     """Image id -> ``file_name`` from the ``images`` list."""
     files = {}
     for n, image in enumerate(images, 1):
         where = f"{path}#image{n}"
-        files[require_field(image, "id", where)] = require_field(image, "file_name", where, kind=str)
+        image_id = require_field(image, "id", where)
+        files[image_id] = require_field(image, "file_name", where, kind=str)
     return files
 
 

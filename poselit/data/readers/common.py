@@ -72,7 +72,9 @@ def require_array(
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:  # ragged lists, strings, objects
-        raise AnnotationError(f"{where}: field {key!r} is not an array of numbers ({err}){hint}") from err
+        raise AnnotationError(
+            f"{where}: field {key!r} is not an array of numbers ({err}){hint}"
+        ) from err
     ok = array.ndim == len(shape) and all(e is None or e == a for e, a in zip(shape, array.shape))
     if not ok:
         want = "(" + ", ".join("N" if e is None else str(e) for e in shape) + ")"
@@ -82,7 +84,9 @@ def require_array(
     return array
 
 
-def collect(items: Iterable[PoseRecord | str], skeleton: Skeleton, source: str | Path) -> AnnotationSet:
+def collect(
+    items: Iterable[PoseRecord | str], skeleton: Skeleton, source: str | Path
+) -> AnnotationSet:
     """Gather a reader's per-item results: a record, or the reason the item was skipped.
 
     Readers yield one result per item of the file, so every skipped item is counted.

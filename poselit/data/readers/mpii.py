@@ -61,7 +61,9 @@ HEAD_SIZE_FACTOR = 0.6
 _NUM_JOINTS = MPII.num_joints
 
 
-def read_mpii(path: str | Path, split: str = "train", images: str | Path | None = None) -> AnnotationSet:
+def read_mpii(
+    path: str | Path, split: str = "train", images: str | Path | None = None
+) -> AnnotationSet:
     """Read MPII annotations from a ``.json``, ``.h5`` or official ``.mat`` file.
 
     Args:
@@ -143,7 +145,9 @@ def _read_h5(path: Path, images_dir: Path) -> AnnotationSet:
     return collect(_h5_people(fields, path, images_dir), MPII, path)
 
 
-def _h5_people(fields: Mapping[str, np.ndarray], path: Path, images_dir: Path) -> Iterator[PoseRecord | str]:
+def _h5_people(
+    fields: Mapping[str, np.ndarray], path: Path, images_dir: Path
+) -> Iterator[PoseRecord | str]:
     """One record (or skip reason) per person of the ``.h5`` arrays."""
     scale = require_array(fields, "scale", path, (None,))
     n = len(scale)
@@ -257,7 +261,9 @@ def _mat_joint_id(point: Any, where: str) -> int:
     """A point's 0-based MPII joint id, checked to be one of the 16 joints."""
     value = _mat_number(point, "id", where)
     if not (value.is_integer() and 0 <= value < _NUM_JOINTS):
-        raise AnnotationError(f"{where}: joint id {value:g} is not an MPII joint id in [0, {_NUM_JOINTS})")
+        raise AnnotationError(
+            f"{where}: joint id {value:g} is not an MPII joint id in [0, {_NUM_JOINTS})"
+        )
     return int(value)
 
 
@@ -296,7 +302,7 @@ def _mat_get(struct: Any, name: str) -> Any:
     """Field ``name`` of a loaded MATLAB struct; None when the struct or the field is absent
     or empty (MATLAB's ``[]`` and ``''``)."""
     value = getattr(struct, name, None)
-    if (isinstance(value, np.ndarray) and value.size == 0) or (isinstance(value, str) and not value):
+    if isinstance(value, np.ndarray) and value.size == 0 or isinstance(value, str) and not value:
         return None
     return value
 
