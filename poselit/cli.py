@@ -2,6 +2,7 @@
 
 ``poselit data show``   grid of augmented training samples + JSON dataset summary
 ``poselit data synth``  write a small generated dataset in the LSP layout
+``poselit eval``        score a predictions file against a dataset split (paper tables)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from poselit.data.dataset import PoseDataset
 from poselit.data.sources import read_annotations
 from poselit.data.synthetic import write_synthetic_lsp
 from poselit.data.transforms import AugmentConfig
+from poselit.evaluate import add_eval_command
 from poselit.visualize import draw_skeleton, image_grid
 
 
@@ -100,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--width", type=int, default=120)
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=data_synth)
+
+    add_eval_command(commands)
     return parser
 
 

@@ -109,9 +109,10 @@ class MetricResult:
         columns: Table columns in the papers' order (parts, ``Total``, ``AUC``), percent.
         items: Score of every joint (PCK, AP) or stick (PCP), percent.
         counts: How many instances each item was scored on.
-        degenerate: Records (PCK) or sticks (PCP) skipped for a zero normaliser.
+        degenerate: Records (PCK) or sticks (PCP) not scored for a zero normaliser.
         curve: ``{"threshold": [...], "Total": [...]}``: the Total PCK curve.
         protocol: One sentence saying what was computed.
+        warnings: What could not be scored and why (e.g. zero normalisers).
     """
 
     metric: str
@@ -121,6 +122,7 @@ class MetricResult:
     degenerate: int = 0
     curve: dict[str, list[float]] | None = None
     protocol: str = ""
+    warnings: tuple[str, ...] = ()
 
     def log_values(self) -> dict[str, Tensor]:
         """Flat ``{"<metric>/<column or item>": value}`` for ``LightningModule.log_dict``."""
@@ -128,54 +130,48 @@ class MetricResult:
         return {f"{self.metric}/{key}": torch.tensor(value) for key, value in values.items()}
 
     def notes(self) -> list[str]:
-        """Protocol line plus a warning for anything that was not scored."""
-        notes = [f"{self.metric}: {self.protocol}"] if self.protocol else []
-        if self.degenerate:
-            notes.append(
-                f"{self.metric}: {self.degenerate} {'sticks' if self.metric.startswith('PCP') else 'records'} "
-                "with a zero normaliser were not scored"
-            )
-        return notes
+        """The protocol line, then the warnings."""
+        return ([f"{self.metric}: {self.protocol}"] if self.protocol else []) + [
+            f"{self.metric}: {w}" for w in self.warnings
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (NaN becomes ``None``)."""
         return {
             "metric": self.metric,
-            "columns": _json_floats(self.columns),
-            "items": _json_floats(self.items),
+            "columns": {k: _to_json(v) for k, v in self.columns.items()},
+            "items": {k: _to_json(v) for k, v in self.items.items()},
             "counts": dict(self.counts),
             "degenerate": self.degenerate,
-            "curve": None if self.curve is None else {k: _json_floats(v) for k, v in self.curve.items()},
+            "curve": None
+            if self.curve is None
+            else {k: [_to_json(v) for v in vs] for k, vs in self.curve.items()},
             "protocol": self.protocol,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "MetricResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricResult:
         """Inverse of :meth:`to_dict`."""
         curve = data.get("curve")
         return cls(
             metric=str(data["metric"]),
-            columns=_nan_floats(data["columns"]),
-            items=_nan_floats(data.get("items", {})),
+            columns={k: _from_json(v) for k, v in data["columns"].items()},
+            items={k: _from_json(v) for k, v in data.get("items", {}).items()},
             counts={k: int(v) for k, v in data.get("counts", {}).items()},
             degenerate=int(data.get("degenerate", 0)),
-            curve=None if curve is None else {k: _nan_list(v) for k, v in curve.items()},
+            curve=None if curve is None else {k: [_from_json(v) for v in vs] for k, vs in curve.items()},
             protocol=str(data.get("protocol", "")),
+            warnings=tuple(data.get("warnings", ())),
         )
 
 
-def _json_floats(values: Mapping[str, float] | Sequence[float]) -> Any:
-    if isinstance(values, Mapping):
-        return {k: (None if math.isnan(v) else v) for k, v in values.items()}
-    return [None if math.isnan(v) else v for v in values]
+def _to_json(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
-def _nan_floats(values: Mapping[str, float | None]) -> dict[str, float]:
-    return dict(zip(values, _nan_list(values.values())))
-
-
-def _nan_list(values: Sequence[float | None] | Any) -> list[float]:
-    return [math.nan if v is None else float(v) for v in values]
+def _from_json(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 # --- protocol helpers (pure functions) ----------------------------------------------------
@@ -303,6 +299,10 @@ def check_poses(skeleton: Skeleton, preds: Tensor, target: Tensor, visibility: T
 # --- metrics ------------------------------------------------------------------------------
 
 
+def _skipped(count: int, what: str) -> tuple[str, ...]:
+    return (f"{count} {what} were not scored",) if count else ()
+
+
 class _ResultMetric(Metric):
     """A metric whose :meth:`compute` is the flat view of a structured :class:`MetricResult`."""
 
@@ -356,7 +356,8 @@ class PCK(_ResultMetric):
         self.auc_index = grid_index(grid, auc_max)
         self.threshold, self.auc_max = float(grid[self.threshold_index]), float(grid[self.auc_index])
         self.name = f"{PCK_NAMES[self.skeleton.norm]}@{self.threshold:g}"
-        self.register_buffer("thresholds", grid, persistent=False)
+        # A plain attribute, not a buffer: module dtype casts (.half(), bf16) must not round it.
+        self.thresholds = grid
         k = self.skeleton.num_joints
         self.add_state("hits", torch.zeros(len(grid), k, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("annotated", torch.zeros(k, dtype=torch.long), dist_reduce_fx="sum")
@@ -381,7 +382,8 @@ class PCK(_ResultMetric):
         scored = annotated & usable[:, None]
         dist = torch.linalg.vector_norm(preds.to(torch.float64) - target.to(torch.float64), dim=-1)
         dist = dist / torch.where(usable, norm, 1.0)[:, None]
-        within = (dist[None] <= self.thresholds[:, None, None]) & scored  # NaN compares False
+        grid = self.thresholds.to(dist.device)
+        within = (dist[None] <= grid[:, None, None]) & scored  # NaN compares False
         self.hits += within.sum(1)
         self.annotated += scored.sum(0)
 
@@ -389,16 +391,21 @@ class PCK(_ResultMetric):
         sk = self.skeleton
         per_joint = percent(self.hits[self.threshold_index], self.annotated)
         total = list(total_joints(sk))
-        curve = percent(self.hits[:, total].sum(1), self.annotated[total].sum())
+        curve = percent(self.hits[:, total].sum(1), self.annotated[total].sum()).cpu()
         auc = normalized_auc(self.thresholds[: self.auc_index + 1], curve[: self.auc_index + 1])
         return MetricResult(
             metric=self.name,
-            columns={**part_means(per_joint, pck_parts(sk)), "Total": float(curve[self.threshold_index]), "AUC": auc},
+            columns={
+                **part_means(per_joint, pck_parts(sk)),
+                "Total": float(curve[self.threshold_index]),
+                "AUC": auc,
+            },
             items=dict(zip(sk.joints, per_joint.tolist())),
             counts=dict(zip(sk.joints, self.annotated.tolist())),
             degenerate=int(self.degenerate),
             curve={"threshold": self.thresholds.tolist(), "Total": curve.tolist()},
             protocol=self._protocol(),
+            warnings=_skipped(int(self.degenerate), "records with a zero or unknown normaliser"),
         )
 
     def _protocol(self) -> str:
@@ -408,7 +415,9 @@ class PCK(_ResultMetric):
         else:
             norm = {"head": "head size", "torso": "torso", "bbox": "person box size"}[sk.norm]
         left_out = [n for n in sk.joints if n in TOTAL_EXCLUDED]
-        total = f"{len(sk.joints) - len(left_out)} joints" + (f" (not {', '.join(left_out)})" if left_out else "")
+        total = f"{len(sk.joints) - len(left_out)} joints" + (
+            f" (not {', '.join(left_out)})" if left_out else ""
+        )
         return (
             f"correct when distance <= {self.threshold:g} x {norm}; not-annotated joints ignored; "
             f"parts average left and right; Total pools {total}; AUC: trapezoid over thresholds "
@@ -441,7 +450,7 @@ class PCP(_ResultMetric):
         weights = torch.zeros(2 * len(self.sticks), self.skeleton.num_joints, dtype=torch.float64)
         for row, joints in enumerate(end for stick in self.sticks for end in stick.ends):
             weights[row, list(joints)] = 1.0 / len(joints)
-        self.register_buffer("weights", weights, persistent=False)
+        self.weights = weights  # a plain attribute, like PCK.thresholds
         s = len(self.sticks)
         self.add_state("hits", torch.zeros(s, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("scored", torch.zeros(s, dtype=torch.long), dist_reduce_fx="sum")
@@ -450,9 +459,10 @@ class PCP(_ResultMetric):
     def update(self, preds: Tensor, target: Tensor, visibility: Tensor) -> None:
         """Count correct sticks of a batch (shapes as in :meth:`PCK.update`)."""
         check_poses(self.skeleton, preds, target, visibility)
-        ends_pred = torch.einsum("ek,bkc->bec", self.weights, preds.to(torch.float64))
-        ends_true = torch.einsum("ek,bkc->bec", self.weights, target.to(torch.float64))
-        members = (self.weights > 0).to(torch.float64)
+        weights = self.weights.to(target.device)
+        ends_pred = torch.einsum("ek,bkc->bec", weights, preds.to(torch.float64))
+        ends_true = torch.einsum("ek,bkc->bec", weights, target.to(torch.float64))
+        members = (weights > 0).to(torch.float64)
         complete = ((visibility > 0).to(torch.float64) @ members.T) == members.sum(1)  # (B, 2S)
         usable = complete[:, 0::2] & complete[:, 1::2]
         length = torch.linalg.vector_norm(ends_true[:, 0::2] - ends_true[:, 1::2], dim=-1)  # (B, S)
@@ -474,7 +484,10 @@ class PCP(_ResultMetric):
         names = [s.name for s in self.sticks]
         return MetricResult(
             metric=self.name,
-            columns={**part_means(per_stick, columns), "Total": float(percent(self.hits.sum(), self.scored.sum()))},
+            columns={
+                **part_means(per_stick, columns),
+                "Total": float(percent(self.hits.sum(), self.scored.sum())),
+            },
             items=dict(zip(names, per_stick.tolist())),
             counts=dict(zip(names, self.scored.tolist())),
             degenerate=int(self.degenerate),
@@ -482,6 +495,7 @@ class PCP(_ResultMetric):
                 f"strict PCP: both endpoints within {self.threshold:g} x the true stick length "
                 f"(<=); columns average left and right; Total pools {len(names)} sticks"
             ),
+            warnings=_skipped(int(self.degenerate), "sticks of zero length"),
         )
 
 

@@ -273,3 +273,16 @@ def remap_joints(
 def lsp_to_mpii(keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Place LSP's 14 joints into MPII's 16 slots (pelvis and thorax not annotated)."""
     return remap_joints(keypoints, visibility, LSP_TO_MPII)
+
+
+def skeleton_from_spec(spec: str | Mapping | Skeleton) -> Skeleton:
+    """A skeleton from a config value: a built-in name or a COCO-format category dict.
+
+    This is the form models take in their constructor, so a configuration (a recipe, a
+    checkpoint's ``config.json``) describes custom keypoints in plain JSON.
+    """
+    if isinstance(spec, (str, Skeleton)):
+        return get_skeleton(spec)
+    if tuple(spec.get("keypoints", ())) == COCO.joints:
+        return COCO
+    return Skeleton.from_coco_category(spec)

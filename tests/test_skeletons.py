@@ -101,3 +101,12 @@ def test_sides_and_flip_pairs_from_names():
     assert MPII.sides()[MPII.index("pelvis")] == "center"
     assert MPII.sides()[MPII.index("left_wrist")] == "left"
     assert flip_pairs_from_names(["right_x", "left_x", "y"]) == ((1, 0),)
+
+
+def test_skeleton_from_spec_accepts_names_and_categories():
+    from poselit.skeletons import skeleton_from_spec
+
+    assert skeleton_from_spec("mpii") is MPII and skeleton_from_spec(LSP) is LSP
+    assert skeleton_from_spec({"name": "person", "keypoints": list(COCO.joints)}) is COCO
+    custom = skeleton_from_spec({"name": "fin", "keypoints": ["tip", "left_a", "right_a"]})
+    assert custom.name == "fin" and custom.flip_index == (0, 2, 1)

@@ -28,7 +28,7 @@ import numpy as np
 from poselit.data.readers.common import collect, load_json, require_array, require_field
 from poselit.data.records import PIXEL_STD, AnnotationError, AnnotationSet, PoseRecord
 from poselit.geometry import box_from_keypoints, box_xywh_to_center_scale
-from poselit.skeletons import COCO, Skeleton
+from poselit.skeletons import Skeleton, skeleton_from_spec
 
 
 def read_coco(
@@ -83,11 +83,9 @@ def _keypoint_category(categories: list[Any], category_id: int | None, path: Pat
 
 
 def _skeleton(category: Mapping, path: Path) -> Skeleton:
-    """The built-in COCO skeleton for COCO's person layout, else one built from the category."""
-    if tuple(category.get("keypoints", ())) == COCO.joints:
-        return COCO
+    """The category's skeleton (:func:`~poselit.skeletons.skeleton_from_spec`), errors naming the file."""
     try:
-        return Skeleton.from_coco_category(category)
+        return skeleton_from_spec(category)
     except ValueError as err:
         raise AnnotationError(f"{path}: {err}") from err
 

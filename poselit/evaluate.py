@@ -1,0 +1,460 @@
+"""Scoring predictions against a dataset split, without a model: ``poselit eval``.
+
+Predictions file (JSON)::
+
+    {
+      "dataset": "lsp:test",           # optional: the split they are for (NAME[:SPLIT][@PATH])
+      "skeleton": "lsp",               # optional: joint order of "keypoints" (default: the dataset's)
+      "label": "my-model",             # optional: row label in the tables
+      "predictions": [
+        {"source": "joints.mat#1001", "keypoints": [[x, y], ...], "scores": [s, ...]},
+        {"index": 1, "keypoints": [[x, y], ...]}
+      ]
+    }
+
+A bare list is read as ``predictions``. Each prediction names its record either by
+``source`` (the record's :attr:`~poselit.data.records.PoseRecord.source`; only the file
+name and item, ``joints.mat#1001``, are compared, so predictions made under another data
+root still match) or by ``index`` (0-based position in the split). Every record needs
+exactly one prediction. ``keypoints`` are in original-image pixels (the centre of the
+top-left pixel is (0, 0)), one ``[x, y]`` per joint, finite numbers even for joints that
+are not annotated. ``scores`` (one per joint, any range, higher = more visible) are
+optional; when every prediction has them, the visibility AP is reported too.
+
+``"skeleton": "mpii"`` on an LSP split reads the 16 MPII slots of models trained on MPII
+(Bulat et al.'s LSP model, for one) through :data:`~poselit.skeletons.LSP_TO_MPII`; any
+other pair of skeletons is matched by joint name.
+
+:func:`evaluate_poses` is the shared path: it takes the records and arrays of
+predictions, runs :func:`~poselit.metrics.pose_metrics` and returns an
+:class:`EvaluationReport`, whose tables and JSON ``poselit eval`` prints and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torchmetrics import MetricCollection
+
+from poselit.data.records import AnnotationSet
+from poselit.data.sources import DatasetSpec, read_annotations
+from poselit.metrics import MetricResult, pose_metrics
+from poselit.skeletons import LSP, LSP_TO_MPII, MPII, Skeleton, get_skeleton
+from poselit.tables import PAPERS, Row, Table, metric_table, per_item_table, published_rows
+
+
+class PredictionError(ValueError):
+    """A predictions file does not follow the schema or does not fit its dataset."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One entry of a predictions file, before it is matched to a record."""
+
+    where: str
+    keypoints: np.ndarray
+    source: str | None = None
+    index: int | None = None
+    scores: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PredictionFile:
+    """A parsed predictions file (see the module docs for the schema)."""
+
+    predictions: tuple[Prediction, ...]
+    dataset: str | None = None
+    skeleton: str | None = None
+    label: str | None = None
+    path: str = "<predictions>"
+
+
+def read_predictions(path: str | Path) -> PredictionFile:
+    """Read and parse a predictions JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"predictions file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise PredictionError(f"{path}: not valid JSON ({err})") from err
+    return parse_predictions(data, str(path))
+
+
+def parse_predictions(data: Any, where: str = "<predictions>") -> PredictionFile:
+    """Check the schema of a loaded predictions document and parse its entries."""
+    if isinstance(data, list):
+        data = {"predictions": data}
+    if not isinstance(data, Mapping) or not isinstance(data.get("predictions"), list):
+        raise PredictionError(f"{where}: expected an object with a 'predictions' list (or a bare list)")
+    meta = {}
+    for key in ("dataset", "skeleton", "label"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise PredictionError(f"{where}: field {key!r} must be a string, got {value!r}")
+        meta[key] = value
+    entries = tuple(_parse_entry(e, f"{where}: predictions[{i}]") for i, e in enumerate(data["predictions"]))
+    return PredictionFile(entries, path=where, **meta)
+
+
+def _parse_entry(entry: Any, where: str) -> Prediction:
+    if not isinstance(entry, Mapping) or "keypoints" not in entry:
+        raise PredictionError(f"{where}: expected an object with 'keypoints' and 'source' or 'index'")
+    source, index = entry.get("source"), entry.get("index")
+    if (source is None) == (index is None):
+        raise PredictionError(f"{where}: give exactly one of 'source' and 'index'")
+    if source is not None and not isinstance(source, str):
+        raise PredictionError(f"{where}: 'source' must be a string, got {source!r}")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+        raise PredictionError(f"{where}: 'index' must be an integer, got {index!r}")
+    keypoints = _numbers(entry["keypoints"], where, "keypoints")
+    if keypoints.ndim != 2 or keypoints.shape[1] != 2:
+        raise PredictionError(
+            f"{where}: 'keypoints' must be a list of [x, y] pairs, got shape {keypoints.shape}"
+        )
+    scores = None if entry.get("scores") is None else _numbers(entry["scores"], where, "scores")
+    if scores is not None and scores.shape != (len(keypoints),):
+        raise PredictionError(f"{where}: {len(keypoints)} keypoints but scores of shape {scores.shape}")
+    return Prediction(where, keypoints, source, index, scores)
+
+
+def _numbers(value: Any, where: str, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise PredictionError(f"{where}: {name!r} must hold numbers ({err})") from None
+
+
+def source_key(source: str) -> str:
+    """The part of a record source that predictions are matched on: ``file name#item``."""
+    file, sep, item = source.rpartition("#")
+    return f"{Path(file).name}#{item}" if sep else Path(source).name
+
+
+def joint_slots(source: Skeleton, target: Skeleton) -> tuple[int, ...]:
+    """For each joint of ``target``, the index of the same joint in ``source``'s order."""
+    if source == target:
+        return tuple(range(target.num_joints))
+    if source == MPII and target == LSP:
+        return tuple(LSP_TO_MPII.index(j) for j in range(LSP.num_joints))
+    missing = [name for name in target.joints if name not in source.joints]
+    if missing:
+        raise PredictionError(
+            f"predictions in skeleton {source.name!r} lack joints of {target.name!r}: {missing}"
+        )
+    return tuple(source.joints.index(name) for name in target.joints)
+
+
+def align_predictions(
+    file: PredictionFile, annotations: AnnotationSet
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predictions in record order and the dataset's joint order: ``(N, K, 2)`` keypoints
+    and ``(N, K)`` scores (None unless every prediction has scores).
+
+    Errors name the prediction and its record: unknown source, index out of range, two
+    predictions for one record, wrong number of joints, non-finite values, records left
+    without a prediction.
+    """
+    skeleton = get_skeleton(file.skeleton) if file.skeleton else annotations.skeleton
+    slots = list(joint_slots(skeleton, annotations.skeleton))
+    keys = [source_key(r.source) for r in annotations.records]
+    by_key = {key: i for i, key in enumerate(keys)}
+    if len(by_key) != len(keys):
+        raise PredictionError(
+            f"{annotations.source}: record sources are not unique; match predictions by 'index'"
+        )
+    matched: dict[int, Prediction] = {}
+    for p in file.predictions:
+        i = _record_index(p, by_key, len(keys))
+        if i in matched:
+            raise PredictionError(
+                f"{p.where}: record {keys[i]} already has a prediction ({matched[i].where})"
+            )
+        record = f"{p.where} (record {keys[i]})"
+        if len(p.keypoints) != skeleton.num_joints:
+            raise PredictionError(
+                f"{record}: {len(p.keypoints)} keypoints, expected {skeleton.num_joints} for skeleton "
+                f"{skeleton.name!r} (set 'skeleton' in the file if they are in another joint order)"
+            )
+        for name, values in (("coordinates", p.keypoints), ("scores", p.scores)):
+            if values is not None and not np.isfinite(values).all():
+                bad = np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(1))
+                joints = [skeleton.joints[j] for j in bad]
+                raise PredictionError(f"{record}: non-finite {name} for joints {joints}")
+        matched[i] = p
+    missing = [keys[i] for i in range(len(keys)) if i not in matched]
+    if missing:
+        raise PredictionError(
+            f"{file.path}: no prediction for {len(missing)} of {len(keys)} records of {annotations.source}, "
+            f"e.g. {', '.join(missing[:5])}"
+        )
+    ordered = [matched[i] for i in range(len(keys))]
+    keypoints = np.stack([p.keypoints for p in ordered])[:, slots]
+    without = [p.where for p in ordered if p.scores is None]
+    if without and len(without) < len(ordered):
+        raise PredictionError(f"scores are given for some predictions but not for {without[0]}")
+    scores = None if without else np.stack([p.scores for p in ordered])[:, slots]  # type: ignore[misc]
+    return keypoints, scores
+
+
+def _record_index(p: Prediction, by_key: Mapping[str, int], n: int) -> int:
+    if p.source is not None:
+        key = source_key(p.source)
+        if key not in by_key:
+            raise PredictionError(f"{p.where}: no record {key!r} in the dataset (wrong split?)")
+        return by_key[key]
+    if not 0 <= p.index < n:  # type: ignore[operator]
+        raise PredictionError(f"{p.where}: index {p.index} is outside the {n} records of the dataset")
+    return p.index  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The scores of one set of predictions on one dataset split."""
+
+    dataset: str
+    records: int
+    label: str
+    results: tuple[MetricResult, ...]
+
+    @classmethod
+    def from_metrics(
+        cls, metrics: MetricCollection, dataset: str, records: int, label: str
+    ) -> EvaluationReport:
+        """Collect the results of updated :func:`~poselit.metrics.pose_metrics`."""
+        return cls(dataset, records, label, tuple(m.result() for m in metrics.values()))  # type: ignore[attr-defined]
+
+    def tables(
+        self, references: Sequence[str | EvaluationReport] = (), per_item: bool = False
+    ) -> list[Table]:
+        """One paper-layout table per metric, with reference rows: published results
+        (paper keys, see :data:`~poselit.tables.PAPERS`) and other reports on the same
+        dataset (their rows for the same metric)."""
+        name = DatasetSpec.parse(self.dataset).name
+        papers = [r for r in references if isinstance(r, str)]
+        reports = [
+            r
+            for r in references
+            if isinstance(r, EvaluationReport) and DatasetSpec.parse(r.dataset).name == name
+        ]
+        tables = []
+        for result in self.results:
+            rows = published_rows(papers, name, result.metric) + [
+                Row(other.label, r.columns)
+                for other in reports
+                for r in other.results
+                if r.metric == result.metric
+            ]
+            title = f"{self.dataset}, {self.records} people: {result.metric}"
+            tables.append(metric_table(result, self.label, title, rows))
+            if per_item and result.items:
+                tables.append(
+                    per_item_table(
+                        result, f"{title}, per {'stick' if result.metric.startswith('PCP') else 'joint'}"
+                    )
+                )
+        return tables
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "records": self.records,
+            "label": self.label,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationReport:
+        return cls(
+            str(data["dataset"]),
+            int(data["records"]),
+            str(data["label"]),
+            tuple(MetricResult.from_dict(r) for r in data["results"]),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> EvaluationReport:
+        """Read a report written by ``poselit eval --json``."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"{path}: not a results file written by 'poselit eval --json' ({err!r})"
+            ) from err
+
+
+def evaluate_poses(
+    annotations: AnnotationSet,
+    keypoints: np.ndarray | torch.Tensor,
+    scores: np.ndarray | torch.Tensor | None = None,
+    *,
+    threshold: float | None = None,
+    dataset: str = "",
+    label: str = "ours",
+    batch_size: int = 1024,
+) -> EvaluationReport:
+    """Score ``(N, K, 2)`` predicted keypoints (original pixels, record order) against the
+    records, with the dataset protocol's metrics (:func:`~poselit.metrics.pose_metrics`)."""
+    records = annotations.records
+    keypoints = torch.as_tensor(keypoints, dtype=torch.float64)
+    k = annotations.skeleton.num_joints
+    if keypoints.shape != (len(records), k, 2):
+        raise ValueError(
+            f"expected predictions of shape ({len(records)}, {k}, 2), got {tuple(keypoints.shape)}"
+        )
+    target = torch.as_tensor(np.stack([r.keypoints for r in records]) if records else np.zeros((0, k, 2)))
+    visibility = torch.as_tensor(np.stack([r.visibility for r in records]) if records else np.zeros((0, k)))
+    norm = torch.tensor([r.norm for r in records], dtype=torch.float64)
+    inputs = {"preds": keypoints, "target": target, "visibility": visibility, "norm": norm}
+    if scores is not None:
+        inputs["scores"] = torch.as_tensor(scores, dtype=torch.float64)
+    metrics = pose_metrics(annotations.skeleton, threshold, scores=scores is not None)
+    for start in range(0, len(records), batch_size):
+        metrics.update(**{name: value[start : start + batch_size] for name, value in inputs.items()})
+    return EvaluationReport.from_metrics(metrics, dataset or annotations.source, len(records), label)
+
+
+def evaluate_predictions(
+    predictions: str | Path | PredictionFile,
+    spec: str | DatasetSpec | None = None,
+    data_root: str | Path | None = None,
+    *,
+    threshold: float | None = None,
+    label: str | None = None,
+) -> EvaluationReport:
+    """Score a predictions file against a dataset split.
+
+    Args:
+        predictions: Path of a predictions JSON (see the module docs) or a parsed file.
+        spec: Dataset split, ``NAME[:SPLIT][@PATH]``; default: the file's ``dataset``.
+        data_root: Folder holding the datasets (relative paths resolve against it).
+        threshold: PCK threshold; default: the protocol's (0.5 PCKh, 0.2 PCK).
+        label: Row label; default: the file's ``label``, else its file name.
+    """
+    file = predictions if isinstance(predictions, PredictionFile) else read_predictions(predictions)
+    spec = spec or file.dataset
+    if spec is None:
+        raise PredictionError(
+            f"{file.path}: no 'dataset' in the file; name the split (e.g. --dataset lsp:test)"
+        )
+    annotations = read_annotations(spec, data_root)
+    keypoints, scores = align_predictions(file, annotations)
+    label = label or file.label or Path(file.path).stem
+    return evaluate_poses(
+        annotations, keypoints, scores, threshold=threshold, dataset=str(DatasetSpec.parse(spec)), label=label
+    )
+
+
+def predictions_document(
+    annotations: AnnotationSet,
+    keypoints: np.ndarray,
+    scores: np.ndarray | None = None,
+    *,
+    dataset: str | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """A predictions JSON document (the schema of the module docs) for records in order."""
+    entries = []
+    for i, record in enumerate(annotations.records):
+        entry: dict[str, Any] = {
+            "source": source_key(record.source),
+            "keypoints": np.asarray(keypoints[i]).tolist(),
+        }
+        if scores is not None:
+            entry["scores"] = np.asarray(scores[i]).tolist()
+        entries.append(entry)
+    meta = {"dataset": dataset, "skeleton": annotations.skeleton.name, "label": label}
+    return {**{k: v for k, v in meta.items() if v is not None}, "predictions": entries}
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``poselit eval`` to an ``argparse`` sub-parser set; the handler is :func:`run_eval`."""
+    parser = subparsers.add_parser(
+        "eval",
+        help="score a predictions file against a dataset split (PCKh/PCK, AUC, PCP, visibility AP)",
+        description=(
+            "Score a predictions JSON against a dataset split and print the papers' tables. "
+            "Schema: see poselit.evaluate (python -m pydoc poselit.evaluate)."
+        ),
+    )
+    parser.add_argument("predictions", help="predictions JSON file")
+    parser.add_argument(
+        "--dataset", help="NAME[:SPLIT][@PATH], e.g. mpii:valid (default: the file's 'dataset')"
+    )
+    parser.add_argument("--root", help="data root folder (default: $POSELIT_DATA)")
+    parser.add_argument("--threshold", type=float, help="PCK threshold (default: 0.5 for PCKh, 0.2 for PCK)")
+    parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="PAPER|FILE",
+        help=f"reference rows: published results ({', '.join(PAPERS)}) or a --json file; repeatable",
+    )
+    parser.add_argument("--label", help="row label (default: the file's 'label', else its name)")
+    parser.add_argument("--format", choices=("text", "markdown"), default="text", help="table format")
+    parser.add_argument("--per-joint", action="store_true", help="also print per-joint (per-stick) tables")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.set_defaults(func=run_eval)
+    return parser
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Handler of ``poselit eval``: print the tables, write ``--json``; returns 0.
+
+    Bad input raises :class:`PredictionError` / ``ValueError`` / ``FileNotFoundError``
+    with a message naming the file and record, for the CLI to print.
+    """
+    from poselit.data.datamodule import default_data_root
+
+    report = evaluate_predictions(
+        args.predictions,
+        args.dataset,
+        args.root or default_data_root(),
+        threshold=args.threshold,
+        label=args.label,
+    )
+    references = [_reference(r) for r in args.reference]
+    tables = report.tables(references, per_item=args.per_joint)
+    print("\n\n".join(t.to_markdown() if args.format == "markdown" else t.to_text() for t in tables))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**report.to_dict(), "tables": [t.to_dict() for t in tables]}, indent=2))
+        print(f"\nwrote {path}")
+    return 0
+
+
+def _reference(value: str) -> str | EvaluationReport:
+    """A paper key, or the report in a JSON file written by ``--json``."""
+    if value in PAPERS:
+        return value
+    if Path(value).is_file():
+        return EvaluationReport.load(value)
+    raise ValueError(f"--reference {value!r}: neither a paper ({', '.join(PAPERS)}) nor a results file")
+
+
+__all__ = [
+    "EvaluationReport",
+    "Prediction",
+    "PredictionError",
+    "PredictionFile",
+    "add_eval_command",
+    "align_predictions",
+    "evaluate_poses",
+    "evaluate_predictions",
+    "joint_slots",
+    "parse_predictions",
+    "predictions_document",
+    "read_predictions",
+    "run_eval",
+    "source_key",
+]

@@ -1,0 +1,214 @@
+"""PoseLitModule: the one training / evaluation / prediction loop shared by every method.
+
+A method subclasses :class:`PoseLitModule` and supplies two things:
+
+* ``forward(images)`` on normalised float images ``(B, 3, H, W)``, returning a dict with
+  the **output contract**: ``keypoints`` ``(B, K, 2)`` in input pixels, ``scores``
+  ``(B, K)``, the per-stage raw outputs its loss needs (e.g. ``stages``), and optionally
+  the final ``heatmaps`` ``(B, K, h, w)`` together with a ``decode_heatmaps`` method;
+* ``loss(outputs, batch)``: a dict of named loss terms with the total under ``"loss"``,
+  targets encoded on the device from the batch's ``keypoints`` / ``visibility``.
+
+Everything else lives here, once: image normalisation on the device (the data pipeline
+delivers uint8), the flip test, mapping predictions back to original-image pixels with
+the sample's ``affine``, the metrics of each evaluation dataset's protocol, logging, and
+the optimiser / scheduler given to the constructor (LightningCLI's callables).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from poselit.geometry import affine_scale, apply_affine
+from poselit.metrics import MetricResult, pose_metrics
+from poselit.skeletons import Skeleton, skeleton_from_spec
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+Batch = Mapping[str, Tensor]
+
+
+def flip_back_keypoints(keypoints: Tensor, flip_index: Tensor, width: int) -> Tensor:
+    """Keypoints predicted on a mirrored image, in the unmirrored image's frame and joints."""
+    restored = keypoints[:, flip_index].clone()
+    restored[..., 0] = (width - 1) - restored[..., 0]
+    return restored
+
+
+def flip_back_heatmaps(heatmaps: Tensor, flip_index: Tensor) -> Tensor:
+    """Heatmaps predicted on a mirrored image, mirrored back with left/right maps swapped.
+
+    Exact for maps whose stride divides the input width (pixel-centre convention of
+    :mod:`poselit.codecs`).
+    """
+    return heatmaps.flip(-1)[:, flip_index]
+
+
+class PoseLitModule(pl.LightningModule):
+    """Base LightningModule of all pose methods.
+
+    Args:
+        skeleton: Joint layout: a built-in name (``"lsp"``, ``"mpii"``, ``"coco"``) or a
+            COCO-format category dict (custom keypoints).
+        input_size: Input crop ``(height, width)``.
+        mean: Per-channel mean subtracted on the device, in 0-255 units.
+        std: Per-channel divisor, in 0-255 units.
+        flip_test: Average the prediction with that of the mirrored image at evaluation.
+        optimizer: Optimiser factory (LightningCLI ``OptimizerCallable``).
+        lr_scheduler: Optional scheduler factory; a ``ReduceLROnPlateau`` monitors the
+            validation PCK.
+    """
+
+    def __init__(
+        self,
+        skeleton: str | dict = "lsp",
+        input_size: tuple[int, int] = (256, 256),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        flip_test: bool = True,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.skeleton: Skeleton = skeleton_from_spec(skeleton)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.flip_test = flip_test
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("flip_index", torch.tensor(self.skeleton.flip_index), persistent=False)
+        self.eval_metrics = nn.ModuleDict()
+        self.results: dict[str, MetricResult] = {}
+
+    @property
+    def num_joints(self) -> int:
+        return self.skeleton.num_joints
+
+    # --- what a method implements -------------------------------------------------------
+
+    def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, Tensor]:
+        """Named loss terms with the total under ``"loss"`` (implemented by each method)."""
+        raise NotImplementedError
+
+    def decode_heatmaps(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+        """Keypoints (input pixels) and scores from final heatmaps, for heatmap methods."""
+        raise NotImplementedError
+
+    # --- shared inference ---------------------------------------------------------------
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """uint8 (or 0-255 float) images -> the float input the network expects."""
+        return (images.to(self.mean.dtype) - self.mean) / self.std
+
+    def predict_poses(self, images: Tensor, flip_test: bool | None = None) -> dict[str, Any]:
+        """Run the network on 0-255 images ``(B, 3, H, W)``, with the flip test if enabled.
+
+        Returns the unflipped raw outputs with ``keypoints`` / ``scores`` replaced by the
+        flip-averaged ones: heatmap methods average heatmaps before decoding (as the Bulat
+        et al. evaluation code does), coordinate methods average coordinates.
+        """
+        flip_test = self.flip_test if flip_test is None else flip_test
+        inputs = self.normalize(images)
+        outputs = dict(self(inputs))
+        if not flip_test:
+            return outputs
+        mirrored = self(inputs.flip(-1))
+        if "heatmaps" in outputs:
+            heatmaps = (outputs["heatmaps"] + flip_back_heatmaps(mirrored["heatmaps"], self.flip_index)) / 2
+            outputs["keypoints"], outputs["scores"] = self.decode_heatmaps(heatmaps)
+        else:
+            width = images.shape[-1]
+            restored = flip_back_keypoints(mirrored["keypoints"], self.flip_index, width)
+            outputs["keypoints"] = (outputs["keypoints"] + restored) / 2
+            outputs["scores"] = (outputs["scores"] + mirrored["scores"][:, self.flip_index]) / 2
+        return outputs
+
+    # --- training -----------------------------------------------------------------------
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        outputs = self(self.normalize(batch["image"]))
+        losses = self.loss(outputs, batch)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=len(batch["image"]))
+        self.log("train_loss", losses["loss"], prog_bar=True, logger=False, batch_size=len(batch["image"]))
+        return losses["loss"]
+
+    # --- evaluation ---------------------------------------------------------------------
+
+    def _metrics(self, stage: str, dataloader_idx: int):
+        key = f"{stage}_{dataloader_idx}"
+        if key not in self.eval_metrics:
+            self.eval_metrics[key] = pose_metrics(self.skeleton, scores=True).to(self.device)
+        return self.eval_metrics[key]
+
+    def _evaluate(self, batch: Batch, stage: str, dataloader_idx: int) -> None:
+        outputs = self.predict_poses(batch["image"])
+        batch_size = len(batch["image"])
+        losses = self.loss(outputs, batch)
+        self.log(f"{self._prefix(stage, dataloader_idx)}/loss", losses["loss"], batch_size=batch_size, add_dataloader_idx=False)
+        affine = batch["affine"].to(outputs["keypoints"].dtype)
+        self._metrics(stage, dataloader_idx).update(
+            preds=apply_affine(outputs["keypoints"].float(), affine.float()),
+            target=apply_affine(batch["keypoints"].float(), affine.float()),
+            visibility=batch["visibility"],
+            norm=batch["norm"] * affine_scale(affine.float()),
+            scores=outputs["scores"].float(),
+        )
+
+    @staticmethod
+    def _prefix(stage: str, dataloader_idx: int) -> str:
+        return stage if dataloader_idx == 0 else f"{stage}{dataloader_idx}"
+
+    def _log_metrics(self, stage: str) -> None:
+        for key, metrics in list(self.eval_metrics.items()):
+            if not key.startswith(f"{stage}_"):
+                continue
+            idx = int(key.rsplit("_", 1)[1])
+            prefix = self._prefix(stage, idx)
+            for name, metric in metrics.items():
+                result = metric.result()
+                self.results[f"{prefix}/{name}"] = result
+                values = {f"{prefix}/{k}": v for k, v in metric.compute().items()}
+                self.log_dict({k: float(v) for k, v in values.items()}, sync_dist=False, add_dataloader_idx=False)
+                if name == "pck":
+                    self.log(f"{prefix}/pck", result.columns["Total"], prog_bar=True, add_dataloader_idx=False)
+            metrics.reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "val", dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "test", dataloader_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        """Keypoints and scores in original-image pixels, with the record index."""
+        outputs = self.predict_poses(batch["image"])
+        return {
+            "keypoints": apply_affine(outputs["keypoints"].float(), batch["affine"].float()),
+            "scores": outputs["scores"].float(),
+            "index": batch["index"],
+        }
+
+    # --- optimisation -------------------------------------------------------------------
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        config = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = "val/pck"
+        return {"optimizer": optimizer, "lr_scheduler": config}

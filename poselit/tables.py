@@ -1,0 +1,251 @@
+"""Results tables in the papers' layout (text, Markdown, JSON), with reference rows.
+
+A :class:`Table` has the columns of one metric's table in the papers (e.g. ``Head
+Shoulder Elbow Wrist Hip Knee Ankle Total AUC`` for MPII PCKh, Belagiannis & Zisserman
+Table II; ``Torso Upper leg ... Head Total`` for LSP PCP, Luvizon et al. Table 4) and one
+row per method. :data:`PUBLISHED` holds the published rows of the three reproduced
+papers, so ``poselit eval --reference bulat2016`` prints them beside ours.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from poselit.metrics import PCK_PARTS, PCP_COLUMNS, MetricResult
+
+Value = float | int | None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a label and its values by column (missing columns print ``-``)."""
+
+    label: str
+    values: Mapping[str, Value]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of rows, printable as aligned text or Markdown."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+    notes: tuple[str, ...] = ()
+
+    def cells(self, digits: int = 1) -> list[list[str]]:
+        """Header and rows as strings (floats with ``digits`` decimals, NaN/missing ``-``)."""
+        return [["", *self.columns]] + [
+            [row.label, *(_format(row.values.get(c), digits) for c in self.columns)] for row in self.rows
+        ]
+
+    def to_text(self, digits: int = 1) -> str:
+        """Aligned plain text: title, header, rows, then the notes."""
+        cells = self.cells(digits)
+        widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+        lines = [self.title]
+        for r in cells:
+            lines.append(
+                "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip()
+            )
+        return "\n".join(lines + [f"  * {note}" for note in self.notes])
+
+    def to_markdown(self, digits: int = 1) -> str:
+        """GitHub Markdown: bold title, pipe table, notes as a list."""
+        header, *rows = self.cells(digits)
+        lines = [
+            f"**{self.title}**",
+            "",
+            _md_row(header),
+            "|" + "|".join([" --- "] + [" ---: "] * len(self.columns)) + "|",
+        ]
+        lines += [_md_row(r) for r in rows]
+        return "\n".join(lines + ([""] + [f"- {note}" for note in self.notes] if self.notes else []))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: title, columns, rows (NaN becomes ``None``), notes."""
+        return {
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": [
+                {"label": r.label, "values": {c: _json_value(r.values.get(c)) for c in self.columns}}
+                for r in self.rows
+            ],
+            "notes": list(self.notes),
+        }
+
+
+def _format(value: Value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
+
+
+def _json_value(value: Value) -> Value:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def metric_table(
+    result: MetricResult, label: str, title: str, references: Iterable[Row] = (), notes: bool = True
+) -> Table:
+    """The paper-layout table of one metric: our row, then the reference rows."""
+    return Table(
+        title=title,
+        columns=tuple(result.columns),
+        rows=(Row(label, result.columns), *references),
+        notes=tuple(result.notes()) if notes else (),
+    )
+
+
+def per_item_table(result: MetricResult, title: str) -> Table:
+    """One row per joint (or stick): its score and how many instances it was scored on."""
+    return Table(
+        title=title,
+        columns=(result.metric, "scored"),
+        rows=tuple(
+            Row(name, {result.metric: value, "scored": result.counts.get(name)})
+            for name, value in result.items.items()
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Published numbers of one paper for one dataset split and metric."""
+
+    key: str
+    label: str
+    dataset: str
+    metric: str
+    values: Mapping[str, float]
+    source: str
+
+    def row(self) -> Row:
+        return Row(self.label, self.values)
+
+
+_PCK_COLUMNS = (*(part for part, _ in PCK_PARTS), "Total", "AUC")
+_PCP_COLUMNS = (*PCP_COLUMNS, "Total")
+
+
+def _values(columns: Sequence[str], *numbers: float) -> dict[str, float]:
+    return dict(zip(columns, numbers))
+
+
+PUBLISHED: tuple[Reference, ...] = (
+    Reference(
+        "bulat2016",
+        "Bulat & Tzimiropoulos 2016 [MPII test]",
+        "mpii:test",
+        "PCKh@0.5",
+        _values(_PCK_COLUMNS, 97.9, 95.1, 89.9, 85.3, 89.4, 85.7, 81.7, 89.7, 59.6),
+        "Bulat & Tzimiropoulos, ECCV 2016, Table 6 (residual); AUC from Belagiannis & Zisserman Table II",
+    ),
+    Reference(
+        "bulat2016",
+        "Bulat & Tzimiropoulos 2016",
+        "lsp:test",
+        "PCK@0.2",
+        _values(_PCK_COLUMNS, 97.2, 92.1, 88.1, 85.2, 92.2, 91.4, 88.7, 90.7),
+        "Bulat & Tzimiropoulos, ECCV 2016, Table 7 (residual, MPII + LSP training)",
+    ),
+    Reference(
+        "bulat2016",
+        "Bulat & Tzimiropoulos 2016",
+        "lsp:test",
+        "PCP@0.5",
+        _values(_PCP_COLUMNS, 97.7, 92.4, 89.3, 86.7, 79.7, 95.2, 88.9),
+        "as listed in Luvizon et al. 2017, Table 4 (person-centric annotations)",
+    ),
+    Reference(
+        "belagiannis2017",
+        "Belagiannis & Zisserman 2017 [MPII valid]",
+        "mpii:valid",
+        "PCKh@0.5",
+        _values(_PCK_COLUMNS, 96.1, 93.1, 84.9, 78.3, 84.6, 78.5, 72.6, 84.6),
+        "Belagiannis & Zisserman, FG 2017, Table I (2 iterations + body parts, trained on MPII)",
+    ),
+    Reference(
+        "belagiannis2017",
+        "Belagiannis & Zisserman 2017 [MPII test]",
+        "mpii:test",
+        "PCKh@0.5",
+        _values(_PCK_COLUMNS, 97.7, 95.0, 88.2, 83.0, 87.9, 82.6, 78.4, 88.1, 58.8),
+        "Belagiannis & Zisserman, FG 2017, Table II (MSCOCO pre-training, MPII fine-tuning)",
+    ),
+    Reference(
+        "belagiannis2017",
+        "Belagiannis & Zisserman 2017",
+        "lsp:test",
+        "PCK@0.2",
+        _values(_PCK_COLUMNS, 95.2, 89.0, 81.5, 77.0, 83.7, 87.0, 82.8, 85.2),
+        "Belagiannis & Zisserman, FG 2017, Table IV (MPII & LSP, 2 iterations)",
+    ),
+    Reference(
+        "belagiannis2017",
+        "Belagiannis & Zisserman 2017",
+        "lsp:test",
+        "PCP@0.5",
+        _values(_PCP_COLUMNS, 96.0, 86.7, 82.2, 79.4, 69.4, 89.4, 82.1),
+        "as listed in Luvizon et al. 2017, Table 4 (person-centric annotations)",
+    ),
+    Reference(
+        "luvizon2017",
+        "Luvizon et al. 2017 [MPII test]",
+        "mpii:test",
+        "PCKh@0.5",
+        _values(_PCK_COLUMNS, 98.1, 96.6, 92.0, 87.5, 90.6, 88.0, 82.7, 91.2),
+        "Luvizon, Tabia & Picard 2017, Table 5",
+    ),
+    Reference(
+        "luvizon2017",
+        "Luvizon et al. 2017",
+        "lsp:test",
+        "PCK@0.2",
+        _values(_PCK_COLUMNS, 97.5, 93.3, 87.6, 84.6, 92.8, 92.0, 90.0, 91.1),
+        "Luvizon, Tabia & Picard 2017, Table 3 (person-centric annotations)",
+    ),
+    Reference(
+        "luvizon2017",
+        "Luvizon et al. 2017",
+        "lsp:test",
+        "PCP@0.5",
+        _values(_PCP_COLUMNS, 98.2, 93.6, 91.0, 86.6, 78.2, 96.8, 89.4),
+        "Luvizon, Tabia & Picard 2017, Table 4 (person-centric annotations)",
+    ),
+)
+"""Published results of the reproduced papers. LSP rows are on the person-centric
+annotations (LSP's own ``joints.mat``); MPII rows say which split they are on."""
+
+PAPERS: tuple[str, ...] = tuple(dict.fromkeys(r.key for r in PUBLISHED))
+
+
+def published_rows(keys: Iterable[str], dataset: str, metric: str) -> list[Row]:
+    """Rows of the papers named by ``keys`` for a dataset name (``mpii``, ``lsp``) and metric."""
+    keys = list(keys)
+    unknown = sorted(set(keys) - set(PAPERS))
+    if unknown:
+        raise KeyError(f"no published results for {', '.join(unknown)} (known: {', '.join(PAPERS)})")
+    return [
+        r.row()
+        for r in PUBLISHED
+        if r.key in keys and r.dataset.split(":")[0] == dataset and r.metric == metric
+    ]
+
+
+__all__ = [
+    "PAPERS",
+    "PUBLISHED",
+    "Reference",
+    "Row",
+    "Table",
+    "metric_table",
+    "per_item_table",
+    "published_rows",
+]

@@ -1,0 +1,352 @@
+"""Tests of poselit.codecs against direct per-pixel formulas written out here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from poselit.codecs import (
+    argmax_decode,
+    disk_heatmaps,
+    gaussian_heatmaps,
+    limb_heatmaps,
+    soft_argmax,
+    to_heatmap_coords,
+    to_input_coords,
+)
+from poselit.geometry import crop_affine
+from poselit.skeletons import MPII
+
+
+def random_pose(batch: int, joints: int, size: tuple[int, int], stride: int, seed: int = 0):
+    """Sub-pixel keypoints (input pixels) spread over a map of ``size`` at ``stride``, with
+    visibility 0/1/2 and NaN coordinates for the joints that are not annotated."""
+    gen = torch.Generator().manual_seed(seed)
+    height, width = size
+    unit = torch.rand(batch, joints, 2, generator=gen)
+    keypoints = to_input_coords(unit * torch.tensor([width - 1.0, height - 1.0]), stride)
+    visibility = torch.randint(0, 3, (batch, joints), generator=gen)
+    keypoints[visibility == 0] = float("nan")
+    return keypoints, visibility
+
+
+def map_xy(point, stride: float) -> tuple[float, float]:
+    """Input pixel -> heatmap coordinates, written out independently of the module."""
+    x, y = (float(v) for v in point)
+    return (x - (stride - 1) / 2) / stride, (y - (stride - 1) / 2) / stride
+
+
+# --------------------------------------------------------------------------- convention
+
+
+def test_coordinate_helpers_are_inverse_and_pixel_aligned() -> None:
+    xy = torch.tensor([[-0.5, 0.0], [1.5, 30.0], [247.5, 123.25]])
+    for stride in (1, 2, 4, 8):
+        torch.testing.assert_close(to_input_coords(to_heatmap_coords(xy, stride), stride), xy)
+    # Stride 4: input pixels 0..3 form map pixel 0, centred at input 1.5; the image border
+    # -0.5 is the map border -0.5; stride 1 is the identity.
+    assert to_heatmap_coords(1.5, 4) == 0.0
+    assert to_heatmap_coords(-0.5, 4) == -0.5
+    assert to_heatmap_coords(247.5, 4) == 61.5  # right border of a 248 input / 62 map
+    torch.testing.assert_close(to_heatmap_coords(xy, 1), xy)
+    assert np.allclose(to_input_coords(np.array([0.0, 61.0]), 4), [1.5, 245.5])
+    with pytest.raises(ValueError, match="stride"):
+        to_heatmap_coords(xy, 0)
+
+
+def test_convention_matches_cropping_straight_to_heatmap_size() -> None:
+    """A crop at input size followed by to_heatmap_coords lands where a crop made directly at
+    heatmap size puts the point (geometry.crop_affine uses the same pixel-centre convention)."""
+    center, scale, point = (320.0, 240.0), 1.3, np.array([301.7, 199.2, 1.0])
+    to_input = crop_affine(center, scale, (248, 248), rotation=20.0)
+    to_map = crop_affine(center, scale, (62, 62), rotation=20.0)
+    via_input = to_heatmap_coords(to_input @ point, 4)
+    np.testing.assert_allclose(via_input, to_map @ point, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- encoders
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_gaussian_matches_per_pixel_formula(stride: int) -> None:
+    size, std, peak = (5, 7), 1.3, 12.0
+    keypoints, visibility = random_pose(2, 4, size, stride)
+    keypoints[0, 0] = to_input_coords(torch.tensor([8.0, -2.0]), stride)  # centre outside the map
+    visibility[0, 0] = 1
+    maps = gaussian_heatmaps(keypoints, visibility, size, std, peak=peak, stride=stride)
+    assert maps.shape == (2, 4, *size) and maps.dtype == torch.float32
+    expected = np.zeros(maps.shape)
+    for b in range(2):
+        for k in range(4):
+            if visibility[b, k] < 1:
+                continue
+            x0, y0 = map_xy(keypoints[b, k], stride)
+            for i in range(size[0]):
+                for j in range(size[1]):
+                    d2 = (j - x0) ** 2 + (i - y0) ** 2
+                    expected[b, k, i, j] = peak * math.exp(-d2 / (2 * std**2))
+    np.testing.assert_allclose(maps.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gaussian_peak_and_min_visibility() -> None:
+    keypoints = torch.tensor([[[2.0, 3.0], [4.0, 1.0], [1.0, 1.0]]])
+    visibility = torch.tensor([[2, 1, 0]])
+    maps = gaussian_heatmaps(keypoints, visibility, (6, 6), 1.0, peak=12.0)
+    assert maps[0, 0, 3, 2] == 12.0 and maps[0, 0].max() == 12.0
+    assert maps[0, 1].max() == 12.0 and not maps[0, 2].any()
+    visible_only = gaussian_heatmaps(keypoints, visibility, (6, 6), 1.0, min_visibility=2)
+    assert visible_only[0, 0].any() and not visible_only[0, 1:].any()
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_disk_matches_per_pixel_formula(stride: int) -> None:
+    size, radius = (6, 8), 2.0
+    keypoints, visibility = random_pose(2, 3, size, stride, seed=1)
+    maps = disk_heatmaps(keypoints, visibility, size, radius, stride=stride, min_visibility=2)
+    expected = np.zeros(maps.shape)
+    for b in range(2):
+        for k in range(3):
+            if visibility[b, k] < 2:
+                continue
+            x0, y0 = map_xy(keypoints[b, k], stride)
+            for i in range(size[0]):
+                for j in range(size[1]):
+                    expected[b, k, i, j] = float((j - x0) ** 2 + (i - y0) ** 2 <= radius**2)
+    np.testing.assert_array_equal(maps.numpy(), expected)
+
+
+def test_disk_boundary_is_inside() -> None:
+    maps = disk_heatmaps(torch.tensor([[[3.0, 3.0]]]), torch.tensor([[2]]), (7, 7), 2.0)
+    assert maps[0, 0, 3, 5] == 1 and maps[0, 0, 3, 6] == 0 and maps[0, 0, 1, 3] == 1
+    assert maps.sum() == 13  # lattice points with x^2 + y^2 <= 4
+
+
+def limb_reference(a, b, size, along, across, peak, stride):
+    """The limb Gaussian as a 2D normal density written with its covariance matrix."""
+    pa, pb = np.array(map_xy(a, stride)), np.array(map_xy(b, stride))
+    centre, vec = (pa + pb) / 2, pb - pa
+    length = np.linalg.norm(vec)
+    u = vec / length
+    rotation = np.array([[u[0], -u[1]], [u[1], u[0]]])
+    cov = rotation @ np.diag([(along * length) ** 2, (across * length) ** 2]) @ rotation.T
+    inv = np.linalg.inv(cov)
+    out = np.zeros(size)
+    for i in range(size[0]):
+        for j in range(size[1]):
+            d = np.array([j, i]) - centre
+            out[i, j] = peak * math.exp(-0.5 * d @ inv @ d)
+    return out
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_limbs_match_covariance_formula(stride: int) -> None:
+    size = (9, 11)
+    keypoints = to_input_coords(
+        torch.tensor([[[1.2, 1.7], [8.6, 6.1], [5.0, 2.0], [5.0, 2.0], [3.0, 7.0]]]), stride
+    )
+    visibility = torch.tensor([[2, 1, 2, 2, 0]])
+    limbs = [(0, 1), (1, 2), (2, 3), (3, 4), (2, 0)]
+    maps = limb_heatmaps(
+        keypoints,
+        visibility,
+        limbs,
+        size,
+        peak=2.0,
+        stride=stride,
+        std_along_frac=0.15,
+        std_across_frac=0.08,
+    )
+    assert maps.shape == (1, 5, *size)
+    for index in (0, 1, 4):
+        a, b = limbs[index]
+        expected = limb_reference(keypoints[0, a], keypoints[0, b], size, 0.15, 0.08, 2.0, stride)
+        np.testing.assert_allclose(maps[0, index].numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert not maps[0, 2].any(), "zero-length limb must be empty"
+    assert not maps[0, 3].any(), "limb with an unannotated joint must be empty"
+    occluded_dropped = limb_heatmaps(
+        keypoints, visibility, limbs, size, stride=stride, min_visibility=2
+    )
+    assert not occluded_dropped[0, :2].any(), "limbs with an occluded joint are dropped"
+    assert occluded_dropped[0, 4].any()
+
+
+def test_limbs_with_a_skeleton_and_nan_coordinates() -> None:
+    keypoints, visibility = random_pose(3, MPII.num_joints, (16, 16), 4, seed=2)
+    maps = limb_heatmaps(keypoints, visibility, MPII.limbs, (16, 16), stride=4)
+    assert maps.shape == (3, len(MPII.limbs), 16, 16)
+    assert torch.isfinite(maps).all()
+    pairs = torch.tensor(MPII.limbs)
+    drawn = (visibility[:, pairs[:, 0]] > 0) & (visibility[:, pairs[:, 1]] > 0)
+    assert torch.equal(maps.flatten(2).amax(-1) > 0, drawn)
+
+
+def test_encoders_ignore_nan_of_missing_joints_and_validate_inputs() -> None:
+    keypoints = torch.tensor([[[float("nan"), float("nan")], [2.0, 2.0]]])
+    visibility = torch.tensor([[0, 2]])
+    for maps in (
+        gaussian_heatmaps(keypoints, visibility, (5, 5), 1.0),
+        disk_heatmaps(keypoints, visibility, (5, 5), 1.0),
+    ):
+        assert torch.isfinite(maps).all() and not maps[0, 0].any() and maps[0, 1].any()
+    with pytest.raises(ValueError, match=r"keypoints must be \(B, K, 2\)"):
+        gaussian_heatmaps(keypoints[0], visibility, (5, 5), 1.0)
+    with pytest.raises(ValueError, match="visibility must be"):
+        gaussian_heatmaps(keypoints, visibility[:, :1], (5, 5), 1.0)
+    with pytest.raises(ValueError, match="std must be > 0"):
+        gaussian_heatmaps(keypoints, visibility, (5, 5), 0.0)
+    with pytest.raises(ValueError, match="radius must be > 0"):
+        disk_heatmaps(keypoints, visibility, (5, 5), -1.0)
+    with pytest.raises(ValueError, match="heatmap size"):
+        gaussian_heatmaps(keypoints, visibility, (0, 5), 1.0)
+    with pytest.raises(ValueError, match=r"joint index pairs in \[0, 2\)"):
+        limb_heatmaps(keypoints, visibility, [(0, 2)], (5, 5))
+
+
+# --------------------------------------------------------------------------- decoders
+
+
+def test_argmax_quarter_offset_rule() -> None:
+    maps = torch.zeros(1, 3, 4, 5)
+    maps[0, 0, 1, 2], maps[0, 0, 1, 3], maps[0, 0, 1, 1] = 5.0, 2.0, 1.0  # right neighbour higher
+    maps[0, 0, 0, 2] = 3.0  # upper neighbour higher (y - 0.25)
+    maps[0, 1, 2, 0], maps[0, 1, 2, 1] = 4.0, 3.0  # left border: no x shift
+    maps[0, 2] = -1.0  # flat map: position 0, no shift, score -1
+    keypoints, scores = argmax_decode(maps)
+    torch.testing.assert_close(keypoints[0], torch.tensor([[2.25, 0.75], [0.0, 2.0], [0.0, 0.0]]))
+    torch.testing.assert_close(scores[0], torch.tensor([5.0, 4.0, -1.0]))
+    integer, _ = argmax_decode(maps, refine=None)
+    torch.testing.assert_close(integer[0], torch.tensor([[2.0, 1.0], [0.0, 2.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="refine"):
+        argmax_decode(maps, refine="dark")
+
+
+def test_encode_decode_round_trip() -> None:
+    size, stride = (48, 64), 4
+    # Sub-pixel peaks at least 3 map pixels inside the map.
+    inside = 3 + torch.rand(4, 16, 2, generator=torch.Generator().manual_seed(3)) * torch.tensor(
+        [size[1] - 7.0, size[0] - 7.0]
+    )
+    keypoints = to_input_coords(inside, stride)
+    visibility = torch.ones(4, 16, dtype=torch.long)
+    maps = gaussian_heatmaps(keypoints, visibility, size, 1.3, peak=12.0, stride=stride)
+    errors = {}
+    for refine in ("taylor", "quarter_offset", None):
+        decoded, scores = argmax_decode(maps, refine=refine)
+        errors[refine] = (to_input_coords(decoded, stride) - keypoints).abs() / stride
+        assert (scores <= 12.0).all() and (
+            scores > 12.0 * math.exp(-0.5 * 0.5 / 1.3**2) - 1e-4
+        ).all()
+    assert errors["taylor"].max() < 1e-3
+    assert errors["quarter_offset"].max() <= 0.25 + 1e-5
+    assert errors[None].max() <= 0.5 + 1e-5
+    assert errors["quarter_offset"].mean() < errors[None].mean()
+
+
+def test_taylor_skips_borders_and_non_maxima() -> None:
+    maps = gaussian_heatmaps(torch.tensor([[[0.2, 3.0]]]), torch.tensor([[2]]), (7, 7), 1.0)
+    keypoints, _ = argmax_decode(maps, refine="taylor")
+    torch.testing.assert_close(keypoints[0, 0], torch.tensor([0.0, 3.0]))  # x at the border
+    flat = torch.ones(1, 1, 5, 5)
+    keypoints, _ = argmax_decode(flat, refine="taylor")
+    assert torch.isfinite(keypoints).all()
+
+
+def test_soft_argmax_of_a_sharp_peak_is_the_peak() -> None:
+    logits = torch.full((2, 2, 6, 9), -30.0)
+    logits[0, 0, 4, 7] = logits[0, 1, 0, 0] = logits[1, 0, 5, 8] = logits[1, 1, 2, 3] = 30.0
+    expected = torch.tensor([[[7.0, 4.0], [0.0, 0.0]], [[8.0, 5.0], [3.0, 2.0]]])
+    torch.testing.assert_close(soft_argmax(logits), expected, atol=1e-5, rtol=0)
+    normalized = soft_argmax(logits, grid="normalized")
+    torch.testing.assert_close(normalized, expected / torch.tensor([8.0, 5.0]), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="grid"):
+        soft_argmax(logits, grid="unit")
+
+
+def test_soft_argmax_of_a_log_gaussian_is_subpixel_exact_and_stable() -> None:
+    keypoints = torch.tensor([[[8.3, 7.6], [7.45, 11.9]]])  # >= 4.5 std from the borders
+    maps = gaussian_heatmaps(keypoints, torch.ones(1, 2), (20, 16), 1.5)
+    logits = maps.clamp_min(1e-30).log()
+    torch.testing.assert_close(soft_argmax(logits), keypoints, atol=1e-4, rtol=0)
+    # Shifting all logits by a huge constant changes nothing (max subtracted first).
+    torch.testing.assert_close(soft_argmax(logits + 1e4), soft_argmax(logits), atol=2e-3, rtol=0)
+
+
+def test_soft_argmax_is_differentiable() -> None:
+    logits = torch.randn(2, 3, 5, 6, requires_grad=True)
+    soft_argmax(logits).sum().backward()
+    assert (
+        logits.grad is not None
+        and torch.isfinite(logits.grad).all()
+        and logits.grad.abs().sum() > 0
+    )
+    small = torch.randn(1, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: soft_argmax(t, grid="normalized"), (small,))
+
+
+# --------------------------------------------------------------------------- dtypes, shapes
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_inputs_compute_in_float32(dtype: torch.dtype) -> None:
+    # Multiples of 1/8 are exact in both formats, so the inputs carry no rounding.
+    keypoints = torch.tensor([[[10.125, 7.5], [30.25, 20.875]]])
+    visibility = torch.tensor([[2, 2]])
+    reference = gaussian_heatmaps(keypoints, visibility, (16, 24), 1.3, stride=2)
+    low = gaussian_heatmaps(keypoints.to(dtype), visibility, (16, 24), 1.3, stride=2)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, reference)
+    limbs = limb_heatmaps(keypoints.to(dtype), visibility, [(0, 1)], (16, 24), stride=2)
+    torch.testing.assert_close(
+        limbs, limb_heatmaps(keypoints, visibility, [(0, 1)], (16, 24), stride=2)
+    )
+
+    decoded, scores = argmax_decode(reference.to(dtype), refine="taylor")
+    assert decoded.dtype == scores.dtype == torch.float32
+    torch.testing.assert_close(to_input_coords(decoded, 2), keypoints, atol=0.05, rtol=0)
+
+    logits = reference.clamp_min(1e-4).log().to(dtype).requires_grad_()
+    coords = soft_argmax(logits)
+    assert coords.dtype == torch.float32
+    coords.sum().backward()
+    assert logits.grad.dtype == dtype and torch.isfinite(logits.grad.float()).all()
+
+
+def test_float64_stays_float64() -> None:
+    keypoints = torch.tensor([[[1.0, 2.0]]], dtype=torch.float64)
+    maps = gaussian_heatmaps(keypoints, torch.ones(1, 1), (4, 4), 1.0)
+    assert maps.dtype == torch.float64
+    assert argmax_decode(maps)[0].dtype == soft_argmax(maps).dtype == torch.float64
+
+
+def test_empty_and_single_batches() -> None:
+    for batch in (0, 1):
+        keypoints, visibility = torch.zeros(batch, 1, 2), torch.ones(batch, 1)
+        for maps in (
+            gaussian_heatmaps(keypoints, visibility, (4, 5), 1.0),
+            disk_heatmaps(keypoints, visibility, (4, 5), 1.0),
+        ):
+            assert maps.shape == (batch, 1, 4, 5)
+            for refine in ("quarter_offset", "taylor", None):
+                decoded, scores = argmax_decode(maps, refine=refine)
+                assert decoded.shape == (batch, 1, 2) and scores.shape == (batch, 1)
+            assert soft_argmax(maps).shape == (batch, 1, 2)
+        limbs = limb_heatmaps(torch.zeros(batch, 2, 2), torch.ones(batch, 2), [(0, 1)], (4, 5))
+        assert limbs.shape == (batch, 1, 4, 5) and not limbs.any()
+    with pytest.raises(ValueError, match=r"\(B, K, H, W\)"):
+        soft_argmax(torch.zeros(2, 3, 4))
+
+
+@pytest.mark.gpu
+def test_runs_on_the_input_device() -> None:
+    keypoints, visibility = random_pose(2, 16, (64, 64), 4, seed=4)
+    keypoints, visibility = keypoints.cuda(), visibility.cuda()
+    maps = gaussian_heatmaps(keypoints, visibility, (64, 64), 1.3, stride=4)
+    limbs = limb_heatmaps(keypoints, visibility, MPII.limbs, (64, 64), stride=4)
+    assert maps.is_cuda and limbs.is_cuda
+    cpu = gaussian_heatmaps(keypoints.cpu(), visibility.cpu(), (64, 64), 1.3, stride=4)
+    torch.testing.assert_close(maps.cpu(), cpu, atol=1e-5, rtol=1e-5)
+    decoded, scores = argmax_decode(maps, refine="taylor")
+    assert decoded.is_cuda and scores.is_cuda and soft_argmax(maps).is_cuda

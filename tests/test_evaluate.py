@@ -1,0 +1,259 @@
+"""``poselit eval``: predictions files, matching to records, clear errors, tables, the CLI."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from poselit.data import read_annotations
+from poselit.evaluate import (
+    EvaluationReport,
+    PredictionError,
+    add_eval_command,
+    evaluate_poses,
+    evaluate_predictions,
+    joint_slots,
+    parse_predictions,
+    predictions_document,
+    read_predictions,
+    source_key,
+)
+from poselit.skeletons import LSP, LSP_TO_MPII, MPII, remap_joints
+from poselit.tables import PUBLISHED, Row, Table, published_rows
+
+
+def eval_cli(argv):
+    """Parse ``poselit eval ...`` with :func:`add_eval_command` and run its handler."""
+    parser = argparse.ArgumentParser(prog="poselit")
+    add_eval_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval", *argv])
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def lsp_test(synthetic_lsp):
+    """The split name of the 4 test records of the synthetic LSP folder, the records and
+    their ground truth."""
+    spec = f"lsp:test@{synthetic_lsp}"
+    annotations = read_annotations(spec)
+    return spec, annotations, np.stack([r.keypoints for r in annotations.records]).astype(np.float64)
+
+
+def write(tmp_path, document, name="preds.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+# --- reading and matching -----------------------------------------------------------------
+
+
+def test_ground_truth_file_scores_100_and_matches_by_source_or_index(lsp_test, tmp_path):
+    spec, annotations, truth = lsp_test
+    document = predictions_document(annotations, truth, dataset=spec)
+    assert document["predictions"][0]["source"] == "joints.mat#5"  # file name and item only
+    document["predictions"].reverse()  # order does not matter when matching by source
+    document["predictions"][0] = {"index": 3, "keypoints": truth[3].tolist()}
+    report = evaluate_predictions(write(tmp_path, document))
+    assert report.records == 4 and report.label == "preds"
+    assert [r.metric for r in report.results] == ["PCK@0.2", "PCP@0.5"]
+    assert all(v == 100 for r in report.results for v in r.columns.values())
+
+
+def test_far_predictions_score_0(lsp_test):
+    _, annotations, truth = lsp_test
+    report = evaluate_poses(annotations, truth + 1e4, label="far")
+    assert all(v == 0 for r in report.results for v in r.columns.values())
+
+
+def test_errors_name_the_record(lsp_test, tmp_path):
+    spec, annotations, truth = lsp_test
+
+    def fails(document, pattern):
+        with pytest.raises(PredictionError, match=pattern):
+            evaluate_predictions(write(tmp_path, document), spec)
+
+    good = predictions_document(annotations, truth)
+    wrong_k = json.loads(json.dumps(good))
+    wrong_k["predictions"][2]["keypoints"] = truth[2, :13].tolist()
+    fails(wrong_k, r"predictions\[2\] \(record joints.mat#7\): 13 keypoints, expected 14 for skeleton 'lsp'")
+    nan = json.loads(json.dumps(good))
+    nan["predictions"][1]["keypoints"][9] = [None, 3.0]
+    fails(
+        nan,
+        r"predictions\[1\] \(record joints.mat#6\): non-finite coordinates for joints \['left_shoulder'\]",
+    )
+    fails({"predictions": good["predictions"][:3]}, r"no prediction for 1 of 4 records .* joints.mat#8")
+    fails(
+        {"predictions": good["predictions"] + good["predictions"][:1]},
+        r"predictions\[4\]: record joints.mat#5 already",
+    )
+    unknown = json.loads(json.dumps(good))
+    unknown["predictions"][0]["source"] = "joints.mat#1"
+    fails(unknown, r"predictions\[0\]: no record 'joints.mat#1' in the dataset \(wrong split\?\)")
+    fails({"predictions": [{"index": 4, "keypoints": truth[0].tolist()}]}, "index 4 is outside the 4 records")
+    scores = predictions_document(annotations, truth, np.ones((4, 14)))
+    del scores["predictions"][3]["scores"]
+    fails(scores, r"scores are given for some predictions but not for .*predictions\[3\]")
+    with pytest.raises(PredictionError, match="exactly one of 'source' and 'index'"):
+        parse_predictions([{"keypoints": [[0, 0]]}])
+    with pytest.raises(PredictionError, match=r"list of \[x, y\] pairs"):
+        parse_predictions([{"index": 0, "keypoints": [1, 2, 3]}])
+    with pytest.raises(PredictionError, match="no 'dataset' in the file"):
+        evaluate_predictions(write(tmp_path, good))
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(PredictionError, match="not valid JSON"):
+        read_predictions(tmp_path / "broken.json")
+
+
+def test_lsp_predictions_in_mpii_slots_are_read_through_lsp_to_mpii(lsp_test, tmp_path):
+    spec, annotations, truth = lsp_test
+    moved = truth + np.linspace(0, 30, 14)[None, :, None]
+    in_lsp_order = evaluate_poses(annotations, moved)
+    mpii_slots, _ = remap_joints(moved, np.full(moved.shape[:2], 2), LSP_TO_MPII)
+    document = predictions_document(annotations, mpii_slots)
+    document["skeleton"] = "mpii"
+    in_mpii_order = evaluate_predictions(write(tmp_path, document), spec)
+    assert in_mpii_order.results == in_lsp_order.results
+    assert joint_slots(MPII, LSP) == (0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 8, 9)
+    with pytest.raises(PredictionError, match=r"lack joints of 'mpii': \['pelvis', 'thorax', 'upper_neck'\]"):
+        joint_slots(LSP, MPII)
+
+
+def test_source_key():
+    assert source_key("/data/lsp/joints.mat#1001") == "joints.mat#1001"
+    assert source_key("C:/x/valid.h5#7") == "valid.h5#7"
+
+
+# --- tables and JSON --------------------------------------------------------------------------
+
+
+def test_table_text_and_markdown_layout():
+    table = Table(
+        "T",
+        ("Head", "Total"),
+        (Row("ours", {"Head": 97.25, "Total": float("nan")}), Row("paper", {"Head": 9})),
+    )
+    assert table.to_text().splitlines() == [
+        "T",
+        "       Head  Total",
+        "ours   97.2      -",
+        "paper     9      -",
+    ]
+    assert table.to_markdown().splitlines()[2:] == [
+        "|  | Head | Total |",
+        "| --- | ---: | ---: |",
+        "| ours | 97.2 | - |",
+        "| paper | 9 | - |",
+    ]
+    assert table.to_dict()["rows"][0]["values"] == {"Head": 97.25, "Total": None}
+
+
+def test_published_rows_match_dataset_and_metric():
+    rows = published_rows(["bulat2016", "luvizon2017"], "lsp", "PCK@0.2")
+    assert [r.values["Total"] for r in rows] == [90.7, 91.1]
+    assert published_rows(["bulat2016"], "mpii", "PCKh@0.5")[0].values["AUC"] == 59.6
+    with pytest.raises(KeyError, match="no published results for newell2016"):
+        published_rows(["newell2016"], "mpii", "PCKh@0.5")
+    for ref in PUBLISHED:  # the papers' Total is consistent with their columns (PCP: 10 sticks)
+        if ref.metric.startswith("PCP"):
+            v = ref.values
+            sticks = (
+                v["Torso"]
+                + v["Head"]
+                + 2 * sum(v[c] for c in ("Upper leg", "Lower leg", "Upper arm", "Forearm"))
+            )
+            assert sticks / 10 == pytest.approx(v["Total"], abs=0.06), ref.label
+
+
+def test_cli_prints_tables_with_references_and_writes_json(lsp_test, tmp_path, capsys):
+    spec, annotations, truth = lsp_test
+    moved = truth.copy()
+    moved[:, LSP.index("head_top")] += 1e3  # head top always wrong
+    scores = np.tile(np.linspace(1, 0, 14), (4, 1))
+    path = write(tmp_path, predictions_document(annotations, moved, scores, dataset=spec, label="mine"))
+    assert eval_cli([str(path), "--json", str(tmp_path / "first.json"), "--reference", "bulat2016"]) == 0
+    out = capsys.readouterr().out
+    assert "PCK@0.2" in out and "PCP@0.5" in out and "Visibility AP" in out
+    row = next(line for line in out.splitlines() if line.startswith("mine "))
+    assert row.split()[1:] == ["50.0", "100.0", "100.0", "100.0", "100.0", "100.0", "100.0", "92.9", "92.9"]
+    assert "Bulat & Tzimiropoulos 2016" in out
+    saved = json.loads((tmp_path / "first.json").read_text())
+    assert (
+        saved["results"][0]["columns"]["Head"] == 50
+        and saved["tables"][0]["rows"][1]["values"]["Total"] == 90.7
+    )
+
+    code = eval_cli(
+        [
+            str(path),
+            "--label",
+            "again",
+            "--reference",
+            str(tmp_path / "first.json"),
+            "--format",
+            "markdown",
+            "--per-joint",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| again | 50.0 |" in out and "| mine | 50.0 |" in out and "| head_top | 0.0 | 4 |" in out
+    report = EvaluationReport.load(tmp_path / "first.json")
+    assert report.results[0].columns == saved["results"][0]["columns"]
+    with pytest.raises(ValueError, match="neither a paper"):
+        eval_cli([str(path), "--reference", "nobody2020"])
+
+
+def test_cli_main_wires_eval_when_present(lsp_test, tmp_path, capsys):
+    from poselit.cli import main
+
+    with pytest.raises(SystemExit) as help_exit:
+        main(["eval", "--help"])
+    capsys.readouterr()
+    if help_exit.value.code != 0:
+        pytest.skip("poselit.cli does not wire 'eval' yet")
+    spec, annotations, truth = lsp_test
+    path = write(tmp_path, predictions_document(annotations, truth, dataset=spec))
+    assert main(["eval", str(path)]) == 0
+    assert "PCK@0.2" in capsys.readouterr().out
+    bad = write(tmp_path, {"predictions": [{"index": 0, "keypoints": [[0, 0]]}]}, "bad.json")
+    assert main(["eval", str(bad), "--dataset", spec]) == 2
+    assert "1 keypoints, expected 14" in capsys.readouterr().err
+
+
+# --- real data ------------------------------------------------------------------------------
+
+
+@pytest.mark.realdata
+def test_real_mpii_valid_file_round_trip(data_root, tmp_path, capsys):
+    annotations = read_annotations("mpii:valid", data_root)
+    truth = np.stack([r.keypoints for r in annotations.records]).astype(np.float64)
+    visibility = np.stack([r.visibility for r in annotations.records])
+    norm = np.array([r.norm for r in annotations.records])
+    # Every 3rd person: all joints 0.6 x head size to the right -> wrong; the rest exact.
+    moved = np.arange(len(truth)) % 3 == 0
+    preds = truth + np.where(moved, 0.6 * norm, 0.0)[:, None, None] * [1.0, 0.0]
+    scores = (visibility == 2) + 0.0  # a perfect visibility ranking
+    document = predictions_document(annotations, preds, scores, dataset="mpii:valid", label="shifted")
+    document["predictions"] = document["predictions"][::-1]
+    path = write(tmp_path, document)
+    assert eval_cli([str(path), "--root", str(data_root), "--reference", "belagiannis2017"]) == 0
+    out = capsys.readouterr().out
+    assert "mpii:valid, 2958 people: PCKh@0.5" in out and "Belagiannis & Zisserman 2017 [MPII valid]" in out
+    report = evaluate_predictions(path, data_root=data_root)
+    pckh, pcp, ap = report.results
+    assert report.label == "shifted" and report.dataset == "mpii:valid"
+    total = [i for i, n in enumerate(MPII.joints) if n not in ("pelvis", "thorax")]
+    scored = visibility[:, total] > 0
+    expected = 100 * (scored & ~moved[:, None]).sum() / scored.sum()
+    assert pckh.columns["Total"] == pytest.approx(expected, abs=1e-9)
+    # AUC: moved people (0.6 > 0.5) never count; the others count from t = 0.
+    assert pckh.columns["AUC"] == pytest.approx(expected, abs=1e-9)
+    head = [MPII.index("upper_neck"), MPII.index("head_top")]
+    per_joint = [100 * ((visibility[:, j] > 0) & ~moved).sum() / (visibility[:, j] > 0).sum() for j in head]
+    assert pckh.columns["Head"] == pytest.approx(np.mean(per_joint), abs=1e-9)
+    assert ap.columns["AP"] == 100
+    assert ap.counts == {"visible": (visibility == 2).sum(), "occluded": (visibility == 1).sum()}
+    assert pcp.metric == "PCP@0.5" and pcp.counts["head"] > 2900
