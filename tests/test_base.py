@@ -1,0 +1,164 @@
+"""PoseLitModule: the shared loop, flip test, original-pixel metrics, optimisers."""
+
+import pytorch_lightning as pl
+import pytest
+import torch
+from torch import nn
+
+from poselit.codecs import argmax_decode, gaussian_heatmaps, to_input_coords
+from poselit.data.datamodule import PoseDataModule
+from poselit.models.base import PoseLitModule, flip_back_heatmaps, flip_back_keypoints
+from poselit.skeletons import LSP
+
+
+class TinyHeatmapModel(PoseLitModule):
+    """A minimal heatmap method at stride 2, enough to exercise the shared loop."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1, stride=2), nn.ReLU(),
+            nn.Conv2d(16, self.num_joints, 3, padding=1),
+        )
+
+    def forward(self, images):
+        heatmaps = self.net(images)
+        keypoints, scores = self.decode_heatmaps(heatmaps)
+        return {"stages": [heatmaps], "heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
+
+    def decode_heatmaps(self, heatmaps):
+        keypoints, scores = argmax_decode(heatmaps)
+        return to_input_coords(keypoints, 2), scores
+
+    def loss(self, outputs, batch):
+        maps = outputs["stages"][0]
+        target = gaussian_heatmaps(batch["keypoints"], batch["visibility"], maps.shape[-2:], std=1.0, stride=2)
+        return {"loss": ((maps - target) ** 2).mean()}
+
+
+class ConstantModel(PoseLitModule):
+    """Predicts fixed keypoints whatever the image: tests coordinate flip averaging."""
+
+    def __init__(self, keypoints, **kwargs):
+        super().__init__(**kwargs)
+        self.register_buffer("fixed", keypoints)
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images):
+        b = len(images)
+        return {"keypoints": self.fixed.expand(b, -1, -1), "scores": torch.ones(b, self.num_joints)}
+
+
+def test_flip_back_keypoints_mirrors_and_swaps_joints():
+    keypoints = torch.rand(2, 14, 2) * 31
+    flip = torch.tensor(LSP.flip_index)
+    restored = flip_back_keypoints(keypoints, flip, width=32)
+    assert torch.allclose(restored[:, flip, 0], 31 - keypoints[..., 0])
+    assert torch.allclose(flip_back_keypoints(restored, flip, 32), keypoints)
+
+
+def test_flip_back_heatmaps_undoes_the_mirror_of_the_input():
+    keypoints = torch.tensor([[[5.0, 7.0]] * 14]) + torch.arange(14.0)[None, :, None]
+    visibility = torch.full((1, 14), 2)
+    flip = torch.tensor(LSP.flip_index)
+    maps = gaussian_heatmaps(keypoints, visibility, (16, 16), std=1.0, stride=2)
+    mirrored = flip_back_keypoints(keypoints, flip, 32)  # joints of the mirrored image
+    mirrored_maps = gaussian_heatmaps(mirrored, visibility, (16, 16), std=1.0, stride=2)
+    assert torch.allclose(flip_back_heatmaps(mirrored_maps, flip), maps, atol=1e-6)
+
+
+def test_flip_test_averages_coordinates_for_coordinate_methods():
+    fixed = torch.rand(1, 14, 2) * 31
+    model = ConstantModel(fixed, input_size=(32, 32))
+    images = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+    plain = model.predict_poses(images, flip_test=False)["keypoints"]
+    averaged = model.predict_poses(images, flip_test=True)["keypoints"]
+    expected = (fixed + flip_back_keypoints(fixed, model.flip_index, 32)) / 2
+    assert torch.allclose(plain, fixed) and torch.allclose(averaged, expected)
+
+
+def test_flip_test_is_exact_for_a_mirror_symmetric_heatmap_model():
+    torch.manual_seed(0)
+    model = TinyHeatmapModel(input_size=(32, 32)).eval()
+    image = torch.randint(0, 255, (1, 3, 32, 16), dtype=torch.uint8)
+    symmetric = torch.cat([image, image.flip(-1)], dim=-1)
+    with torch.no_grad():
+        merged = model.predict_poses(symmetric, flip_test=True)
+        plain = model.predict_poses(symmetric, flip_test=False)
+    # the mirrored image is the same image, so flip-averaged heatmaps are the average of
+    # the maps and their mirror with joints swapped: decoding must agree with that average
+    maps = plain["heatmaps"]
+    expected, _ = model.decode_heatmaps((maps + flip_back_heatmaps(maps, model.flip_index)) / 2)
+    assert torch.allclose(merged["keypoints"], expected)
+
+
+def test_normalize_uses_mean_and_std_in_0_255_units():
+    model = ConstantModel(torch.zeros(1, 14, 2), mean=(128, 128, 128), std=(256, 256, 256))
+    images = torch.full((1, 3, 2, 2), 192, dtype=torch.uint8)
+    assert torch.allclose(model.normalize(images), torch.full((1, 3, 2, 2), 0.25))
+
+
+@pytest.fixture()
+def datamodule(synthetic_lsp):
+    return PoseDataModule(
+        train=[f"lsp:train@{synthetic_lsp}"], val=[f"lsp:test@{synthetic_lsp}", f"lsp:train@{synthetic_lsp}"],
+        input_size=(32, 32), batch_size=2, num_workers=0,
+    )
+
+
+def _trainer(**kwargs):
+    return pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, **kwargs)
+
+
+def test_fit_validates_each_dataset_and_logs_the_protocol_metrics(datamodule):
+    torch.manual_seed(0)
+    model = TinyHeatmapModel(input_size=(32, 32))
+    trainer = _trainer(max_epochs=1)
+    trainer.fit(model, datamodule)
+    metrics = trainer.callback_metrics
+    assert {"train/loss", "val/loss", "val/pck", "val1/pck", "val/PCK@0.2/Total", "val/PCP@0.5/Total"} <= set(metrics)
+    assert set(model.results) >= {"val/pck", "val1/pck", "val/pcp", "val/visibility_ap"}
+    assert model.results["val/pck"].counts["head_top"] == 4  # the 4 test records, each once
+
+
+def test_metrics_are_computed_in_original_image_pixels(datamodule):
+    """Predicting the ground truth (in input pixels) must give 100 after mapping back."""
+    datamodule.setup("validate")
+    batch = next(iter(datamodule.val_dataloader()[0]))
+
+    class Oracle(ConstantModel):
+        def forward(self, images):
+            return {"keypoints": batch["keypoints"].clone(), "scores": torch.ones(len(images), 14)}
+
+        def loss(self, outputs, batch):
+            return {"loss": torch.zeros(())}
+
+    model = Oracle(torch.zeros(1, 14, 2), input_size=(32, 32), flip_test=False)
+    model._evaluate(batch, "val", 0)
+    result = model._metrics("val", 0)["pck"].result()
+    assert result.columns["Total"] == pytest.approx(100.0)
+
+
+def test_predict_step_returns_original_pixels(datamodule):
+    datamodule.setup("test")
+    batch = next(iter(datamodule.test_dataloader()[0]))
+    fixed = batch["keypoints"][:1]
+    model = ConstantModel(fixed, input_size=(32, 32), flip_test=False)
+    out = model.predict_step({**batch, "image": batch["image"][:1], "affine": batch["affine"][:1], "index": batch["index"][:1]}, 0)
+    record = datamodule.datasets["test"][0].records[int(batch["index"][0])]
+    assert torch.allclose(out["keypoints"][0], torch.tensor(record.keypoints), atol=1e-3)
+
+
+def test_optimizer_and_plateau_scheduler_from_the_constructor():
+    model = ConstantModel(
+        torch.zeros(1, 14, 2),
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+        lr_scheduler=lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, mode="max", factor=0.4),
+    )
+    config = model.configure_optimizers()
+    assert isinstance(config["optimizer"], torch.optim.SGD) and config["optimizer"].defaults["lr"] == 0.1
+    assert config["lr_scheduler"]["monitor"] == "val/pck"
+    plain = ConstantModel(torch.zeros(1, 14, 2)).configure_optimizers()
+    assert isinstance(plain, torch.optim.Adam)
