@@ -3,6 +3,7 @@
 ``poselit data show``   grid of augmented training samples + JSON dataset summary
 ``poselit data synth``  write a small generated dataset in the LSP layout
 ``poselit eval``        score a predictions file against a dataset split (paper tables)
+``poselit fit | validate | test | predict -c RECIPE.yaml``  LightningCLI (see poselit.training)
 """
 
 from __future__ import annotations
@@ -74,10 +75,15 @@ def data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poselit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"poselit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in LIGHTNING_SUBCOMMANDS:
+        commands.add_parser(name, help=f"LightningCLI {name} -c RECIPE.yaml (see 'poselit {name} --help')", add_help=False)
 
     data = commands.add_parser("data", help="inspect and generate datasets").add_subparsers(
         dest="data_command", required=True, metavar="SUBCOMMAND"
@@ -109,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``poselit`` console command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        from poselit.training import run_lightning
+
+        run_lightning(argv)
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -148,6 +148,21 @@ class Skeleton:
             return 0.0
         return float(np.linalg.norm(np.asarray(keypoints[a]) - np.asarray(keypoints[b])))
 
+    def to_spec(self) -> str | dict:
+        """The config form of this skeleton: its name if built in, else a COCO category.
+
+        Inverse of :func:`skeleton_from_spec`; plain JSON, so recipes and exported model
+        configs can carry custom keypoint layouts.
+        """
+        if SKELETONS.get(self.name) == self:
+            return self.name
+        return {
+            "name": self.name,
+            "keypoints": list(self.joints),
+            "skeleton": [[a + 1, b + 1] for a, b in self.limbs],
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+        }
+
     @classmethod
     def from_coco_category(cls, category: Mapping, name: str | None = None) -> "Skeleton":
         """Build a skeleton from a COCO-format ``categories`` entry.

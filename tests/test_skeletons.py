@@ -110,3 +110,12 @@ def test_skeleton_from_spec_accepts_names_and_categories():
     assert skeleton_from_spec({"name": "person", "keypoints": list(COCO.joints)}) is COCO
     custom = skeleton_from_spec({"name": "fin", "keypoints": ["tip", "left_a", "right_a"]})
     assert custom.name == "fin" and custom.flip_index == (0, 2, 1)
+
+
+def test_to_spec_round_trips_builtin_and_custom_skeletons():
+    from poselit.skeletons import skeleton_from_spec
+
+    assert MPII.to_spec() == "mpii"
+    custom = Skeleton.from_coco_category({"name": "fin", "keypoints": ["tip", "left_a", "right_a"], "skeleton": [[1, 2]]})
+    spec = custom.to_spec()
+    assert spec["skeleton"] == [[1, 2]] and skeleton_from_spec(spec) == custom

@@ -130,6 +130,11 @@ class PoseDataModule(pl.LightningDataModule):
         first = (self.train_specs or self.val_specs or self.test_specs)[0]
         return self.read(first).skeleton
 
+    @property
+    def skeleton_spec(self) -> str | dict:
+        """The skeleton in config form (:meth:`Skeleton.to_spec`), linked into the model."""
+        return self.skeleton.to_spec()
+
     def loader(self, dataset, shuffle: bool) -> DataLoader:
         """A DataLoader with this module's loader settings."""
         hp = self.hparams
