@@ -13,7 +13,8 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
+import torch.distributed as dist
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
 
 from poselit.data.dataset import BadImagePolicy, PoseDataset
 from poselit.data.records import AnnotationSet
@@ -22,6 +23,25 @@ from poselit.data.transforms import AugmentConfig
 from poselit.skeletons import Skeleton
 
 Stage = Literal["fit", "validate", "test", "predict"]
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Shards an evaluation set across processes **without** padding or repeating samples.
+
+    PyTorch's :class:`DistributedSampler` pads every shard to the same length by repeating
+    samples, which would count some people twice in the metrics. Here process ``r`` of
+    ``n`` takes samples ``r, r + n, r + 2n, ...``; the sum-reduced metric states then add
+    up to exactly the single-process counts. Lightning keeps a sampler that is already a
+    ``DistributedSampler`` instead of replacing it.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int | None = None, rank: int | None = None) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.num_samples = len(range(self.rank, len(dataset), self.num_replicas))
+        self.total_size = len(dataset)
+
+    def __iter__(self):
+        return iter(range(self.rank, self.total_size, self.num_replicas))
 
 
 def default_data_root() -> str | None:
@@ -136,12 +156,18 @@ class PoseDataModule(pl.LightningDataModule):
         return self.skeleton.to_spec()
 
     def loader(self, dataset, shuffle: bool) -> DataLoader:
-        """A DataLoader with this module's loader settings."""
+        """A DataLoader with this module's loader settings.
+
+        Evaluation loaders under ``torch.distributed`` shard with
+        :class:`UnpaddedDistributedSampler`, so every sample is scored exactly once.
+        """
         hp = self.hparams
+        distributed_eval = not shuffle and dist.is_available() and dist.is_initialized()
         return DataLoader(
             dataset,
             batch_size=hp.batch_size,
             shuffle=shuffle,
+            sampler=UnpaddedDistributedSampler(dataset) if distributed_eval else None,
             drop_last=shuffle,
             num_workers=hp.num_workers,
             pin_memory=torch.cuda.is_available() if hp.pin_memory is None else hp.pin_memory,

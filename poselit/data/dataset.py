@@ -102,7 +102,9 @@ class PoseDataset(Dataset):
         self.padding = padding
         self.fill = fill
         self.on_bad_image = on_bad_image
-        self._skipped = multiprocessing.Value("i", 0)
+        # A spawn-context counter is inherited by forked DataLoader workers and can also be
+        # sent to spawned ones (macOS/Windows workers, DDP spawn); a fork-context one cannot.
+        self._skipped = multiprocessing.get_context("spawn").Value("i", 0)
 
     def __len__(self) -> int:
         return len(self.records)
