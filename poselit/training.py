@@ -12,9 +12,11 @@ size and the skeleton (so the joint count always matches the dataset).
 from __future__ import annotations
 
 import importlib
+import os
 from collections import defaultdict
-from typing import Sequence
+from typing import Any, Sequence
 
+from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from poselit.data.datamodule import PoseDataModule
@@ -33,8 +35,37 @@ def import_methods() -> None:
         importlib.import_module(module)
 
 
+def wandb_disabled() -> bool:
+    """True when Weights & Biases is switched off (``WANDB_MODE=disabled``) or missing."""
+    if os.environ.get("WANDB_MODE", "").lower() == "disabled":
+        return True
+    return importlib.util.find_spec("wandb") is None
+
+
+def without_wandb(logger: Any) -> Any:
+    """A logger config with every ``WandbLogger`` replaced by a ``CSVLogger`` in its save_dir."""
+    if isinstance(logger, list):
+        return [without_wandb(item) for item in logger]
+    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("WandbLogger"):
+        save_dir = (logger.get("init_args") or Namespace()).get("save_dir") or "runs"
+        return Namespace(
+            class_path="pytorch_lightning.loggers.CSVLogger",
+            init_args=Namespace(save_dir=save_dir, name="csv"),
+        )
+    return logger
+
+
 class PoseLightningCLI(LightningCLI):
-    """LightningCLI with poselit's links and the paper tables after ``test``."""
+    """LightningCLI with poselit's links, the W&B fallback and the paper tables after ``test``.
+
+    Recipes log to Weights & Biases (``WANDB_MODE=offline`` needs no account); with
+    ``WANDB_MODE=disabled`` (or without wandb installed) they log to CSV instead.
+    """
+
+    def before_instantiate_classes(self) -> None:
+        if wandb_disabled():
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            config.trainer.logger = without_wandb(config.trainer.logger)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_size", "model.init_args.input_size")
@@ -63,8 +94,12 @@ def test_reports(model: PoseLitModule, datamodule: PoseDataModule) -> list[Evalu
     return reports
 
 
-def run_lightning(args: Sequence[str]) -> PoseLightningCLI:
-    """Run a LightningCLI subcommand (``fit``, ``test``, ...) with its arguments."""
+def run_lightning(args: Sequence[str], run: bool = True) -> PoseLightningCLI:
+    """Run a LightningCLI subcommand (``fit``, ``test``, ...) with its arguments.
+
+    With ``run=False`` the arguments hold no subcommand and the CLI only parses the
+    configuration and instantiates the model, data and trainer (used to check recipes).
+    """
     import_methods()
     return PoseLightningCLI(
         PoseLitModule,
@@ -73,5 +108,6 @@ def run_lightning(args: Sequence[str]) -> PoseLightningCLI:
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         args=list(args),
+        run=run,
         parser_kwargs={"description": "poselit training (LightningCLI)"},
     )

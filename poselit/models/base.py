@@ -147,7 +147,9 @@ class PoseLitModule(pl.LightningModule):
             self.eval_metrics[key] = pose_metrics(self.skeleton, scores=True).to(self.device)
         return self.eval_metrics[key]
 
-    def _evaluate(self, batch: Batch, stage: str, dataloader_idx: int) -> None:
+    def _evaluate(self, batch: Batch, stage: str, dataloader_idx: int) -> dict[str, Tensor]:
+        """Loss and metric updates of one evaluation batch; returns the (flip-tested)
+        ``keypoints`` and ``scores`` in input pixels for callbacks."""
         outputs = self.predict_poses(batch["image"])
         batch_size = len(batch["image"])
         losses = self.loss(outputs, batch)
@@ -160,6 +162,7 @@ class PoseLitModule(pl.LightningModule):
             norm=batch["norm"] * affine_scale(affine.float()),
             scores=outputs["scores"].float(),
         )
+        return {"keypoints": outputs["keypoints"].detach(), "scores": outputs["scores"].detach()}
 
     @staticmethod
     def _prefix(stage: str, dataloader_idx: int) -> str:
@@ -180,14 +183,14 @@ class PoseLitModule(pl.LightningModule):
                     self.log(f"{prefix}/pck", result.columns["Total"], prog_bar=True, add_dataloader_idx=False)
             metrics.reset()
 
-    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, "val", dataloader_idx)
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return self._evaluate(batch, "val", dataloader_idx)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
 
-    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, "test", dataloader_idx)
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return self._evaluate(batch, "test", dataloader_idx)
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
