@@ -73,3 +73,10 @@ def test_real_lsp_protocol(data_root):
     dm.setup("fit")
     assert [len(d) for d in dm.datasets["train"]] == [1000, 10000]
     assert len(dm.datasets["val"][0]) == 1000
+
+
+def test_skeleton_is_known_from_dataset_names_without_reading(tmp_path):
+    dm = PoseDataModule(train=["mpii:train@/nowhere/train.h5"], val=["mpii:valid@/nowhere"], data_root=str(tmp_path))
+    assert dm.skeleton.name == "mpii" and dm.skeleton_spec == "mpii"
+    with pytest.raises(ValueError, match="different skeletons"):
+        PoseDataModule(train=["lsp:train"], val=["mpii:valid"]).skeleton

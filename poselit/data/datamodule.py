@@ -18,9 +18,9 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSamp
 
 from poselit.data.dataset import BadImagePolicy, PoseDataset
 from poselit.data.records import AnnotationSet
-from poselit.data.sources import DatasetSpec, read_annotations
+from poselit.data.sources import DatasetSpec, read_annotations, source
 from poselit.data.transforms import AugmentConfig
-from poselit.skeletons import Skeleton
+from poselit.skeletons import Skeleton, get_skeleton
 
 Stage = Literal["fit", "validate", "test", "predict"]
 
@@ -143,12 +143,21 @@ class PoseDataModule(pl.LightningDataModule):
 
     @property
     def skeleton(self) -> Skeleton:
-        """The joint layout shared by all datasets (reads the first dataset if needed)."""
+        """The joint layout shared by all datasets.
+
+        Known from the dataset names for LSP / LSP-extended / MPII (no file is read, so
+        a recipe can be checked without its data); read from the first COCO-format file.
+        """
         for datasets in self.datasets.values():
             if datasets:
                 return datasets[0].skeleton
-        first = (self.train_specs or self.val_specs or self.test_specs)[0]
-        return self.read(first).skeleton
+        specs = self.train_specs + self.val_specs + self.test_specs
+        fixed = {source(s).skeleton for s in specs}
+        if len(fixed - {None}) > 1:
+            raise ValueError(f"datasets {[str(s) for s in specs]} use different skeletons {sorted(fixed - {None})}")
+        if None not in fixed:
+            return get_skeleton(fixed.pop())
+        return self.read(next(s for s in specs if source(s).skeleton is None)).skeleton
 
     @property
     def skeleton_spec(self) -> str | dict:

@@ -58,13 +58,13 @@ class DatasetSpec:
 
     def resolve_path(self, data_root: str | Path | None) -> Path:
         """The folder or file to read, from ``path`` and the data root."""
-        source = SOURCES[self.name]
-        path = Path(self.path) if self.path else Path(source.folder)
+        folder = source(self).folder
+        path = Path(self.path) if self.path else Path(folder)
         if not path.is_absolute():
             if data_root is None and not self.path:
                 raise ValueError(
                     f"dataset {self}: give a path (NAME:SPLIT@PATH) or a data root "
-                    f"(--root / POSELIT_DATA) holding the '{source.folder}' folder"
+                    f"(--root / POSELIT_DATA) holding the '{folder}' folder"
                 )
             path = Path(data_root or ".") / path
         if not path.exists():
@@ -74,10 +74,12 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class Source:
-    """How to read one dataset format: its default folder and its reader."""
+    """How to read one dataset format: its default folder, its reader, and its skeleton
+    when the format fixes one (``None``: it comes from the file, as for COCO-format)."""
 
     folder: str
     read: Callable[[Path, DatasetSpec], AnnotationSet]
+    skeleton: str | None = None
 
 
 def _read_lsp(path: Path, spec: DatasetSpec) -> AnnotationSet:
@@ -124,18 +126,23 @@ def _read_coco(path: Path, spec: DatasetSpec) -> AnnotationSet:
 
 
 SOURCES: dict[str, Source] = {
-    "lsp": Source("lsp", _read_lsp),
-    "lspet": Source("lspet", _read_lspet),
-    "mpii": Source("mpii", _read_mpii),
+    "lsp": Source("lsp", _read_lsp, "lsp"),
+    "lspet": Source("lspet", _read_lspet, "lsp"),
+    "mpii": Source("mpii", _read_mpii, "mpii"),
     "coco": Source("coco", _read_coco),
 }
+
+
+def source(spec: DatasetSpec) -> Source:
+    """The :class:`Source` of a spec's dataset name, with close matches in the error."""
+    if spec.name not in SOURCES:
+        close = difflib.get_close_matches(spec.name, SOURCES, n=2)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown dataset {spec.name!r} (known: {', '.join(SOURCES)}){hint}")
+    return SOURCES[spec.name]
 
 
 def read_annotations(spec: str | DatasetSpec, data_root: str | Path | None = None) -> AnnotationSet:
     """Read the records of a dataset given by name, e.g. ``read_annotations("lsp:test", root)``."""
     spec = DatasetSpec.parse(spec)
-    if spec.name not in SOURCES:
-        close = difflib.get_close_matches(spec.name, SOURCES, n=2)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown dataset {spec.name!r} (known: {', '.join(SOURCES)}){hint}")
-    return SOURCES[spec.name].read(spec.resolve_path(data_root), spec)
+    return source(spec).read(spec.resolve_path(data_root), spec)
