@@ -17,6 +17,8 @@ the optimiser / scheduler given to the constructor (LightningCLI's callables).
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pytorch_lightning as pl
@@ -32,6 +34,19 @@ IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 Batch = Mapping[str, Tensor]
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Model tensors from a Lightning checkpoint (``weights_only``) or a safetensors file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    return checkpoint.get("state_dict", checkpoint)
 
 
 def flip_back_keypoints(keypoints: Tensor, flip_index: Tensor, width: int) -> Tensor:
@@ -63,6 +78,11 @@ class PoseLitModule(pl.LightningModule):
         optimizer: Optimiser factory (LightningCLI ``OptimizerCallable``).
         lr_scheduler: Optional scheduler factory; a ``ReduceLROnPlateau`` monitors the
             validation PCK.
+        init_from: A checkpoint (Lightning ``.ckpt`` or ``.safetensors``) whose weights
+            initialise the model before training: the next stage of a staged schedule, or
+            fine-tuning. Tensors whose shapes differ (e.g. joint-specific layers for another
+            joint count) keep their fresh initialisation and are listed in a warning. A
+            resume with ``--ckpt_path`` still restores the full training state over it.
     """
 
     def __init__(
@@ -74,8 +94,10 @@ class PoseLitModule(pl.LightningModule):
         flip_test: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
+        self.init_from = init_from
         self.skeleton: Skeleton = skeleton_from_spec(skeleton)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.flip_test = flip_test
@@ -203,6 +225,42 @@ class PoseLitModule(pl.LightningModule):
             "scores": outputs["scores"].float(),
             "index": batch["index"],
         }
+
+    # --- initialisation -----------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if self.init_from and stage == "fit":
+            self.load_compatible_weights(self.init_from)
+
+    def load_compatible_weights(self, path: str | Path) -> dict[str, list[str]]:
+        """Copy every tensor of a checkpoint whose name and shape match this model.
+
+        Returns the names ``loaded``, ``reshaped`` (kept fresh: shape differs) and
+        ``missing`` (not in the file). Nothing is unpickled: ``.ckpt`` files are read
+        with ``weights_only=True``.
+        """
+        state = read_state_dict(path)
+        own = self.state_dict()
+        report: dict[str, list[str]] = {"loaded": [], "reshaped": [], "missing": []}
+        compatible = {}
+        for name, tensor in own.items():
+            if name not in state:
+                report["missing"].append(name)
+            elif state[name].shape != tensor.shape:
+                report["reshaped"].append(name)
+            else:
+                compatible[name] = state[name]
+                report["loaded"].append(name)
+        if not compatible:
+            raise ValueError(f"{path}: no tensor matches this {type(self).__name__} (wrong method?)")
+        self.load_state_dict(compatible, strict=False)
+        if report["reshaped"] or report["missing"]:
+            warnings.warn(
+                f"{path}: loaded {len(report['loaded'])} tensors; kept fresh: "
+                f"{report['reshaped'] + report['missing']}",
+                stacklevel=2,
+            )
+        return report
 
     # --- optimisation -------------------------------------------------------------------
 
