@@ -1,0 +1,471 @@
+"""Luvizon, Tabia & Picard, "Human Pose Regression by Combining Indirect Part Detection and
+Contextual Information" (2017): a stem, K prediction blocks and a parameter-free soft-argmax
+regression with context aggregation, trained end to end on joint coordinates.
+
+See :class:`LuvizonSoftArgmax`. The pieces without parameters are module functions so they
+can be tested on their own: :func:`normalized_to_input` / :func:`input_to_normalized` (the
+coordinate mapping), :func:`regress_joints` (soft-argmax, joint probability and Eq. 6),
+:func:`aggregate_context` (Eq. 6 alone), :func:`presence_targets` and :func:`elastic_net`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import partial
+from typing import Any, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from poselit.backbones import create_backbone
+from poselit.codecs import soft_argmax, to_heatmap_coords, to_input_coords
+from poselit.models.base import Batch, PoseLitModule
+from poselit.models.layers import BatchNormNoScale, ConvNormAct, SeparableConv2d, SeparableResidual
+
+__all__ = [
+    "BlockA",
+    "LuvizonSoftArgmax",
+    "PredictionBlock",
+    "StageOutput",
+    "aggregate_context",
+    "elastic_net",
+    "input_to_normalized",
+    "normalized_to_input",
+    "presence_targets",
+    "regress_joints",
+]
+
+DEFAULT_BACKBONE = "poselit_luvizon_stem"
+INPUT_MEAN = (127.5, 127.5, 127.5)
+INPUT_STD = (127.5, 127.5, 127.5)  # (x / 255 - 0.5) * 2 == (x - 127.5) / 127.5
+
+# Keras' BatchNormalization(scale=False) defaults, as in the authors' code and the stem.
+KerasBatchNorm = partial(BatchNormNoScale, eps=1e-3, momentum=0.01)
+
+
+class StageOutput(NamedTuple):
+    """What one prediction block outputs for the loss."""
+
+    coords: Tensor
+    """``(B, Nj, 2)`` aggregated joint positions ``(x, y)`` in normalised map coordinates
+    (:func:`normalized_to_input`)."""
+    presence: Tensor
+    """``(B, Nj)`` presence logits: the global maximum of each joint's part map."""
+
+
+# --------------------------------------------------------------------------- coordinates
+
+
+def normalized_to_input(coords: Tensor, map_size: tuple[int, int], stride: float) -> Tensor:
+    """Soft-argmax output on the ``linspace(0, 1, W)`` grid -> input pixels.
+
+    The normalised grid puts 0 at the centre of the map's first column and 1 at the centre
+    of its last (:func:`poselit.codecs.soft_argmax` with ``grid="normalized"``), so
+    ``map = u * (W - 1)`` and then :func:`poselit.codecs.to_input_coords`::
+
+        input = stride * u * (W - 1) + (stride - 1) / 2          (y: H instead of W)
+
+    On a 32x32 map of a 256x256 input (stride 8) ``u = 0`` is input pixel 3.5 and ``u = 1``
+    is 251.5: the centres of the first and last 8x8 blocks.
+
+    Args:
+        coords: ``(..., 2)`` normalised ``(x, y)``.
+        map_size: Map ``(height, width)``, each at least 2.
+        stride: Input pixels per map pixel.
+    """
+    return to_input_coords(coords * _map_span(map_size, coords), stride)
+
+
+def input_to_normalized(keypoints: Tensor, map_size: tuple[int, int], stride: float) -> Tensor:
+    """Input pixels -> normalised map coordinates (inverse of :func:`normalized_to_input`)."""
+    return to_heatmap_coords(keypoints, stride) / _map_span(map_size, keypoints)
+
+
+def _map_span(map_size: tuple[int, int], like: Tensor) -> Tensor:
+    height, width = map_size
+    if height < 2 or width < 2:
+        raise ValueError(f"the soft-argmax maps must be at least 2x2, got {height}x{width}")
+    return torch.tensor([width - 1, height - 1], dtype=like.dtype, device=like.device)
+
+
+# --------------------------------------------------------------------------- regression
+
+
+def aggregate_context(
+    part_coords: Tensor, context_coords: Tensor, context_logits: Tensor, alpha: float
+) -> Tensor:
+    """Eq. 6: ``y = alpha * y_part + (1 - alpha) * sum_c(p_c * y_c) / sum_c(p_c)``.
+
+    ``p_c = sigmoid(context_logits)``. The weights ``p_c / sum_c(p_c)`` are computed as a
+    softmax of ``log(p_c)`` over the context maps (the same value), so they stay finite even
+    when every ``p_c`` underflows.
+
+    Args:
+        part_coords: ``(B, Nj, 2)`` positions from the part maps.
+        context_coords: ``(B, Nj, Nc, 2)`` positions from the context maps (``Nc >= 1``).
+        context_logits: ``(B, Nj, Nc)`` context presence logits (global map maxima).
+        alpha: Weight of the part-map position.
+    """
+    weights = torch.softmax(F.logsigmoid(context_logits.float()), dim=-1)
+    context = (weights[..., None] * context_coords).sum(dim=-2)
+    return alpha * part_coords + (1 - alpha) * context
+
+
+def regress_joints(maps: Tensor, num_joints: int, alpha: float) -> tuple[Tensor, Tensor]:
+    """The parameter-free regression stage of one block (Sec. 3.2, Fig. 4).
+
+    Soft-argmax (Eqs. 1-4, normalised grid) on every map, the presence logit of every map
+    (its global maximum; the joint probability is its sigmoid, Sec. 3.2.2) and the context
+    aggregation of Eq. 6.
+
+    Args:
+        maps: ``(B, (1 + Nc) * Nj, H, W)``: the ``Nj`` part maps first, then the ``Nc``
+            context maps of joint 0, of joint 1, ... (the authors' channel order).
+        num_joints: ``Nj``.
+        alpha: Eq. 6's weight of the part maps (unused when ``Nc = 0``).
+
+    Returns:
+        ``(B, Nj, 2)`` normalised positions and ``(B, Nj)`` presence logits of the part maps.
+    """
+    batch, channels = maps.shape[:2]
+    if channels % num_joints:
+        raise ValueError(f"{channels} maps is not a multiple of {num_joints} joints")
+    num_context = channels // num_joints - 1
+    coords = soft_argmax(maps, grid="normalized")  # (B, M, 2), float32
+    logits = maps.flatten(2).amax(dim=-1).float()  # (B, M)
+    part_coords, part_logits = coords[:, :num_joints], logits[:, :num_joints]
+    if num_context == 0:
+        return part_coords, part_logits
+    context_coords = coords[:, num_joints:].reshape(batch, num_joints, num_context, 2)
+    context_logits = logits[:, num_joints:].reshape(batch, num_joints, num_context)
+    return aggregate_context(part_coords, context_coords, context_logits, alpha), part_logits
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def presence_targets(keypoints: Tensor, visibility: Tensor, input_size: tuple[int, int]) -> Tensor:
+    """``(B, Nj)`` booleans: the joint is annotated and lies inside the input crop.
+
+    Inside means ``-0.5 < x < W - 0.5`` and ``-0.5 < y < H - 0.5`` (the crop's area under the
+    pixel-centre convention), the authors' ``get_visible_joints`` (``0 < u < 1`` on
+    crop-normalised coordinates). Occluded joints (visibility 1) count as present: the paper's
+    probability is that of the joint "being present in the image", not of being seen.
+    """
+    height, width = input_size
+    x, y = keypoints[..., 0], keypoints[..., 1]
+    inside = (x > -0.5) & (x < width - 0.5) & (y > -0.5) & (y < height - 0.5)
+    return (visibility > 0) & inside
+
+
+def elastic_net(prediction: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """Eq. 7 on valid joints: ``sum(|d|_1 + |d|_2^2) / max(1, number of valid joints)``.
+
+    ``d`` is the ``(x, y)`` error of a joint; the sum runs over the valid joints of the whole
+    batch. Invalid joints contribute nothing, whatever their coordinates hold (NaN included).
+
+    Args:
+        prediction: ``(B, Nj, 2)``.
+        target: ``(B, Nj, 2)``.
+        valid: ``(B, Nj)`` booleans.
+    """
+    diff = torch.where(valid[..., None], prediction.float() - target.float(), 0.0)
+    per_joint = diff.abs().sum(dim=-1) + diff.square().sum(dim=-1)
+    return per_joint.sum() / valid.sum().clamp_min(1)
+
+
+# --------------------------------------------------------------------------- network
+
+
+def _upsample_to(x: Tensor, like: Tensor) -> Tensor:
+    """Nearest 2x upsampling cropped to ``like``'s size: the inverse of a ceil-mode 2x2 pool."""
+    up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    return up[..., : like.shape[-2], : like.shape[-1]]
+
+
+class BlockA(nn.Module):
+    """Block-A (Sec. 3.1, Fig. 2/3b; ``build_reception_block`` of the authors' code): a
+    separable residual unit at full width in parallel with a two-level hourglass at half width.
+
+    ::
+
+        a    = Res(C -> C)(x)
+        low1 = Res(C/2)(ReLU-1x1-BN(C -> C/2)(maxpool(x)))
+        b    = Res(C/2)(low1)
+        c    = upsample(Res(C/2) x 3 (maxpool(low1)))
+        out  = a + upsample(Res(C/2 -> C)(b + c))
+
+    ``Res`` is :class:`~poselit.models.layers.SeparableResidual` with ``kernel_size``. Three
+    resolutions (32x32, 16x16, 8x8 at 256 input), as the paper says.
+    """
+
+    def __init__(self, width: int, kernel_size: int) -> None:
+        super().__init__()
+        half = width // 2
+        res = partial(SeparableResidual, kernel_size=kernel_size, norm_layer=KerasBatchNorm)
+        self.pool = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.skip = res(width, width)
+        self.reduce = ConvNormAct(width, half, 1, norm_layer=KerasBatchNorm, preact=True)
+        self.low1 = res(half, half)
+        self.low1_skip = res(half, half)
+        self.low2 = nn.Sequential(res(half, half), res(half, half), res(half, half))
+        self.expand = res(half, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.skip(x)
+        low1 = self.low1(self.reduce(self.pool(x)))
+        b = self.low1_skip(low1)
+        c = self.low2(self.pool(low1))
+        b = self.expand(b + _upsample_to(c, b))
+        return a + _upsample_to(b, a)
+
+
+class PredictionBlock(nn.Module):
+    """One prediction block: :class:`BlockA` then Block-B (Sec. 3.1, Fig. 4).
+
+    Block-B as in the authors' code (``SepConv``, ``RegMap``, ``fReMap``)::
+
+        s    = ReLU - separable k x k conv (C -> C) - BN        (a: Block-A's output)
+        maps = ReLU - 1x1 conv (C -> (1 + Nc) * Nj)              (raw maps, no BN)
+        next = a + s + ReLU-1x1-BN(maps -> C)                   (not in the last block)
+    """
+
+    def __init__(self, width: int, num_maps: int, kernel_size: int, last: bool) -> None:
+        super().__init__()
+        self.block_a = BlockA(width, kernel_size)
+        self.sepconv = ConvNormAct(
+            width, width, kernel_size, conv_layer=SeparableConv2d, norm_layer=KerasBatchNorm, preact=True
+        )
+        self.regmap = ConvNormAct(width, num_maps, 1, norm_layer=None, preact=True)
+        self.remap = None if last else ConvNormAct(num_maps, width, 1, norm_layer=KerasBatchNorm, preact=True)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Maps ``(B, M, H, W)`` and the next block's input (``None`` after the last block)."""
+        a = self.block_a(x)
+        s = self.sepconv(a)
+        maps = self.regmap(s)
+        following = None if self.remap is None else a + s + self.remap(maps)
+        return maps, following
+
+
+def _glorot_init(module: nn.Module) -> None:
+    """Glorot-uniform convolution weights (Keras' default) and zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class LuvizonSoftArgmax(PoseLitModule):
+    """Soft-argmax pose regression of Luvizon, Tabia & Picard (2017), Sec. 3.
+
+    Notation as in the paper: ``K`` prediction blocks (``num_blocks``), ``Nj`` joints (the
+    skeleton's), ``Nc`` context maps per joint (``num_context``).
+
+    An Inception-style stem (``poselit_luvizon_stem``: 256x256 -> 32x32x576), then ``K``
+    prediction blocks. Each block refines the features (:class:`BlockA`: separable residual
+    units and a small 2-level hourglass at half width) and projects them
+    (:class:`PredictionBlock`'s Block-B) onto ``(1 + Nc) * Nj`` maps: one part map and
+    ``Nc`` context maps per joint. A regression stage without parameters
+    (:func:`regress_joints`) turns them into joint coordinates with a spatial soft-argmax
+    (Eqs. 1-4, normalised grid ``linspace(0, 1, 32)`` as in the authors' code), a joint
+    probability per joint (sigmoid of the part map's global maximum, Sec. 3.2.2) and the
+    context aggregation of Eq. 6 with ``alpha``. The maps are projected back and added to the
+    stream of the next block; every block is supervised.
+
+    Outputs (the base's contract): ``stages``, one :class:`StageOutput` per block (normalised
+    ``coords`` ``(B, Nj, 2)``, ``presence`` logits ``(B, Nj)``); ``keypoints`` ``(B, Nj, 2)``
+    in input pixels and ``scores`` ``(B, Nj)`` (joint probabilities) of the last block;
+    ``map_size``, the maps' ``(height, width)``. No ``heatmaps``: the flip test averages
+    coordinates.
+
+    Coordinates: a normalised value ``u`` is a soft-argmax on the map's ``linspace(0, 1, W)``
+    grid, i.e. map column ``u * (W - 1)``, which :func:`normalized_to_input` takes to input
+    pixels with the package's stride convention (:func:`poselit.codecs.to_input_coords`);
+    targets go the other way (:func:`input_to_normalized`).
+
+    Loss (Sec. 4.1), summed over the blocks with weight 1 each:
+
+    * elastic net (Eq. 7, L1 + squared L2 on normalised coordinates) averaged over the valid
+      joints of the batch: **annotated (visibility 1 or 2, occluded joints included) and
+      inside the input crop** (:func:`presence_targets`);
+    * ``presence_weight`` x binary cross-entropy (Eq. 8) of the part-map presence logits,
+      averaged over the annotated joints; target 1 when the joint is inside the crop, 0 when
+      it was annotated outside it (e.g. moved out by augmentation or truncated).
+
+    The 2017 repository has no training code; these rules are those of the authors' later
+    ``deephar`` code for the same model: presence = inside the crop (``get_visible_joints``,
+    occlusion flags unused), and joints outside the crop are dropped from the coordinate
+    loss (``remove_outer_joints``; soft-argmax cannot reach them anyway).
+
+    Parameters (K = 8, Nc = 2, kernel 5, width 576; independent of the input size):
+    14,669,952 for Nj = 16 (MPII, the paper's setting) and 14,618,112 for Nj = 14 (LSP). The
+    stem has 1,035,456; each block has 1,305,216 in Block-A, 346,752 in Block-B's separable
+    convolution and ``576 (1 + Nc) Nj`` in the map projection, plus ``576 (1 + Nc) Nj + 576``
+    in the back-projection of every block but the last. The paper gives no count (only that
+    the model "fits in much smaller GPUs" than the stacked hourglass).
+
+    Deliberate deviations, each with its reason:
+
+    * Normalised coordinates follow the map grid (0 and 1 = centres of the first and last
+      map pixels) rather than the paper's image corners (0 = top-left corner, 1 = bottom-right):
+      the authors' soft-argmax grid is ``linspace(0, 1, W)``, so with corner-normalised
+      targets a map peak would sit up to half a map pixel (4 input px) away from the input
+      position it covers; here it sits exactly on it.
+    * The coordinate loss is averaged over the valid joints of the batch (the paper divides by
+      Nj per sample, the 2017 code sums); the presence loss covers annotated joints only, so
+      joints with visibility 0 are ignored by every loss, the package convention (``deephar``
+      gives unannotated joints presence 0, but COCO leaves joints inside the image
+      unannotated). ``presence_weight`` defaults to 1 (the paper gives none; the authors'
+      later ``deephar`` code uses 0.01).
+    * Block-A's max-pools round up and its upsampling crops to the skip's size, so any input
+      size works; identical to the original for map sides divisible by 4 (256 -> 32).
+    * Padding is symmetric everywhere (Keras "same" pads stride-2 layers bottom/right only;
+      see :class:`poselit.backbones.LuvizonStem`).
+    * The paper's "lr x0.4 when the validation accuracy plateaus" is not a default: it is
+      the recipe's ``lr_scheduler``, ``ReduceLROnPlateau(mode="max", factor=0.4)`` (the base
+      monitors ``val/pck``; the paper gives no patience).
+
+    Args:
+        skeleton: Joint layout (``"lsp"``, ``"mpii"``, ``"coco"`` or a COCO category dict).
+        num_blocks: Prediction blocks ``K`` (paper: 8), each supervised.
+        kernel_size: Kernel of every separable convolution in the blocks (paper: 5).
+        num_context: Context maps per joint ``Nc`` (paper: 2; 0 regresses the part maps only).
+        alpha: Eq. 6's weight of the part-map position (paper: 0.8).
+        width: Channels of the block stream (paper: 576; the hourglass runs at half of it).
+        backbone: Stem: ``"poselit_luvizon_stem"`` (the paper's) or any timm model name. A
+            1x1 conv + BN adapter maps the backbone's feature at ``stride`` to ``width``
+            channels when they differ (the paper's stem at stride 8 needs none).
+        stride: Input pixels per map pixel: which backbone feature feeds the blocks (8 gives
+            32x32 maps at 256 input).
+        pretrained: Load the backbone's pretrained timm weights (downloads them; other
+            backbones then usually want ImageNet ``mean`` / ``std``).
+        presence_weight: Weight of the presence cross-entropy against the coordinate loss.
+        input_size: Input crop ``(height, width)``, multiples of ``stride``, at least
+            ``2 * stride`` (paper: 256x256).
+        mean: Per-channel mean in 0-255 units; the default with ``std`` gives the paper's
+            ``(x / 255 - 0.5) * 2``.
+        std: Per-channel divisor in 0-255 units.
+        flip_test: Average with the mirrored image's coordinates at evaluation.
+        optimizer: Optimiser factory; default ``RMSprop(lr=1e-3, alpha=0.9)``: the paper's
+            RMSprop and learning rate with Keras' decay ``rho=0.9`` (torch's default is 0.99).
+            In a recipe: ``class_path: torch.optim.RMSprop``, ``init_args: {lr: 0.001,
+            alpha: 0.9}``; LightningCLI shows the default so (``--print_config``).
+        lr_scheduler: Optional scheduler factory (see the deviations above).
+    """
+
+    def __init__(
+        self,
+        skeleton: str | dict = "lsp",
+        num_blocks: int = 8,
+        kernel_size: int = 5,
+        num_context: int = 2,
+        alpha: float = 0.8,
+        width: int = 576,
+        backbone: str = DEFAULT_BACKBONE,
+        stride: int = 8,
+        pretrained: bool = False,
+        presence_weight: float = 1.0,
+        input_size: tuple[int, int] = (256, 256),
+        mean: Sequence[float] = INPUT_MEAN,
+        std: Sequence[float] = INPUT_STD,
+        flip_test: bool = True,
+        optimizer: OptimizerCallable = lambda params: torch.optim.RMSprop(params, lr=1e-3, alpha=0.9),
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        if optimizer is _DEFAULT_OPTIMIZER_LAMBDA:
+            # The same factory, picklable (ddp_spawn pickles the model); the lambda stays the
+            # signature's default because LightningCLI reads it as class_path + init_args.
+            optimizer = partial(torch.optim.RMSprop, lr=1e-3, alpha=0.9)
+        super().__init__(
+            skeleton=skeleton,
+            input_size=input_size,
+            mean=mean,
+            std=std,
+            flip_test=flip_test,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+        )
+        _check_args(num_blocks, kernel_size, num_context, alpha, width, stride, self.input_size)
+        self.num_blocks = num_blocks
+        self.num_context = num_context
+        self.alpha = float(alpha)
+        self.stride = stride
+        self.presence_weight = float(presence_weight)
+
+        self.backbone = create_backbone(backbone, pretrained=pretrained, out_strides=stride)
+        channels = self.backbone.channels[0]
+        self.adapter = (
+            nn.Identity()
+            if channels == width
+            else ConvNormAct(channels, width, 1, norm_layer=KerasBatchNorm, act_layer=None)
+        )
+        num_maps = (1 + num_context) * self.num_joints
+        self.blocks = nn.ModuleList(
+            PredictionBlock(width, num_maps, kernel_size, last=i == num_blocks - 1) for i in range(num_blocks)
+        )
+        _glorot_init(self.adapter)
+        _glorot_init(self.blocks)
+
+    def forward(self, images: Tensor) -> dict[str, Any]:
+        x = self.adapter(self.backbone(images)[0])
+        map_size = (x.shape[-2], x.shape[-1])
+        stages = []
+        for block in self.blocks:
+            maps, x = block(x)
+            stages.append(StageOutput(*regress_joints(maps, self.num_joints, self.alpha)))
+        last = stages[-1]
+        return {
+            "stages": stages,
+            "keypoints": normalized_to_input(last.coords, map_size, self.stride),
+            "scores": torch.sigmoid(last.presence),
+            "map_size": map_size,
+        }
+
+    def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, Tensor]:
+        """Elastic net on valid joints + ``presence_weight`` x presence cross-entropy, per block."""
+        keypoints, visibility = batch["keypoints"], batch["visibility"]
+        input_size = tuple(batch["image"].shape[-2:])
+        annotated = visibility > 0
+        present = presence_targets(keypoints, visibility, input_size)
+        target = input_to_normalized(keypoints.float(), outputs["map_size"], self.stride)
+        coords = presence = keypoints.new_zeros((), dtype=torch.float32)
+        for stage in outputs["stages"]:
+            coords = coords + elastic_net(stage.coords, target, present)
+            bce = F.binary_cross_entropy_with_logits(stage.presence, present.float(), reduction="none")
+            presence = presence + torch.where(annotated, bce, 0.0).sum() / annotated.sum().clamp_min(1)
+        return {"loss": coords + self.presence_weight * presence, "coords": coords, "presence": presence}
+
+
+_DEFAULT_OPTIMIZER_LAMBDA = inspect.signature(LuvizonSoftArgmax.__init__).parameters["optimizer"].default
+
+
+def _check_args(
+    num_blocks: int,
+    kernel_size: int,
+    num_context: int,
+    alpha: float,
+    width: int,
+    stride: int,
+    input_size: tuple[int, int],
+) -> None:
+    if num_blocks < 1:
+        raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+    if num_context < 0:
+        raise ValueError(f"num_context must be >= 0, got {num_context}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if width < 2 or width % 2:
+        raise ValueError(f"width must be an even number >= 2 (the hourglass runs at width / 2), got {width}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if any(side % stride or side < 2 * stride for side in input_size):
+        raise ValueError(
+            f"input_size {input_size} must be multiples of stride {stride} and at least "
+            f"{2 * stride} (maps of at least 2x2 for the normalised soft-argmax grid)"
+        )
