@@ -1,0 +1,656 @@
+"""Bulat & Tzimiropoulos, "Human Pose Estimation via Convolutional Part Heatmap Regression"
+(ECCV 2016): a part-detection subnetwork followed by a regression subnetwork.
+
+The detector turns the image into one part-detection heatmap per joint (per-pixel sigmoid
+cross-entropy against binary disks around the *visible* joints); the regressor takes those
+heatmaps stacked with the image and regresses confidence maps of *all* annotated joints
+(L2 against Gaussians). Both work at the full input resolution. See :class:`BulatCascade`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from poselit.backbones import Backbone, create_backbone
+from poselit.codecs import argmax_decode, disk_heatmaps, gaussian_heatmaps, to_input_coords
+from poselit.models.base import IMAGENET_MEAN, IMAGENET_STD, Batch, PoseLitModule
+
+__all__ = [
+    "BulatCascade",
+    "FCN8sDetector",
+    "Hourglass",
+    "HourglassRegressor",
+    "PreActBottleneck",
+    "ResidualDetector",
+    "VGGRegressor",
+]
+
+Stage = Literal["detector", "regressor", "joint"]
+Variant = Literal["residual", "vgg"]
+
+DEFAULT_BACKBONES: dict[str, str] = {"residual": "resnet152", "vgg": "poselit_vgg16_fcn"}
+"""The paper's detector trunk of each variant."""
+
+PAPER_PERSON_HEIGHT = 200.0
+"""Sec. 3: the disk radius is 10 px "for a body size of 200px of an upright standing person"."""
+PAPER_DETECTION_RADIUS = 10.0
+DEFAULT_PADDING = 1.25
+""":class:`~poselit.data.PoseDataModule`'s default box enlargement: a person of box side
+``200 * scale`` spans ``input_height / padding`` pixels of the crop."""
+
+
+# --------------------------------------------------------------------------- initialisers
+
+
+def bilinear_kernel(size: int) -> Tensor:
+    """The ``size x size`` bilinear upsampling filter of FCN (Long et al.), as a tensor."""
+    factor = (size + 1) // 2
+    centre = factor - 1 if size % 2 == 1 else factor - 0.5
+    taps = 1 - (torch.arange(size, dtype=torch.float32) - centre).abs() / factor
+    return taps[:, None] * taps[None, :]
+
+
+@torch.no_grad()
+def init_upsampling_(deconv: nn.ConvTranspose2d) -> None:
+    """Initialise a channel-preserving deconvolution as a per-channel upsampling.
+
+    ``kernel = 2 * stride`` (padding ``stride / 2``): FCN's bilinear filter, i.e. exactly
+    ``F.interpolate(..., mode="bilinear", align_corners=False)`` away from the border (the
+    pixel-centre geometry of :mod:`poselit.codecs`). ``kernel = stride``: every output
+    pixel sees one input pixel, so the filter that preserves the signal is all ones (nearest
+    neighbour); FCN's bilinear formula would instead scale each block by a tent (by 1/4 for
+    ``2x2/2``). Biases start at zero.
+    """
+    channels = deconv.in_channels
+    if deconv.out_channels != channels or deconv.groups != 1:
+        raise ValueError("init_upsampling_ needs a deconvolution with as many outputs as inputs")
+    (k_h, k_w), (s_h, s_w) = deconv.kernel_size, deconv.stride
+    if k_h != k_w or s_h != s_w:
+        raise ValueError(f"init_upsampling_ needs square kernels and strides, got {deconv}")
+    if k_h == s_h:
+        kernel = torch.ones(k_h, k_h)
+    elif k_h == 2 * s_h:
+        kernel = bilinear_kernel(k_h)
+    else:
+        raise ValueError(f"init_upsampling_ supports kernel = stride or 2 * stride, got {deconv}")
+    deconv.weight.zero_()
+    index = torch.arange(channels, device=deconv.weight.device)
+    deconv.weight[index, index] = kernel.to(deconv.weight)
+    if deconv.bias is not None:
+        deconv.bias.zero_()
+
+
+def _undilate_(module: nn.Module) -> int:
+    """Turn dilated convolutions back into plain ones with the same output size; returns
+    how many were changed. Used to make timm's ``output_stride=16`` (stride 1 and dilation 2
+    in the last stage) a plain stride-1 last stage, as in the authors' released detector."""
+    changed = 0
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d) and conv.dilation != (1, 1):
+            if isinstance(conv.padding, str):  # "same" / "valid" adapt to the dilation by themselves
+                conv.dilation = (1, 1)
+            else:
+                conv.padding = tuple(
+                    max(0, p - (d - 1) * (k - 1) // 2)
+                    for p, d, k in zip(conv.padding, conv.dilation, conv.kernel_size)
+                )
+                conv.dilation = (1, 1)
+            changed += 1
+    return changed
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+class ResidualDetector(nn.Module):
+    """Residual part-detection subnetwork (Sec. 3, "Residual part heatmap regression", Table 3).
+
+    B1-B5: a timm trunk (ResNet-152 in the paper) whose last stage runs at stride 1, so the
+    features come at stride 16; B6: a 1x1 scoring convolution to ``K`` part maps; B7: a
+    deconvolution with kernel = stride = the trunk's stride (16), straight back to the input
+    resolution, as in the authors' released model (the paper's text says 4x4/4, which would
+    stop at a quarter of the input; see :class:`BulatCascade`).
+    """
+
+    def __init__(self, backbone: Backbone, num_joints: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.stride = backbone.strides[-1]
+        self.score = nn.Conv2d(backbone.channels[-1], num_joints, 1)
+        self.upsample = nn.ConvTranspose2d(num_joints, num_joints, self.stride, stride=self.stride)
+        # "All added layers were initialized with 0": the scoring layer is; the deconvolution
+        # cannot be (with both at zero no gradient reaches either weight), so it starts as
+        # nearest-neighbour upsampling.
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+        init_upsampling_(self.upsample)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.upsample(self.score(self.backbone(images)[-1]))
+
+
+class FCN8sDetector(nn.Module):
+    """VGG-FCN part-detection subnetwork (Sec. 3, "VGG-FCN part heatmap regression", Table 1):
+    the FCN-8s head of Long et al. on taps at strides 8, 16 and 32 (pool3, pool4, pool5 of
+    ``poselit_vgg16_fcn``; any trunk with those strides works).
+
+    fc6 and fc7 are 1x1 convolutions (``width`` channels, ReLU) on pool5; scoring 1x1
+    convolutions on fc7, pool4 and pool3; two learned 2x deconvolutions (4x4/2, bilinear
+    start, no bias) with the skip scores added after each; a fixed bilinear 8x upsampling to
+    the input resolution (FCN's ``upscore8`` is a frozen bilinear deconvolution; this is the
+    same interpolation, exact at the border too).
+    """
+
+    def __init__(self, backbone: Backbone, num_joints: int, width: int = 512) -> None:
+        super().__init__()
+        if tuple(backbone.strides) != (8, 16, 32):
+            raise ValueError(f"the FCN-8s head needs taps at strides (8, 16, 32), got {backbone.strides}")
+        pool3, pool4, pool5 = backbone.channels
+        self.backbone = backbone
+        self.fc6 = nn.Conv2d(pool5, width, 1)
+        self.fc7 = nn.Conv2d(width, width, 1)
+        self.score_fr = nn.Conv2d(width, num_joints, 1)
+        self.score_pool4 = nn.Conv2d(pool4, num_joints, 1)
+        self.score_pool3 = nn.Conv2d(pool3, num_joints, 1)
+        self.upscore2 = nn.ConvTranspose2d(num_joints, num_joints, 4, stride=2, padding=1, bias=False)
+        self.upscore_pool4 = nn.ConvTranspose2d(num_joints, num_joints, 4, stride=2, padding=1, bias=False)
+        for conv in (self.fc6, self.fc7):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        for score in (self.score_fr, self.score_pool4, self.score_pool3):  # FCN: zero-initialised
+            nn.init.zeros_(score.weight)
+            nn.init.zeros_(score.bias)
+        init_upsampling_(self.upscore2)
+        init_upsampling_(self.upscore_pool4)
+
+    def forward(self, images: Tensor) -> Tensor:
+        pool3, pool4, pool5 = self.backbone(images)
+        fc7 = F.relu(self.fc7(F.relu(self.fc6(pool5))))
+        score = self.upscore2(self.score_fr(fc7)) + self.score_pool4(pool4)
+        score = self.upscore_pool4(score) + self.score_pool3(pool3)
+        return F.interpolate(score, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+
+# --------------------------------------------------------------------------- regressors
+
+
+class PreActBottleneck(nn.Module):
+    """Pre-activation bottleneck of the hourglass code (Newell et al.), as in the authors'
+    Torch model: BN-ReLU-conv1x1 (out/2), BN-ReLU-conv3x3 (out/2), BN-ReLU-conv1x1 (out);
+    convolutions with bias; the shortcut is the identity or a 1x1 convolution."""
+
+    def __init__(self, in_chs: int, out_chs: int) -> None:
+        super().__init__()
+        mid = out_chs // 2
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(in_chs),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(in_chs, mid, 1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_chs, 1),
+        )
+        self.shortcut = nn.Identity() if in_chs == out_chs else nn.Conv2d(in_chs, out_chs, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.shortcut(x) + self.body(x)  # the body starts with BN: x is never changed in place
+
+
+class Hourglass(nn.Module):
+    """One hourglass level (Table 4, as in the authors' released MPII model): ``width``
+    channels in, ``out_chs`` out, same resolution.
+
+    ``up``: three bottlenecks (the last widening to ``out_chs``); ``low``: 2x2 max-pool,
+    three bottlenecks, the next level (or, at the bottom, a widening bottleneck), one more
+    bottleneck and a 2x2/2 deconvolution (the paper's change to the hourglass, "as opposed
+    to nearest neighbour upsampling"); the two branches are added.
+    """
+
+    def __init__(self, depth: int, width: int = 256, out_chs: int = 512) -> None:
+        super().__init__()
+        inner: nn.Module = (
+            Hourglass(depth - 1, width, out_chs) if depth > 1 else PreActBottleneck(width, out_chs)
+        )
+        self.up = nn.Sequential(
+            PreActBottleneck(width, width), PreActBottleneck(width, width), PreActBottleneck(width, out_chs)
+        )
+        self.low = nn.Sequential(
+            nn.MaxPool2d(2, 2),
+            PreActBottleneck(width, width),
+            PreActBottleneck(width, width),
+            PreActBottleneck(width, width),
+            inner,
+            PreActBottleneck(out_chs, out_chs),
+            nn.ConvTranspose2d(out_chs, out_chs, 2, stride=2),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.up(x) + self.low(x)
+
+
+class HourglassRegressor(nn.Module):
+    """Residual regression subnetwork (Table 4): a single hourglass with deconvolution
+    upsampling, layer for layer the authors' released MPII model.
+
+    D1: conv 7x7/2 (64) + BN + ReLU; bottleneck to 128, 2x2 max-pool, two bottlenecks (128)
+    and one to 256 (stride 4); a depth-4 hourglass (256 -> 512 channels); 1x1 conv (512) +
+    BN + ReLU, 1x1 conv (256) + BN + ReLU, a 1x1 scoring conv (``K``) and a 4x4/4
+    deconvolution back to the input resolution. Inputs must be multiples of
+    ``4 * 2**depth`` pixels (64 for depth 4).
+    """
+
+    def __init__(self, in_chs: int, num_joints: int, depth: int = 4) -> None:
+        super().__init__()
+        self.multiple = 4 * 2**depth
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chs, 64, 7, stride=2, padding=3),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+            PreActBottleneck(64, 128),
+            nn.MaxPool2d(2, 2),
+            PreActBottleneck(128, 128),
+            PreActBottleneck(128, 128),
+            PreActBottleneck(128, 256),
+        )
+        self.hourglass = Hourglass(depth, 256, 512)
+        self.head = nn.Sequential(
+            nn.Conv2d(512, 512, 1),
+            nn.BatchNorm2d(512),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(512, 256, 1),
+            nn.BatchNorm2d(256),
+            nn.ReLU(inplace=True),
+        )
+        self.score = nn.Conv2d(256, num_joints, 1)
+        self.upsample = nn.ConvTranspose2d(num_joints, num_joints, 4, stride=4)
+        # The paper zero-initialises the subnetwork except its deconvolutions (bilinear). All
+        # zeros would leave every hidden gradient at zero, so only the scoring layer starts
+        # at zero (the output starts at 0, the L2 loss' natural start); convolutions keep
+        # PyTorch's default init; deconvolutions start as upsampling (init_upsampling_).
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+        for module in self.modules():
+            if isinstance(module, nn.ConvTranspose2d):
+                init_upsampling_(module)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.upsample(self.score(self.head(self.hourglass(self.stem(x)))))
+
+
+class VGGRegressor(nn.Module):
+    """VGG-based regression subnetwork (Table 2): seven convolutions, the first four with
+    large kernels (7x7 -> 64, 13x13 -> 64, 13x13 -> 128, 15x15 -> 256) and three 1x1 (512,
+    512, ``K``), ReLU after all but the last; then C8, a 4x4/4 deconvolution to the input
+    resolution.
+
+    It runs at stride 4, like the spatial-fusion layers of Pfister et al. that its kernels
+    extend: the stacked input is average-pooled 4x4 first (parameter-free). All layers start
+    from N(0, 0.01) with zero biases, as the paper says; C8 starts as nearest upsampling.
+    Inputs must be multiples of 4 pixels.
+    """
+
+    LAYERS = ((64, 7), (64, 13), (128, 13), (256, 15), (512, 1), (512, 1))
+    STRIDE = 4
+
+    def __init__(self, in_chs: int, num_joints: int) -> None:
+        super().__init__()
+        self.multiple = self.STRIDE
+        self.pool = nn.AvgPool2d(self.STRIDE, self.STRIDE)
+        layers: list[nn.Module] = []
+        for out_chs, kernel in self.LAYERS:
+            layers += [nn.Conv2d(in_chs, out_chs, kernel, padding=kernel // 2), nn.ReLU(inplace=True)]
+            in_chs = out_chs
+        layers.append(nn.Conv2d(in_chs, num_joints, 1))
+        self.convs = nn.Sequential(*layers)
+        self.upsample = nn.ConvTranspose2d(num_joints, num_joints, self.STRIDE, stride=self.STRIDE)
+        for conv in self.convs:
+            if isinstance(conv, nn.Conv2d):
+                nn.init.normal_(conv.weight, std=0.01)
+                nn.init.zeros_(conv.bias)
+        init_upsampling_(self.upsample)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.upsample(self.convs(self.pool(x)))
+
+
+# --------------------------------------------------------------------------- the method
+
+
+class BulatCascade(PoseLitModule):
+    """Part-detection -> regression cascade of Bulat & Tzimiropoulos (ECCV 2016), Sec. 3.
+
+    The part-detection subnetwork maps the image to ``K`` detection heatmaps at the input
+    resolution, trained with per-pixel sigmoid cross-entropy against binary disks drawn
+    around the **visible** joints. The regression subnetwork takes the detection heatmaps
+    (sigmoid) stacked with the image and regresses ``K`` confidence maps at the input
+    resolution, trained with L2 against Gaussians (std 5 px) of **all annotated** joints,
+    visible or occluded. Keypoints are the maxima of the final maps (quarter-pixel step).
+
+    Two instances, as in the paper:
+
+    * ``variant="residual"`` (Table 3 + 4): ResNet-152 detector with a stride-1 last stage,
+      a 1x1 scoring layer and a 16x16/16 deconvolution (:class:`ResidualDetector`); a single
+      hourglass with deconvolution upsampling as regressor (:class:`HourglassRegressor`).
+      Any timm model that accepts ``output_stride=16`` can replace the trunk (``backbone``).
+    * ``variant="vgg"`` (Tables 1 + 2): VGG-16 FCN-8s detector (:class:`FCN8sDetector`) and
+      the 7-layer large-kernel regressor (:class:`VGGRegressor`). Any trunk with taps at
+      strides 8/16/32 can replace VGG-16.
+
+    Training follows the paper's schedule through ``stage``: ``"detector"`` trains the
+    detector alone (the regressor is neither run nor trained; heatmaps and keypoints come
+    from the detection maps); ``"regressor"`` freezes the detector (no gradients, and kept in
+    eval mode so its batch-norm statistics stay fixed) and trains the regressor; ``"joint"``
+    trains both end to end with ``detection_weight * L_det + regression_weight * L_reg``.
+    Weights carry over between stages with ``init_from=<previous stage's checkpoint>`` or
+    ``load_state_dict`` (every stage has the same tensors), or switch a live model with
+    ``model.stage = "regressor"``. (In stage ``"regressor"`` Lightning's "Found N module(s)
+    in eval mode at the start of training" warning is expected: that is the frozen
+    detector.)
+
+    Outputs of ``forward`` (normalised images ``(B, 3, H, W)``): ``stages`` = (detection
+    logits, regression maps or ``None`` in stage ``"detector"``), both ``(B, K, H, W)``;
+    ``heatmaps``: the final maps (regression maps; detection sigmoid in stage
+    ``"detector"``); ``keypoints`` ``(B, K, 2)`` in input pixels and ``scores`` ``(B, K)``
+    (map maxima). The flip test averages heatmaps, then :meth:`decode_heatmaps` clamps
+    negatives to 0 before decoding, as the authors' evaluation code does.
+
+    Parameters (any input size; the paper configurations, default backbones):
+
+    ==================================  ==================  ==================
+    part                                K = 16 (MPII)       K = 14 (LSP)
+    ==================================  ==================  ==================
+    residual: ResNet-152 trunk          58,143,808          58,143,808
+    residual: B6 scoring + B7 deconv    98,336              78,876
+    residual: hourglass regressor       17,370,528          17,362,780
+    **residual total**                  **75,612,672**      **75,585,464**
+    vgg: VGG-16 conv1_1..conv5_3        14,714,688          14,714,688
+    vgg: FCN-8s head (fc6/fc7 1x1-512)  554,032             549,546
+    vgg: 7-layer regressor + C8         9,916,128           9,907,868
+    **vgg total**                       **25,184,848**      **25,172,102**
+    ==================================  ==================  ==================
+
+    Deliberate deviations (and readings of the paper):
+
+    * **Detector upsampling.** The paper's text puts a 4x4/4 deconvolution after a stride-16
+      trunk and says it "upsamples the output layers to match the resolution of the input";
+      4x from stride 16 cannot. The authors' released ResNet-152 detector (read in
+      ``marian-margeta/gait-recognition``, ``part_detector.py``, which loads its Torch
+      weights) uses one 16x16/16 deconvolution; so does this class (kernel = stride = the
+      trunk's stride), giving full-resolution maps as the paper and the reference demand.
+    * **Stride-1 last stage without dilation** (``dilation=False``, default): the paper
+      changes "the stride of its convolutional layers from 2px to 1px" and the released
+      model has plain 3x3 convolutions there. timm's ``output_stride=16`` adds dilation 2
+      (DeepLab's way of keeping the ImageNet receptive field); ``dilation=True`` keeps it.
+      Same parameters either way.
+    * **Initialisation.** "All added layers were initialized with 0" (detector) and "all
+      layers from the regression subnetwork were zero-initialized, except for the
+      deconvolution layers" would leave the hidden gradients at exactly zero, so only the
+      scoring layers start at zero; deconvolutions start as upsampling (bilinear for 4x4/2,
+      nearest for kernel = stride, where FCN's bilinear formula would shrink the signal);
+      other hourglass convolutions use PyTorch's default. The VGG regressor keeps the
+      paper's N(0, 0.01).
+    * **Hourglass layout** from the authors' released MPII model (a Torch-to-PyTorch
+      conversion published with CubiCasa5k, ``floortrans/models/model_1427.py``): depth 4,
+      256 channels in, 512 out of every level, 2x2/2 deconvolutions (Table 4 lists "256"
+      for them; the released weights have 512). Its input has ``3 + K`` channels (image +
+      detection maps), as the paper describes (CubiCasa's copy was re-purposed: 3 inputs,
+      51 outputs).
+    * **VGG tables.** Our copy of Tables 1-2 is partly illegible. fc6/fc7 are 1x1
+      convolutions with 512 channels (Table 1's "(512, 1x1, 1x1)"; FCN's 4096-wide 7x7
+      fc6 cannot be "a convolutional layer of kernel size 1"), without dropout. The
+      regressor's widths/kernels are C1 7x7/64 (the text: kernels "vary from 7 to 15"),
+      C2 13x13/64, C3 13x13/128, C4 15x15/256, C5-C6 1x1/512, C7 1x1/K, C8 a deconvolution;
+      it runs at stride 4 (a full-resolution 15x15x128x256 layer would cost ~0.5 TMAC per
+      256x256 image).
+    * **Losses are means**, not the paper's sums: per pixel over the maps that count, so
+      learning rates do not depend on the input size or the joint count. Detection: visible
+      joints are disks, occluded joints all-background (the paper trains on visible parts
+      only, which is what makes occluded parts' detections weak, its Fig. 2), unannotated
+      joints (visibility 0) are left out. Regression: joints with visibility 0 are left out
+      ("stopping the backpropagation for the missing points", the paper's LSP choice).
+    * **Disk radius** scales with the crop: ``detection_radius=None`` is 10 px per 200 px of
+      person, the person being ``input_height / 1.25`` px tall in PoseDataModule's default
+      crop (padding 1.25): ``input_height / 25`` px, 10.24 px at 256. (The residual paper
+      model saw people ~200 px tall in 256x256 inputs: 300 px in 380x380 crops rescaled.)
+
+    Args:
+        skeleton: Joint layout: a built-in name (``"lsp"``, ``"mpii"``, ``"coco"``) or a
+            COCO-format category dict.
+        variant: ``"residual"`` (ResNet + hourglass) or ``"vgg"`` (VGG-FCN + 7-layer).
+        backbone: timm model name of the detector trunk. Default: ``"resnet152"``
+            (residual), ``"poselit_vgg16_fcn"`` (vgg).
+        pretrained: Load the trunk's ImageNet weights through timm (needs a network).
+        backbone_weights: Local weights file (or Hugging Face-style folder) for the trunk,
+            loaded offline (implies pretrained); see :func:`poselit.backbones.create_backbone`.
+        stage: Training stage: ``"detector"``, ``"regressor"`` (detector frozen) or
+            ``"joint"``.
+        detection_radius: Disk radius of the detection targets in input pixels; ``None``:
+            ``input_height / 25`` (see above).
+        regression_std: Standard deviation of the regression Gaussians in input pixels.
+        detection_weight: Weight of the detection loss in stage ``"joint"``.
+        regression_weight: Weight of the regression loss in stage ``"joint"``.
+        dilation: Residual variant: keep timm's dilation in the stage(s) turned to stride 1
+            (``True``) or make them plain stride-1 stages as the authors did (``False``).
+        input_size: Input crop ``(height, width)``: multiples of 64 (residual) or 32 (vgg).
+        mean: Per-channel mean, 0-255 units (ImageNet's, for the ImageNet trunks).
+        std: Per-channel divisor, 0-255 units.
+        flip_test: Average heatmaps with those of the mirrored image at evaluation.
+        optimizer: Optimiser factory (the paper: RMSprop; residual detector lr 1e-3 ->
+            2.5e-5, regressor 1e-4 -> 2.5e-5, batch 8).
+        lr_scheduler: Optional scheduler factory.
+        init_from: Checkpoint (``.ckpt`` / ``.safetensors``) whose weights start training:
+            the previous stage's, e.g. the detector stage's for stage ``"regressor"``.
+    """
+
+    def __init__(
+        self,
+        skeleton: str | dict = "lsp",
+        variant: Variant = "residual",
+        backbone: str | None = None,
+        pretrained: bool = False,
+        backbone_weights: str | None = None,
+        stage: Stage = "joint",
+        detection_radius: float | None = None,
+        regression_std: float = 5.0,
+        detection_weight: float = 1.0,
+        regression_weight: float = 1.0,
+        dilation: bool = False,
+        input_size: tuple[int, int] = (256, 256),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        flip_test: bool = True,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        init_from: str | None = None,
+    ) -> None:
+        super().__init__(
+            skeleton=skeleton,
+            input_size=input_size,
+            mean=mean,
+            std=std,
+            flip_test=flip_test,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            init_from=init_from,
+        )
+        if variant not in DEFAULT_BACKBONES:
+            raise ValueError(f"variant must be 'residual' or 'vgg', got {variant!r}")
+        if dilation and variant != "residual":
+            raise ValueError("dilation applies to the residual variant only")
+        for name, value in (("regression_std", regression_std), ("detection_radius", detection_radius)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        for name, value in (("detection_weight", detection_weight), ("regression_weight", regression_weight)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        self.variant = variant
+        self.backbone_name = backbone or DEFAULT_BACKBONES[variant]
+        self.detection_radius = float(
+            detection_radius
+            if detection_radius is not None
+            else default_detection_radius(self.input_size[0])
+        )
+        self.regression_std = float(regression_std)
+        self.detection_weight = float(detection_weight)
+        self.regression_weight = float(regression_weight)
+
+        num_joints = self.num_joints
+        weights = dict(pretrained=pretrained, weights=backbone_weights)
+        if variant == "residual":
+            trunk = _stride16_backbone(self.backbone_name, dilation, **weights)
+            self.detector: nn.Module = ResidualDetector(trunk, num_joints)
+            self.regressor: nn.Module = HourglassRegressor(3 + num_joints, num_joints)
+            self.multiple = _lcm(self.detector.stride, self.regressor.multiple)
+        else:
+            trunk = create_backbone(self.backbone_name, out_strides=(8, 16, 32), **weights)
+            self.detector = FCN8sDetector(trunk, num_joints)
+            self.regressor = VGGRegressor(3 + num_joints, num_joints)
+            self.multiple = _lcm(32, self.regressor.multiple)
+        self._check_size(self.input_size, "input_size")
+        self._stage: Stage = "joint"
+        self.stage = stage
+
+    # --- the training schedule ----------------------------------------------------------
+
+    @property
+    def stage(self) -> Stage:
+        """The training stage; setting it (re)applies the freezing of that stage."""
+        return self._stage
+
+    @stage.setter
+    def stage(self, value: Stage) -> None:
+        if value not in ("detector", "regressor", "joint"):
+            raise ValueError(f"stage must be 'detector', 'regressor' or 'joint', got {value!r}")
+        self._stage = value
+        self.detector.requires_grad_(value != "regressor")
+        self.regressor.requires_grad_(value != "detector")
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "BulatCascade":
+        """As :meth:`nn.Module.train`, but a frozen detector (stage ``"regressor"``) stays in
+        eval mode, so its batch-norm statistics do not move."""
+        super().train(mode)
+        if self._stage == "regressor":
+            self.detector.eval()
+        return self
+
+    # --- the network --------------------------------------------------------------------
+
+    def forward(self, images: Tensor) -> dict[str, Any]:
+        """Normalised images ``(B, 3, H, W)`` -> the output contract (see the class docs)."""
+        self._check_size(tuple(images.shape[-2:]), "image size")
+        if self._stage == "regressor":
+            with torch.no_grad():
+                logits = self.detector(images)
+        else:
+            logits = self.detector(images)
+        if self._stage == "detector":
+            maps = None
+            heatmaps = torch.sigmoid(logits)
+        else:
+            stacked = torch.cat([images, torch.sigmoid(logits).to(images.dtype)], dim=1)
+            maps = self.regressor(stacked)
+            heatmaps = maps
+        keypoints, scores = self.decode_heatmaps(heatmaps)
+        return {"stages": (logits, maps), "heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
+
+    def decode_heatmaps(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+        """Full-resolution maps -> keypoints (input pixels) and scores: negatives clamped to 0
+        (the authors' evaluation code, after flip averaging), argmax with the quarter-pixel
+        step towards the higher neighbour."""
+        keypoints, scores = argmax_decode(heatmaps.detach().clamp_min(0), refine="quarter_offset")
+        return to_input_coords(keypoints, 1), scores
+
+    # --- losses -------------------------------------------------------------------------
+
+    def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, Tensor]:
+        """``detection`` (per-pixel sigmoid cross-entropy against disks of visible joints)
+        and/or ``regression`` (L2 against Gaussians of annotated joints), as the stage
+        trains them; their weighted sum under ``loss``."""
+        logits, maps = outputs["stages"]
+        keypoints, visibility = batch["keypoints"], batch["visibility"]
+        terms: dict[str, Tensor] = {}
+        total = logits.new_zeros((), dtype=torch.float32)
+        if self._stage in ("detector", "joint"):
+            terms["detection"] = self.detection_loss(logits, keypoints, visibility)
+            weight = 1.0 if self._stage == "detector" else self.detection_weight
+            total = total + weight * terms["detection"]
+        if self._stage in ("regressor", "joint"):
+            if maps is None:
+                raise ValueError("the regression loss needs regression maps (outputs['stages'][1])")
+            terms["regression"] = self.regression_loss(maps, keypoints, visibility)
+            weight = 1.0 if self._stage == "regressor" else self.regression_weight
+            total = total + weight * terms["regression"]
+        terms["loss"] = total
+        return terms
+
+    def detection_loss(self, logits: Tensor, keypoints: Tensor, visibility: Tensor) -> Tensor:
+        """Mean per-pixel sigmoid cross-entropy against disks of radius
+        :attr:`detection_radius` around visible joints (occluded: background; unannotated:
+        left out)."""
+        target = disk_heatmaps(
+            keypoints, visibility, tuple(logits.shape[-2:]), self.detection_radius, min_visibility=2
+        )
+        bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
+        return _masked_mean(bce, visibility > 0)
+
+    def regression_loss(self, maps: Tensor, keypoints: Tensor, visibility: Tensor) -> Tensor:
+        """Mean squared error against Gaussians of std :attr:`regression_std` around every
+        annotated joint (visible or occluded); unannotated joints are left out."""
+        target = gaussian_heatmaps(
+            keypoints, visibility, tuple(maps.shape[-2:]), self.regression_std, min_visibility=1
+        )
+        return _masked_mean((maps.float() - target) ** 2, visibility > 0)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _check_size(self, size: tuple[int, ...], what: str) -> None:
+        if any(int(s) % self.multiple for s in size):
+            raise ValueError(
+                f"{what} {tuple(int(s) for s in size)} must be a multiple of {self.multiple} "
+                f"pixels for the {self.variant} variant of BulatCascade "
+                f"(backbone {self.backbone_name!r})"
+            )
+
+
+def default_detection_radius(input_height: int, padding: float = DEFAULT_PADDING) -> float:
+    """The paper's 10 px for a 200 px tall person, for a person ``input_height / padding``
+    pixels tall (the crop of :class:`~poselit.data.PoseDataModule`): ``input_height / 25``
+    with the default padding 1.25."""
+    return PAPER_DETECTION_RADIUS * input_height / (PAPER_PERSON_HEIGHT * padding)
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``(B, K, H, W)`` values over the ``(B, K)`` maps where ``mask`` is true (0 if
+    none)."""
+    mask = mask.to(values.device)
+    kept = torch.where(mask[..., None, None], values, 0.0)
+    count = mask.sum() * values.shape[-2] * values.shape[-1]
+    return kept.sum() / count.clamp_min(1)
+
+
+def _lcm(a: int, b: int) -> int:
+    return a * b // math.gcd(a, b)
+
+
+def _stride16_backbone(name: str, dilation: bool, **weights: Any) -> Backbone:
+    """A timm trunk whose deepest feature has stride 16 (``output_stride=16``), with the
+    dilation timm puts in the stride-1 stage removed unless ``dilation``."""
+    try:
+        trunk = create_backbone(name, output_stride=16, **weights)
+    except TypeError as err:  # models without output_stride keep their own stride
+        if "output_stride" not in str(err):
+            raise
+        trunk = create_backbone(name, **weights)
+    if not dilation:
+        _undilate_(trunk)
+    return trunk
