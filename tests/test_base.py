@@ -139,3 +139,15 @@ def test_init_from_copies_matching_tensors_and_reports_the_rest(tmp_path):
     assert report["reshaped"] == ["net.4.weight", "net.4.bias"] and len(report["loaded"]) == 4
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         coco.load_compatible_weights(tmp_path / "nothing.ckpt")
+
+
+@pytest.mark.parametrize("method", ["BulatCascade", "BelagiannisRecurrent", "LuvizonSoftArgmax"])
+def test_every_method_takes_the_shared_constructor_arguments(method):
+    import inspect
+
+    import poselit.models
+    from poselit.models.base import PoseLitModule
+
+    shared = set(inspect.signature(PoseLitModule.__init__).parameters) - {"self"}
+    own = set(inspect.signature(getattr(poselit.models, method).__init__).parameters)
+    assert shared <= own, shared - own

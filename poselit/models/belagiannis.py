@@ -235,6 +235,8 @@ class BelagiannisRecurrent(PoseLitModule):
         optimizer: Optimiser factory (the paper: SGD, momentum 0.95, lr 1e-5 -> 1e-6, weight
             decay 5e-4, batch 20).
         lr_scheduler: Optional scheduler factory.
+        init_from: Checkpoint whose compatible weights initialise the model
+            (:meth:`PoseLitModule.load_compatible_weights`).
     """
 
     def __init__(
@@ -257,6 +259,7 @@ class BelagiannisRecurrent(PoseLitModule):
         flip_test: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__(
             skeleton=skeleton,
@@ -266,6 +269,7 @@ class BelagiannisRecurrent(PoseLitModule):
             flip_test=flip_test,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
+            init_from=init_from,
         )
         _check_args(
             num_iterations=num_iterations,

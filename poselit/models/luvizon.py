@@ -355,6 +355,8 @@ class LuvizonSoftArgmax(PoseLitModule):
             In a recipe: ``class_path: torch.optim.RMSprop``, ``init_args: {lr: 0.001,
             alpha: 0.9}``; LightningCLI shows the default so (``--print_config``).
         lr_scheduler: Optional scheduler factory (see the deviations above).
+        init_from: Checkpoint whose compatible weights initialise the model
+            (:meth:`PoseLitModule.load_compatible_weights`).
     """
 
     def __init__(
@@ -375,6 +377,7 @@ class LuvizonSoftArgmax(PoseLitModule):
         flip_test: bool = True,
         optimizer: OptimizerCallable = lambda params: torch.optim.RMSprop(params, lr=1e-3, alpha=0.9),
         lr_scheduler: LRSchedulerCallable | None = None,
+        init_from: str | None = None,
     ) -> None:
         if optimizer is _DEFAULT_OPTIMIZER_LAMBDA:
             # The same factory, picklable (ddp_spawn pickles the model); the lambda stays the
@@ -388,6 +391,7 @@ class LuvizonSoftArgmax(PoseLitModule):
             flip_test=flip_test,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
+            init_from=init_from,
         )
         _check_args(num_blocks, kernel_size, num_context, alpha, width, stride, self.input_size)
         self.num_blocks = num_blocks
