@@ -151,3 +151,17 @@ def test_every_method_takes_the_shared_constructor_arguments(method):
     shared = set(inspect.signature(PoseLitModule.__init__).parameters) - {"self"}
     own = set(inspect.signature(getattr(poselit.models, method).__init__).parameters)
     assert shared <= own, shared - own
+
+
+def test_checkpoints_carry_the_constructor_arguments(tmp_path, synthetic_lsp):
+    from poselit.models import LuvizonSoftArgmax
+
+    model = LuvizonSoftArgmax(num_blocks=1, input_size=(64, 64), alpha=0.7)
+    assert dict(model.hparams)["alpha"] == 0.7 and "optimizer" not in model.hparams
+    trainer = pl.Trainer(max_steps=0, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = LuvizonSoftArgmax.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
+    assert loaded.hparams["num_blocks"] == 1 and tuple(loaded.input_size) == (64, 64)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))

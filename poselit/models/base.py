@@ -97,6 +97,10 @@ class PoseLitModule(pl.LightningModule):
         init_from: str | None = None,
     ) -> None:
         super().__init__()
+        # Constructor arguments of the method (all classes of the hierarchy), stored in
+        # checkpoints for load_from_checkpoint and model export; the optimiser and scheduler
+        # factories are training settings and not plain data, so they stay out.
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.init_from = init_from
         self.skeleton: Skeleton = skeleton_from_spec(skeleton)
         self.input_size = (int(input_size[0]), int(input_size[1]))
