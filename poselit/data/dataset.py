@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from poselit.data.records import AnnotationSet, PoseRecord
+from poselit.data.records import PIXEL_STD, AnnotationSet, PoseRecord
 from poselit.data.transforms import AugmentConfig, AugmentParams, build_photometric, sample_augment
 from poselit.geometry import affine_scale, apply_affine, crop_affine, invert_affine
 from poselit.skeletons import Skeleton
@@ -116,7 +116,7 @@ class PoseDataset(Dataset):
 
     def crop_affine(self, record: PoseRecord, params: AugmentParams) -> np.ndarray:
         """The ``original -> input`` affine of a record under augmentation ``params``."""
-        side = 200.0 * record.scale * self.padding
+        side = PIXEL_STD * record.scale * self.padding
         center = record.center + np.asarray(params.shift) * side
         return crop_affine(
             center,

@@ -180,12 +180,12 @@ class PoseLitModule(pl.LightningModule):
         batch_size = len(batch["image"])
         losses = self.loss(outputs, batch)
         self.log(f"{self._prefix(stage, dataloader_idx)}/loss", losses["loss"], batch_size=batch_size, add_dataloader_idx=False)
-        affine = batch["affine"].to(outputs["keypoints"].dtype)
+        affine = batch["affine"].float()  # metrics in float32 whatever the model's precision
         self._metrics(stage, dataloader_idx).update(
-            preds=apply_affine(outputs["keypoints"].float(), affine.float()),
-            target=apply_affine(batch["keypoints"].float(), affine.float()),
+            preds=apply_affine(outputs["keypoints"].float(), affine),
+            target=apply_affine(batch["keypoints"].float(), affine),
             visibility=batch["visibility"],
-            norm=batch["norm"] * affine_scale(affine.float()),
+            norm=batch["norm"] * affine_scale(affine),
             scores=outputs["scores"].float(),
         )
         return {"keypoints": outputs["keypoints"].detach(), "scores": outputs["scores"].detach()}
