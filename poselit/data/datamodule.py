@@ -14,10 +14,11 @@ from typing import Literal
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from poselit.data.dataset import BadImagePolicy, PoseDataset
 from poselit.data.records import AnnotationSet
+from poselit.data.sampling import ConcatPoseDataset, ResumableDataLoader, SeededShuffleSampler
 from poselit.data.sources import DatasetSpec, read_annotations, source
 from poselit.data.transforms import AugmentConfig
 from poselit.skeletons import Skeleton, get_skeleton
@@ -164,32 +165,44 @@ class PoseDataModule(pl.LightningDataModule):
         """The skeleton in config form (:meth:`Skeleton.to_spec`), linked into the model."""
         return self.skeleton.to_spec()
 
-    def loader(self, dataset, shuffle: bool) -> DataLoader:
-        """A DataLoader with this module's loader settings.
-
-        Evaluation loaders under ``torch.distributed`` shard with
-        :class:`UnpaddedDistributedSampler`, so every sample is scored exactly once.
-        """
+    def _loader_settings(self) -> dict:
         hp = self.hparams
-        distributed_eval = not shuffle and dist.is_available() and dist.is_initialized()
-        return DataLoader(
-            dataset,
-            batch_size=hp.batch_size,
-            shuffle=shuffle,
-            sampler=UnpaddedDistributedSampler(dataset) if distributed_eval else None,
-            drop_last=shuffle,
-            num_workers=hp.num_workers,
-            pin_memory=torch.cuda.is_available() if hp.pin_memory is None else hp.pin_memory,
-            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
-        )
+        return {
+            "batch_size": hp.batch_size,
+            "num_workers": hp.num_workers,
+            "pin_memory": torch.cuda.is_available() if hp.pin_memory is None else hp.pin_memory,
+            "persistent_workers": hp.persistent_workers and hp.num_workers > 0,
+        }
+
+    def loader(self, dataset: Dataset) -> DataLoader:
+        """An evaluation DataLoader (in order) with this module's loader settings.
+
+        Under ``torch.distributed`` it shards with :class:`UnpaddedDistributedSampler`, so
+        every sample is scored exactly once.
+        """
+        distributed = dist.is_available() and dist.is_initialized()
+        sampler = UnpaddedDistributedSampler(dataset) if distributed else None
+        return DataLoader(dataset, sampler=sampler, **self._loader_settings())
 
     def _eval_loaders(self, part: str) -> DataLoader | list[DataLoader]:
-        loaders = [self.loader(d, shuffle=False) for d in self.datasets[part]]
+        loaders = [self.loader(d) for d in self.datasets[part]]
         return loaders[0] if len(loaders) == 1 else loaders
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Shuffled training batches (incomplete last batch dropped), resumable mid-epoch.
+
+        Order and augmentation are a function of the run's seed and the epoch (see
+        :mod:`poselit.data.sampling`); under DDP each process takes its shard of them.
+        """
         datasets = self.datasets["train"]
-        return self.loader(datasets[0] if len(datasets) == 1 else ConcatDataset(datasets), shuffle=True)
+        dataset = datasets[0] if len(datasets) == 1 else ConcatPoseDataset(datasets)
+        trainer = self.trainer
+        sampler = SeededShuffleSampler(
+            dataset,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
+        return ResumableDataLoader(dataset, sampler, drop_last=True, **self._loader_settings())
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         return self._eval_loaders("val")

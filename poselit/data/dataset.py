@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from poselit.data.records import PIXEL_STD, AnnotationSet, PoseRecord
 from poselit.data.transforms import AugmentConfig, AugmentParams, build_photometric, sample_augment
-from poselit.geometry import affine_scale, apply_affine, crop_affine, invert_affine
+from poselit.geometry import affine_scale, apply_affine, crop_affine, invert_affine, warp_image
 from poselit.skeletons import Skeleton
 
 BadImagePolicy = Literal["raise", "skip"]
@@ -132,16 +132,7 @@ class PoseDataset(Dataset):
         record = self.records[index]
         image = read_image(record.image, record.source)
         to_input = self.crop_affine(record, params)
-        height, width = self.input_size
-        crop = cv2.warpAffine(
-            image,
-            to_input,
-            (width, height),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=(self.fill,) * 3,
-        )
-        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        crop = cv2.cvtColor(warp_image(image, to_input, self.input_size, self.fill), cv2.COLOR_BGR2RGB)
         if self.photometric is not None:
             self.photometric.set_random_seed(rng_seed)
             crop = self.photometric(image=crop)["image"]
@@ -160,10 +151,17 @@ class PoseDataset(Dataset):
             "index": torch.tensor(index, dtype=torch.int64),
         }
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        # Seeds come from torch's generator, which Lightning / DataLoader seed per worker,
-        # so a seeded run draws the same augmentation in every run.
-        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Sample ``index``; an ``(index, seed)`` pair (from
+        :class:`~poselit.data.sampling.SeededShuffleSampler`) fixes its augmentation.
+
+        A plain index draws the seed from torch's generator, which Lightning / DataLoader
+        seed per worker.
+        """
+        if isinstance(index, tuple):
+            index, seed = index
+        else:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
         rng = np.random.default_rng(seed)
         for attempt in range(len(self)):
             i = (index + attempt) % len(self)

@@ -230,6 +230,26 @@ class PoseLitModule(pl.LightningModule):
             "index": batch["index"],
         }
 
+    # --- checkpoints --------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save torch's random state (dropout etc.), so a resumed run continues exactly.
+
+        The data order and augmentation need none: they are a function of the seed and
+        the epoch (:mod:`poselit.data.sampling`), and the loader's position is saved by
+        Lightning.
+        """
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states", {})
+        if "torch" in states:
+            torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
     # --- initialisation -----------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
