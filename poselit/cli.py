@@ -3,6 +3,10 @@
 ``poselit data show``   grid of augmented training samples + JSON dataset summary
 ``poselit data synth``  write a small generated dataset in the LSP layout
 ``poselit eval``        score a predictions file against a dataset split (paper tables)
+``poselit zoo``         model zoo: list, info, download, export, publish, table
+``poselit reproduce``   test a checkpoint with a recipe, our row beside the paper's
+``poselit predict``     poses in your images: JSON + annotated images (poselit.predict)
+``poselit demo``        a zoo model on the bundled sample images
 ``poselit fit | validate | test | predict -c RECIPE.yaml``  LightningCLI (see poselit.training)
 """
 
@@ -26,7 +30,10 @@ from poselit.data.sources import read_annotations
 from poselit.data.synthetic import write_synthetic_lsp
 from poselit.data.transforms import AugmentConfig
 from poselit.evaluate import add_eval_command
+from poselit.predict import add_predict_commands, is_lightning_predict
+from poselit.reproduce import add_reproduce_command
 from poselit.visualize import draw_skeleton, image_grid
+from poselit.zoo import add_zoo_command
 
 
 def data_show(args: argparse.Namespace) -> int:
@@ -77,12 +84,17 @@ def data_synth(args: argparse.Namespace) -> int:
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
+USER_ERRORS = (FileNotFoundError, ValueError, KeyError, OSError)
+"""Errors that mean bad input: reported in one line, without a traceback."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poselit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"poselit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in LIGHTNING_SUBCOMMANDS:
+        if name == "predict":  # images, or LightningCLI with a recipe: add_predict_commands
+            continue
         commands.add_parser(name, help=f"LightningCLI {name} -c RECIPE.yaml (see 'poselit {name} --help')", add_help=False)
 
     data = commands.add_parser("data", help="inspect and generate datasets").add_subparsers(
@@ -110,22 +122,43 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=data_synth)
 
     add_eval_command(commands)
+    add_zoo_command(commands)
+    add_predict_commands(commands)
+    add_reproduce_command(commands)
     return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; what follows ``--`` goes to ``args.overrides`` for the commands that
+    take LightningCLI arguments (those whose defaults set ``overrides``)."""
+    ours, dashes, theirs = argv, [], []
+    if "--" in argv:
+        cut = argv.index("--")
+        ours, dashes, theirs = argv[:cut], ["--"], argv[cut + 1 :]
+    args = parser.parse_args(ours)
+    if dashes and not isinstance(getattr(args, "overrides", None), list):
+        parser.error(f"unrecognized arguments: {' '.join(dashes + theirs)}")
+    if dashes:
+        args.overrides = theirs
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``poselit`` console command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
-        from poselit.training import run_lightning
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS and (argv[0] != "predict" or is_lightning_predict(argv[1:])):
+        from poselit.training import RecipeError, run_lightning
 
-        run_lightning(argv)
+        try:
+            run_lightning(argv)
+        except RecipeError as err:  # errors during training keep their traceback
+            print(f"poselit: error: {err}", file=sys.stderr)
+            return 2
         return 0
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(build_parser(), argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, OSError) as err:
+    except USER_ERRORS as err:
         print(f"poselit: error: {err}", file=sys.stderr)
         return 2
 

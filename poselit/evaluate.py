@@ -46,7 +46,7 @@ from poselit.data.records import AnnotationSet
 from poselit.data.sources import DatasetSpec, read_annotations
 from poselit.metrics import MetricResult, pose_metrics
 from poselit.skeletons import LSP, LSP_TO_MPII, MPII, Skeleton, get_skeleton
-from poselit.tables import PAPERS, Row, Table, metric_table, per_item_table, published_rows
+from poselit.tables import PAPERS, Reference, Row, Table, metric_table, per_item_table, published_rows
 
 
 class PredictionError(ValueError):
@@ -231,13 +231,15 @@ class EvaluationReport:
         return cls(dataset, records, label, tuple(m.result() for m in metrics.values()))  # type: ignore[attr-defined]
 
     def tables(
-        self, references: Sequence[str | EvaluationReport] = (), per_item: bool = False
+        self, references: Sequence[str | Reference | EvaluationReport] = (), per_item: bool = False
     ) -> list[Table]:
         """One paper-layout table per metric, with reference rows: published results
-        (paper keys, see :data:`~poselit.tables.PAPERS`) and other reports on the same
-        dataset (their rows for the same metric)."""
+        (paper keys, see :data:`~poselit.tables.PAPERS`, or :class:`~poselit.tables.Reference`
+        rows such as a recipe's) and other reports on the same dataset (their rows for the
+        same metric)."""
         name = DatasetSpec.parse(self.dataset).name
         papers = [r for r in references if isinstance(r, str)]
+        rows_given = [r for r in references if isinstance(r, Reference) and DatasetSpec.parse(r.dataset).name == name]
         reports = [
             r
             for r in references
@@ -246,6 +248,8 @@ class EvaluationReport:
         tables = []
         for result in self.results:
             rows = published_rows(papers, name, result.metric) + [
+                r.row() for r in rows_given if r.metric == result.metric
+            ] + [
                 Row(other.label, r.columns)
                 for other in reports
                 for r in other.results

@@ -21,7 +21,8 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from poselit.data.datamodule import PoseDataModule
 from poselit.evaluate import EvaluationReport
-from poselit.models.base import PoseLitModule
+from poselit.tables import Reference, Table
+from poselit.models.base import PoseLitModule, check_checkpoint
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -55,6 +56,10 @@ def without_wandb(logger: Any) -> Any:
     return logger
 
 
+class RecipeError(ValueError):
+    """A recipe or its command line cannot run as given (raised before anything runs)."""
+
+
 class PoseLightningCLI(LightningCLI):
     """LightningCLI with poselit's links, the W&B fallback and the paper tables after ``test``.
 
@@ -67,16 +72,56 @@ class PoseLightningCLI(LightningCLI):
             config = self.config[self.subcommand] if self.subcommand else self.config
             config.trainer.logger = without_wandb(config.trainer.logger)
 
+    def _check_inputs(self) -> None:
+        """Stop before anything runs on a missing dataset or a checkpoint of another
+        method or joint count, with a message saying what to fix."""
+        try:
+            self.datamodule.check(self.subcommand)
+            ckpt_path = self._ckpt_path(self.config)
+            if ckpt_path:
+                check_checkpoint(ckpt_path, type(self.model), self.model.skeleton)
+        except (FileNotFoundError, ValueError) as err:
+            raise RecipeError(str(err)) from err
+
+    @staticmethod
+    def _ckpt_path(config: Namespace) -> str | None:
+        """The subcommand's ``--ckpt_path`` when it names a file (not "last", "best", ...)."""
+        subcommand = config.get("subcommand")
+        path = subcommand and config[subcommand].get("ckpt_path")
+        return path if path and path not in ("last", "best", "hpc", "registry") else None
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then check ``--ckpt_path`` against the recipe's method *before* Lightning
+        reads the checkpoint's hyper-parameters into the config (which would otherwise
+        switch the model to the checkpoint's class)."""
+        super().parse_arguments(parser, args)
+        ckpt_path = self._ckpt_path(self.config)
+        if ckpt_path:
+            try:
+                check_checkpoint(ckpt_path, self.config[self.config.subcommand].model.class_path)
+            except (FileNotFoundError, ValueError) as err:
+                raise RecipeError(str(err)) from err
+
+    before_fit = before_validate = before_test = before_predict = _check_inputs
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_size", "model.init_args.input_size")
         parser.link_arguments("data.skeleton_spec", "model.init_args.skeleton", apply_on="instantiate")
 
+    def __init__(self, *args: Any, references: Sequence[Reference] = (), **kwargs: Any) -> None:
+        self.references = tuple(references)  # published rows printed beside ours after test
+        self.tables: list[Table] = []
+        super().__init__(*args, **kwargs)
+
     def after_test(self) -> None:
-        """Print one table per metric and test dataset, in the papers' layout."""
-        for report in test_reports(self.model, self.datamodule):
-            for table in report.tables():
-                print(table.to_text())
-                print()
+        """Print one table per metric and test dataset, in the papers' layout (kept in
+        :attr:`tables`)."""
+        self.tables = [
+            table for report in test_reports(self.model, self.datamodule) for table in report.tables(self.references)
+        ]
+        for table in self.tables:
+            print(table.to_text())
+            print()
 
 
 def test_reports(model: PoseLitModule, datamodule: PoseDataModule) -> list[EvaluationReport]:
@@ -94,11 +139,14 @@ def test_reports(model: PoseLitModule, datamodule: PoseDataModule) -> list[Evalu
     return reports
 
 
-def run_lightning(args: Sequence[str], run: bool = True) -> PoseLightningCLI:
+def run_lightning(
+    args: Sequence[str], run: bool = True, references: Sequence[Reference] = ()
+) -> PoseLightningCLI:
     """Run a LightningCLI subcommand (``fit``, ``test``, ...) with its arguments.
 
     With ``run=False`` the arguments hold no subcommand and the CLI only parses the
     configuration and instantiates the model, data and trainer (used to check recipes).
+    ``references`` are published rows that ``test`` prints beside the measured ones.
     """
     import_methods()
     return PoseLightningCLI(
@@ -109,5 +157,6 @@ def run_lightning(args: Sequence[str], run: bool = True) -> PoseLightningCLI:
         save_config_kwargs={"overwrite": True},
         args=list(args),
         run=run,
+        references=references,
         parser_kwargs={"description": "poselit training (LightningCLI)"},
     )

@@ -165,3 +165,33 @@ def test_checkpoints_carry_the_constructor_arguments(tmp_path, synthetic_lsp):
     loaded = LuvizonSoftArgmax.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
     assert loaded.hparams["num_blocks"] == 1 and tuple(loaded.input_size) == (64, 64)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+@pytest.mark.parametrize("scaling, expected", [("none", 1e-3), ("linear", 4e-3), ("sqrt", 2e-3)])
+def test_learning_rate_scales_with_the_number_of_processes(scaling, expected):
+    from types import SimpleNamespace
+
+    model = TinyHeatmapModel(
+        skeleton="lsp", lr_scaling=scaling, optimizer=lambda p: torch.optim.SGD(p, lr=1e-3),
+        lr_scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 1),
+    )
+    model._trainer = SimpleNamespace(world_size=4)
+    config = model.configure_optimizers()
+    assert config["optimizer"].param_groups[0]["lr"] == pytest.approx(expected)
+    assert config["lr_scheduler"]["scheduler"].base_lrs == [pytest.approx(expected)]
+    with pytest.raises(ValueError, match="lr_scaling must be"):
+        TinyHeatmapModel(skeleton="lsp", lr_scaling="cubic")
+
+
+def test_channels_last_and_compile_switches_keep_the_numbers(datamodule):
+    from poselit.callbacks import ChannelsLast, CompileModel
+
+    torch.manual_seed(0)
+    model = TinyHeatmapModel(skeleton="lsp", input_size=(32, 32), flip_test=False)
+    images = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)
+    expected = model.predict_poses(images)["heatmaps"]
+    trainer = _trainer(max_epochs=1, limit_train_batches=1, callbacks=[ChannelsLast(), CompileModel(backend="eager")])
+    trainer.validate(model, datamodule, verbose=False)
+    assert model.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert "forward" in vars(model) and "net.0.weight" in model.state_dict()  # compiled, names unchanged
+    assert torch.allclose(model.predict_poses(images)["heatmaps"], expected, atol=1e-5)

@@ -7,10 +7,12 @@ import pytest
 
 from poselit.cli import main
 from poselit.data.synthetic import write_synthetic_lsp
+from poselit.reproduce import is_sidecar, read_paper_row, reproduce, sidecar_path
 from poselit.training import run_lightning, without_wandb
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted((REPO / "recipes").rglob("*.yaml"))
+RECIPES = sorted(r for r in (REPO / "recipes").rglob("*.yaml") if not is_sidecar(r))
+SIDECARS = sorted(r for r in (REPO / "recipes").rglob("*.yaml") if is_sidecar(r))
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +81,95 @@ def test_every_recipe_parses_and_instantiates(recipe, tmp_path, monkeypatch):
     cli = run_lightning(["-c", str(recipe), f"--trainer.default_root_dir={tmp_path}", *offline], run=False)
     assert cli.model.skeleton == cli.datamodule.skeleton  # linked from the data
     assert tuple(cli.model.input_size) == tuple(cli.datamodule.hparams.input_size)
+
+
+def test_recipe_folders_cover_every_method():
+    folders = {r.parent.name for r in RECIPES}
+    assert {"bulat", "belagiannis", "luvizon", "lsp", "smoke"} <= folders
+    assert {r.stem.rsplit("_", 1)[-1] for r in (REPO / "recipes/bulat").glob("mpii_*.yaml")} >= {"detector", "regressor", "joint"}
+
+
+@pytest.mark.parametrize("sidecar", SIDECARS, ids=[str(r.relative_to(REPO / "recipes")) for r in SIDECARS])
+def test_every_published_row_is_valid_and_names_a_recipe(sidecar):
+    recipe = sidecar.with_name(sidecar.name.replace(".paper.yaml", ".yaml"))
+    assert recipe.is_file() and sidecar_path(recipe) == sidecar
+    row = read_paper_row(recipe)
+    assert row.table in recipe.read_text() or row.table.split()[-1] in recipe.read_text()
+    for reference in row.references:
+        assert reference.values["Total"] > 50  # a published total, not a placeholder
+
+
+def test_published_row_errors_name_the_file_and_field(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    with pytest.raises(FileNotFoundError, match="r.paper.yaml does not exist"):
+        read_paper_row(recipe)
+    sidecar_path(recipe).write_text("paper: bulat2016\ncitation: x\ntable: T\nrow: R\nresults:\n- {dataset: lsp:test, metric: PCK@0.3, values: {}}\n")
+    with pytest.raises(ValueError, match=r"r.paper.yaml: results\[0\].metric 'PCK@0.3'"):
+        read_paper_row(recipe)
+    sidecar_path(recipe).write_text("paper: bulat2016\ncitation: x\ntable: T\nrow: R\nresults:\n- {dataset: lsp:test, metric: PCK@0.2, values: {Neck: 1}}\n")
+    with pytest.raises(ValueError, match=r"unknown columns \['Neck'\]"):
+        read_paper_row(recipe)
+    sidecar_path(recipe).write_text("paper: nobody2020\n")
+    with pytest.raises(ValueError, match="paper 'nobody2020' is not one of"):
+        read_paper_row(recipe)
+
+
+def _recipe_checkpoint(path, recipe, *overrides):
+    """A real checkpoint of a recipe's (untrained) model, as written by LightningCLI."""
+    cli = run_lightning(["validate", "-c", str(recipe), "--trainer.logger=false", "--trainer.limit_val_batches=1",
+                         "--trainer.enable_progress_bar=false", *overrides])
+    cli.trainer.save_checkpoint(path)
+    return path
+
+
+def test_reproduce_prints_our_row_beside_the_papers(smoke_data, tmp_path, capsys):
+    recipe = REPO / "recipes/lsp/belagiannis_recurrent2.yaml"
+    overrides = [f"--data.test=[lsp:test@{smoke_data}]", "--data.input_size=[64,64]", "--data.num_workers=0",
+                 "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}"]
+    ckpt = _recipe_checkpoint(tmp_path / "model.ckpt", recipe, f"--data.val=[lsp:test@{smoke_data}]", *overrides)
+    assert main(["reproduce", str(recipe), "--ckpt", str(ckpt), "--json", str(tmp_path / "t.json"), "--", *overrides]) == 0
+    printed = capsys.readouterr().out
+    assert "Belagiannis & Zisserman 2017, Table IV: Ours (MPII & LSP, 2 it.)" in printed and "85.2" in printed
+    (pck,) = [t for t in reproduce(recipe, ckpt, overrides) if "PCK@0.2" in t.title]
+    ours, paper = pck.rows
+    assert ours.label == "BelagiannisRecurrent" and paper.values["Total"] == 85.2
+    assert 0 <= ours.values["Total"] <= 100
+
+
+def _smoke(smoke_data, tmp_path, *extra):
+    recipe = str(REPO / "recipes/smoke/belagiannis.yaml")
+    return ["-c", recipe, *_overrides(smoke_data, tmp_path, 1), *extra]
+
+
+def test_unknown_class_stops_with_its_name(smoke_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *_smoke(smoke_data, tmp_path, "--model.class_path=poselit.models.belagiannis.Belagianis")])
+    assert exit_.value.code == 2 and "Belagianis" in capsys.readouterr().err
+
+
+def test_missing_dataset_stops_before_training(smoke_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    code = main(["fit", *_smoke(smoke_data, tmp_path, f"--data.train=[lsp:train@{tmp_path / 'nowhere'}]")])
+    err = capsys.readouterr().err
+    assert code == 2 and "dataset lsp:train@" in err and "nowhere does not exist" in err
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_checkpoint_of_another_method_or_joint_count_stops_with_a_fix(smoke_data, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    other = tmp_path / "bulat.ckpt"
+    torch.save({"poselit": {"class_path": "poselit.models.bulat.BulatCascade"}, "state_dict": {}}, other)
+    assert main(["test", *_smoke(smoke_data, tmp_path, f"--ckpt_path={other}")]) == 2
+    err = capsys.readouterr().err
+    assert "is a BulatCascade checkpoint but the recipe builds BelagiannisRecurrent" in err
+
+    mpii = tmp_path / "mpii.ckpt"
+    method = "poselit.models.belagiannis.BelagiannisRecurrent"  # hyper-parameters as LightningCLI saves them
+    torch.save({"poselit": {"class_path": method},
+                "hyper_parameters": {"_class_path": method, "skeleton": "mpii", "num_iterations": 1}}, mpii)
+    assert main(["fit", *_smoke(smoke_data, tmp_path, f"--ckpt_path={mpii}")]) == 2
+    err = capsys.readouterr().err
+    assert "trained for 16 joints (mpii) but the data have 14 (lsp)" in err and "init_from" in err

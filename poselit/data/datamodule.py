@@ -124,15 +124,27 @@ class PoseDataModule(pl.LightningDataModule):
         """The datasets a stage needs (``train`` / ``val`` / ``test``)."""
         return {"train": self.train_specs, "val": self.val_specs, "test": self.test_specs}[stage]
 
-    def setup(self, stage: str | None = None) -> None:
-        needed = {
+    @staticmethod
+    def parts(stage: str | None) -> tuple[str, ...]:
+        """The dataset parts (``train`` / ``val`` / ``test``) a trainer stage reads."""
+        return {
             "fit": ("train", "val"),
             "validate": ("val",),
             "test": ("test",),
             "predict": ("test",),
             None: ("train", "val", "test"),
         }[stage]
-        for part in needed:
+
+    def check(self, stage: str | None = None) -> None:
+        """Fail fast, before any training, on an unknown dataset name or a missing path."""
+        for part in self.parts(stage):
+            for spec in self.specs(part):
+                spec.resolve_path(self.data_root)
+        if stage in ("fit", None) and not self.train_specs:
+            raise ValueError("data.train is empty: name at least one training dataset, e.g. lsp:train")
+
+    def setup(self, stage: str | None = None) -> None:
+        for part in self.parts(stage):
             if part not in self.datasets:
                 self.datasets[part] = [self.make_dataset(self.read(s), part == "train") for s in self.specs(part)]
         skeletons = {d.skeleton.name: d.skeleton for ds in self.datasets.values() for d in ds}

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+import math
+from typing import Any, Literal, Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -34,6 +35,7 @@ IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 Batch = Mapping[str, Tensor]
+LRScaling = Literal["none", "linear", "sqrt"]
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -47,6 +49,42 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         return load_file(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     return checkpoint.get("state_dict", checkpoint)
+
+
+def class_path(cls: type) -> str:
+    """``module.QualName`` of a class, as recipes and checkpoints name it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def check_checkpoint(
+    path: str | Path, method: str | type, skeleton: Skeleton | None = None
+) -> None:
+    """Stop early, saying what to fix, when a Lightning checkpoint does not fit a recipe.
+
+    Checks that it was trained by ``method`` (a class or its ``class_path``) and, when
+    ``skeleton`` is given (resuming or testing with ``--ckpt_path``), for its joint count.
+    The file is read with ``weights_only``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    hparams = checkpoint.get("hyper_parameters", {})
+    trained_by = checkpoint.get("poselit", {}).get("class_path") or hparams.get("_class_path")
+    name = (method if isinstance(method, str) else method.__name__).rsplit(".", 1)[-1]
+    if trained_by and trained_by.rsplit(".", 1)[-1] != name:
+        raise ValueError(
+            f"{path} is a {trained_by.rsplit('.', 1)[-1]} checkpoint but the recipe builds {name}: "
+            f"use a {name} checkpoint, or set model.class_path: {trained_by}"
+        )
+    if skeleton is not None and "skeleton" in hparams:
+        trained_for = skeleton_from_spec(hparams["skeleton"])
+        if trained_for.num_joints != skeleton.num_joints:
+            raise ValueError(
+                f"{path} was trained for {trained_for.num_joints} joints ({trained_for.name}) but the "
+                f"data have {skeleton.num_joints} ({skeleton.name}): test on {trained_for.name} data, or "
+                f"fine-tune to the new joints with --model.init_args.init_from {path} instead of --ckpt_path"
+            )
 
 
 def flip_back_keypoints(keypoints: Tensor, flip_index: Tensor, width: int) -> Tensor:
@@ -78,6 +116,10 @@ class PoseLitModule(pl.LightningModule):
         optimizer: Optimiser factory (LightningCLI ``OptimizerCallable``).
         lr_scheduler: Optional scheduler factory; a ``ReduceLROnPlateau`` monitors the
             validation PCK.
+        lr_scaling: How the optimiser's learning rate follows the number of training
+            processes ``N`` (DDP): ``"none"``, ``"linear"`` (x N: the effective batch grows
+            N-fold, Goyal et al. 2017) or ``"sqrt"`` (x sqrt(N)). A recipe's learning rate
+            is the paper's, for the paper's batch on one device.
         init_from: A checkpoint (Lightning ``.ckpt`` or ``.safetensors``) whose weights
             initialise the model before training: the next stage of a staged schedule, or
             fine-tuning. Tensors whose shapes differ (e.g. joint-specific layers for another
@@ -94,13 +136,17 @@ class PoseLitModule(pl.LightningModule):
         flip_test: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scaling: LRScaling = "none",
         init_from: str | None = None,
     ) -> None:
         super().__init__()
         # Constructor arguments of the method (all classes of the hierarchy), stored in
-        # checkpoints for load_from_checkpoint and model export; the optimiser and scheduler
-        # factories are training settings and not plain data, so they stay out.
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        # checkpoints for load_from_checkpoint and model export; the optimisation settings
+        # describe a training run, not the model, so they stay out.
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "lr_scaling"])
+        if lr_scaling not in ("none", "linear", "sqrt"):
+            raise ValueError(f"lr_scaling must be 'none', 'linear' or 'sqrt', got {lr_scaling!r}")
+        self.lr_scaling = lr_scaling
         self.init_from = init_from
         self.skeleton: Skeleton = skeleton_from_spec(skeleton)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -239,6 +285,7 @@ class PoseLitModule(pl.LightningModule):
         the epoch (:mod:`poselit.data.sampling`), and the loader's position is saved by
         Lightning.
         """
+        checkpoint["poselit"] = {"class_path": class_path(type(self))}
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
@@ -254,6 +301,8 @@ class PoseLitModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.init_from and stage == "fit":
+            if Path(self.init_from).suffix == ".ckpt":
+                check_checkpoint(self.init_from, type(self))
             self.load_compatible_weights(self.init_from)
 
     def load_compatible_weights(self, path: str | Path) -> dict[str, list[str]]:
@@ -288,8 +337,16 @@ class PoseLitModule(pl.LightningModule):
 
     # --- optimisation -------------------------------------------------------------------
 
+    def lr_scale(self) -> float:
+        """The factor :attr:`lr_scaling` applies for the trainer's number of processes."""
+        processes = self.trainer.world_size if self._trainer is not None else 1
+        return {"none": 1.0, "linear": float(processes), "sqrt": math.sqrt(processes)}[self.lr_scaling]
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
+        scale = self.lr_scale()
+        for group in optimizer.param_groups:  # before the scheduler records its base rates
+            group["lr"] *= scale
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)

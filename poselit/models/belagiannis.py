@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from poselit.backbones import create_backbone
 from poselit.codecs import argmax_decode, gaussian_heatmaps, limb_heatmaps, to_input_coords
-from poselit.models.base import Batch, PoseLitModule
+from poselit.models.base import Batch, LRScaling, PoseLitModule
 
 __all__ = [
     "BelagiannisRecurrent",
@@ -235,6 +235,8 @@ class BelagiannisRecurrent(PoseLitModule):
         optimizer: Optimiser factory (the paper: SGD, momentum 0.95, lr 1e-5 -> 1e-6, weight
             decay 5e-4, batch 20).
         lr_scheduler: Optional scheduler factory.
+        lr_scaling: Learning-rate scaling with the number of processes (see
+            :class:`~poselit.models.base.PoseLitModule`).
         init_from: Checkpoint whose compatible weights initialise the model
             (:meth:`PoseLitModule.load_compatible_weights`).
     """
@@ -259,6 +261,7 @@ class BelagiannisRecurrent(PoseLitModule):
         flip_test: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scaling: LRScaling = "none",
         init_from: str | None = None,
     ) -> None:
         super().__init__(
@@ -269,6 +272,7 @@ class BelagiannisRecurrent(PoseLitModule):
             flip_test=flip_test,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
+            lr_scaling=lr_scaling,
             init_from=init_from,
         )
         _check_args(

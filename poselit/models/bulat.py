@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from poselit.backbones import Backbone, create_backbone
 from poselit.codecs import argmax_decode, disk_heatmaps, gaussian_heatmaps, to_input_coords
-from poselit.models.base import IMAGENET_MEAN, IMAGENET_STD, Batch, PoseLitModule
+from poselit.models.base import Batch, IMAGENET_MEAN, IMAGENET_STD, LRScaling, PoseLitModule
 
 __all__ = [
     "BulatCascade",
@@ -447,6 +447,8 @@ class BulatCascade(PoseLitModule):
         optimizer: Optimiser factory (the paper: RMSprop; residual detector lr 1e-3 ->
             2.5e-5, regressor 1e-4 -> 2.5e-5, batch 8).
         lr_scheduler: Optional scheduler factory.
+        lr_scaling: Learning-rate scaling with the number of processes (see
+            :class:`~poselit.models.base.PoseLitModule`).
         init_from: Checkpoint (``.ckpt`` / ``.safetensors``) whose weights start training:
             the previous stage's, e.g. the detector stage's for stage ``"regressor"``.
     """
@@ -470,6 +472,7 @@ class BulatCascade(PoseLitModule):
         flip_test: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scaling: LRScaling = "none",
         init_from: str | None = None,
     ) -> None:
         super().__init__(
@@ -480,6 +483,7 @@ class BulatCascade(PoseLitModule):
             flip_test=flip_test,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
+            lr_scaling=lr_scaling,
             init_from=init_from,
         )
         if variant not in DEFAULT_BACKBONES:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from poselit.backbones import create_backbone
 from poselit.codecs import soft_argmax, to_heatmap_coords, to_input_coords
-from poselit.models.base import Batch, PoseLitModule
+from poselit.models.base import Batch, LRScaling, PoseLitModule
 from poselit.models.layers import BatchNormNoScale, ConvNormAct, SeparableConv2d, SeparableResidual
 
 __all__ = [
@@ -355,6 +355,8 @@ class LuvizonSoftArgmax(PoseLitModule):
             In a recipe: ``class_path: torch.optim.RMSprop``, ``init_args: {lr: 0.001,
             alpha: 0.9}``; LightningCLI shows the default so (``--print_config``).
         lr_scheduler: Optional scheduler factory (see the deviations above).
+        lr_scaling: Learning-rate scaling with the number of processes (see
+            :class:`~poselit.models.base.PoseLitModule`).
         init_from: Checkpoint whose compatible weights initialise the model
             (:meth:`PoseLitModule.load_compatible_weights`).
     """
@@ -377,6 +379,7 @@ class LuvizonSoftArgmax(PoseLitModule):
         flip_test: bool = True,
         optimizer: OptimizerCallable = lambda params: torch.optim.RMSprop(params, lr=1e-3, alpha=0.9),
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scaling: LRScaling = "none",
         init_from: str | None = None,
     ) -> None:
         if optimizer is _DEFAULT_OPTIMIZER_LAMBDA:
@@ -391,6 +394,7 @@ class LuvizonSoftArgmax(PoseLitModule):
             flip_test=flip_test,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
+            lr_scaling=lr_scaling,
             init_from=init_from,
         )
         _check_args(num_blocks, kernel_size, num_context, alpha, width, stride, self.input_size)
