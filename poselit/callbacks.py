@@ -107,3 +107,31 @@ class CompileModel(pl.Callback):
             pl_module.forward = torch.compile(  # type: ignore[method-assign]
                 pl_module.forward, mode=self.mode, backend=self.backend, dynamic=self.dynamic
             )
+
+
+class FreezeBackbone(pl.Callback):
+    """Train only the method's own layers for the first ``epochs`` epochs, then everything.
+
+    For fine-tuning a pretrained model on new keypoints: the freshly initialised
+    joint-specific layers settle before their gradients reach the trunk
+    (:meth:`~poselit.models.base.PoseLitModule.feature_extractor`). While frozen, the
+    trunk's parameters get no gradient and its batch-norm statistics stay as loaded.
+
+    Args:
+        epochs: Epochs with the trunk frozen.
+    """
+
+    def __init__(self, epochs: int = 1) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self._trainable: list[torch.nn.Parameter] | None = None  # what the method itself trains
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trunk = pl_module.feature_extractor()
+        if self._trainable is None:
+            self._trainable = [p for p in trunk.parameters() if p.requires_grad]
+        frozen = trainer.current_epoch < self.epochs
+        for parameter in self._trainable:
+            parameter.requires_grad_(not frozen)
+        if frozen:
+            trunk.eval()

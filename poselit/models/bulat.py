@@ -549,6 +549,9 @@ class BulatCascade(PoseLitModule):
 
     # --- the network --------------------------------------------------------------------
 
+    def feature_extractor(self) -> nn.Module:
+        return self.detector.backbone
+
     def forward(self, images: Tensor) -> dict[str, Any]:
         """Normalised images ``(B, 3, H, W)`` -> the output contract (see the class docs)."""
         self._check_size(tuple(images.shape[-2:]), "image size")
