@@ -169,6 +169,11 @@ class PoseLitModule(pl.LightningModule):
         """Named loss terms with the total under ``"loss"`` (implemented by each method)."""
         raise NotImplementedError
 
+    def feature_extractor(self) -> nn.Module:
+        """The pretrained-able trunk (frozen by :class:`~poselit.callbacks.FreezeBackbone`);
+        ``self.backbone`` unless a method keeps it elsewhere."""
+        return self.backbone
+
     def decode_heatmaps(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
         """Keypoints (input pixels) and scores from final heatmaps, for heatmap methods."""
         raise NotImplementedError
