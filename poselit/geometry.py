@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Sequence, TypeVar
 
+import cv2
 import numpy as np
 
 from poselit.data.records import PIXEL_STD
@@ -76,6 +77,24 @@ def crop_affine(
     out_center = np.array([(width - 1) / 2, (height - 1) / 2])
     translation = out_center - linear @ np.asarray(center, dtype=np.float64)
     return np.concatenate([linear, translation[:, None]], axis=1).astype(np.float64)
+
+
+def warp_image(image: np.ndarray, affine: np.ndarray, size: tuple[int, int], fill: int = 0) -> np.ndarray:
+    """Resample an ``(H, W, C)`` image through the ``original -> output`` ``affine`` into a
+    crop of ``size = (height, width)``: bilinear, pixels outside the image set to ``fill``.
+
+    With an affine from :func:`crop_affine` this is the one resampling of a sample; the
+    dataset and the predictor both crop through it.
+    """
+    height, width = size
+    return cv2.warpAffine(
+        image,
+        np.asarray(affine, dtype=np.float64),
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(fill,) * 3,
+    )
 
 
 def apply_affine(points: Array, affine: Array) -> Array:

@@ -1,19 +1,28 @@
-"""Drawing: skeleton overlays and image grids.
+"""Drawing: skeleton and heatmap overlays, prediction-vs-truth pairs, PCK curves, grids.
 
 Colours encode the body side, the same everywhere in the project, so a swapped
 left/right pair is visible at a glance: left joints blue, right joints orange, centre
 joints green. Occluded joints are drawn as hollow circles; not-annotated joints are not
-drawn.
+drawn. Predicted joints can be drawn with an opacity that follows their score, so an
+uncertain joint fades instead of looking as sure as the others.
+
+Everything here takes and returns RGB ``(H, W, 3)`` uint8 NumPy images and draws with
+OpenCV (no plotting library needed); ``cv2.imwrite(path, cv2.cvtColor(image,
+cv2.COLOR_RGB2BGR))`` saves one.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import cv2
 import numpy as np
 
+from poselit.metrics import MetricResult
 from poselit.skeletons import Side, Skeleton
+
+if TYPE_CHECKING:
+    from poselit.evaluate import EvaluationReport
 
 SIDE_COLORS: dict[Side, tuple[int, int, int]] = {
     "left": (40, 120, 255),
@@ -22,6 +31,48 @@ SIDE_COLORS: dict[Side, tuple[int, int, int]] = {
 }
 """RGB colour of each body side."""
 
+CURVE_COLORS: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)
+"""RGB colours of successive curves in :func:`plot_pck_curve` (matplotlib's ``tab10``)."""
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def marker_sizes(shape: Sequence[int]) -> tuple[int, int]:
+    """Default joint radius and bone thickness for an image of ``shape`` (H, W, ...).
+
+    3 and 2 px up to 300 px images (crops), growing with the longer side beyond that so
+    skeletons stay visible on full-resolution photographs.
+    """
+    grow = max(1.0, max(shape[:2]) / 300)
+    return round(3 * grow), round(2 * grow)
+
+
+def _blend_draw(
+    canvas: np.ndarray,
+    alpha: float,
+    points: np.ndarray,
+    margin: int,
+    draw: Callable[[np.ndarray, np.ndarray], object],
+) -> None:
+    """Call ``draw(layer, points)`` on a copy of the part of ``canvas`` within ``margin`` px
+    of ``points`` (shifted into that part) and blend it back at opacity ``alpha``.
+
+    Working on the element's bounding box only keeps translucent drawing cheap on large
+    images; elements entirely outside the canvas are skipped.
+    """
+    height, width = canvas.shape[:2]
+    x0, y0 = np.maximum(points.min(axis=0) - margin, 0)
+    x1, y1 = np.minimum(points.max(axis=0) + margin + 1, (width, height))
+    if x0 >= x1 or y0 >= y1:
+        return
+    region = canvas[y0:y1, x0:x1]
+    layer = region.copy()
+    draw(layer, points - (x0, y0))
+    region[:] = layer if alpha >= 1 else cv2.addWeighted(layer, alpha, region, 1 - alpha, 0)
+
 
 def draw_skeleton(
     image: np.ndarray,
@@ -29,26 +80,202 @@ def draw_skeleton(
     visibility: np.ndarray,
     skeleton: Skeleton,
     *,
-    radius: int = 3,
-    thickness: int = 2,
+    scores: np.ndarray | None = None,
+    min_alpha: float = 0.2,
+    radius: int | None = None,
+    thickness: int | None = None,
 ) -> np.ndarray:
     """A copy of an RGB ``(H, W, 3)`` uint8 image with the skeleton drawn on it.
 
     Bones are drawn between annotated joints in the colour of their side (centre when the
     two ends disagree), then joints on top: filled when visible, hollow when occluded.
+
+    Args:
+        image: RGB image.
+        keypoints: ``(K, 2)`` joints in the image's pixels.
+        visibility: ``(K,)`` flags: 0 not drawn, 1 hollow (occluded), 2 filled.
+        skeleton: Joint layout (sides, bones).
+        scores: Optional ``(K,)`` joint scores: each joint is drawn with opacity
+            ``clip(score, min_alpha, 1)`` and each bone with that of its weaker end.
+            Without scores everything is opaque.
+        min_alpha: Lowest opacity, so that low-score joints stay visible.
+        radius: Joint radius in pixels; default from :func:`marker_sizes`.
+        thickness: Bone thickness in pixels; default from :func:`marker_sizes`.
     """
     canvas = np.ascontiguousarray(image).copy()
+    default_radius, default_thickness = marker_sizes(canvas.shape)
+    radius = default_radius if radius is None else radius
+    thickness = default_thickness if thickness is None else thickness
     sides = skeleton.sides()
     points = np.round(np.asarray(keypoints, dtype=np.float64)).astype(int)
+    alpha = np.ones(len(points)) if scores is None else np.clip(np.asarray(scores, np.float64), min_alpha, 1.0)
+    margin = radius + thickness + 2
     for a, b in skeleton.limbs:
         if visibility[a] > 0 and visibility[b] > 0:
-            side = sides[a] if sides[a] == sides[b] else "center"
-            cv2.line(canvas, tuple(points[a]), tuple(points[b]), SIDE_COLORS[side], thickness, cv2.LINE_AA)
-    for j, (point, vis) in enumerate(zip(points, visibility)):
+            color = SIDE_COLORS[sides[a] if sides[a] == sides[b] else "center"]
+            _blend_draw(
+                canvas, min(alpha[a], alpha[b]), points[[a, b]], margin,
+                lambda layer, p, color=color: cv2.line(layer, tuple(p[0]), tuple(p[1]), color, thickness, cv2.LINE_AA),
+            )
+    for j, vis in enumerate(visibility):
         if vis > 0:
             fill = -1 if vis == 2 else max(1, thickness // 2)
-            cv2.circle(canvas, tuple(point), radius, SIDE_COLORS[sides[j]], fill, cv2.LINE_AA)
+            color = SIDE_COLORS[sides[j]]
+            _blend_draw(
+                canvas, alpha[j], points[[j]], margin,
+                lambda layer, p, color=color, fill=fill: cv2.circle(layer, tuple(p[0]), radius, color, fill, cv2.LINE_AA),
+            )
     return canvas
+
+
+def draw_label(image: np.ndarray, text: str, origin: tuple[int, int] = (4, 14), scale: float = 0.4) -> np.ndarray:
+    """Write ``text`` in place (white with a black outline, readable on any background);
+    ``origin`` is the left end of the text's baseline. Returns ``image``."""
+    cv2.putText(image, text, origin, FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return image
+
+
+def draw_heatmaps(
+    image: np.ndarray,
+    heatmaps: np.ndarray,
+    skeleton: Skeleton,
+    *,
+    columns: int = 4,
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """A grid with one tile per joint: its heatmap in colour over ``image``, titled by name.
+
+    Args:
+        image: The RGB crop the heatmaps were computed on (the model input).
+        heatmaps: ``(K, h, w)`` maps (NumPy or a CPU tensor) at any stride: a map pixel
+            ``j`` is centred on image pixel ``s * j + (s - 1) / 2`` (the convention of
+            :mod:`poselit.codecs`), which is how ``cv2.resize`` aligns them.
+        skeleton: Joint names for the titles.
+        columns: Grid columns.
+        alpha: Opacity of the colour map.
+
+    All maps share one colour scale (zero to the largest value of any joint), so a joint
+    the model is unsure about looks faint.
+    """
+    maps = np.asarray(heatmaps, dtype=np.float32)
+    if maps.ndim != 3 or len(maps) != skeleton.num_joints:
+        raise ValueError(
+            f"expected heatmaps of shape ({skeleton.num_joints}, h, w) for skeleton "
+            f"{skeleton.name!r}, got {maps.shape}"
+        )
+    height, width = image.shape[:2]
+    peak = float(maps.max())
+    scaled = np.clip(maps / peak, 0, 1) if peak > 0 else np.zeros_like(maps)
+    tiles = []
+    for name, heatmap in zip(skeleton.joints, scaled):
+        heatmap = cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
+        colored = cv2.applyColorMap(np.round(heatmap * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        tile = cv2.addWeighted(np.ascontiguousarray(image), 1 - alpha, colored[..., ::-1], alpha, 0)
+        tiles.append(draw_label(tile, name))
+    return image_grid(tiles, columns)
+
+
+def side_by_side(
+    image: np.ndarray,
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    skeleton: Skeleton,
+    *,
+    visibility: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+) -> np.ndarray:
+    """``ground truth | prediction``: ``image`` twice, the annotation drawn on the left and
+    the prediction (every joint, opacity by ``scores`` if given) on the right.
+
+    ``visibility`` is the annotation's (default: every joint visible).
+    """
+    k = skeleton.num_joints
+    visibility = np.full(k, 2) if visibility is None else np.asarray(visibility)
+    return image_grid(
+        [
+            draw_skeleton(image, truth, visibility, skeleton),
+            draw_skeleton(image, prediction, np.full(k, 2), skeleton, scores=scores),
+        ],
+        columns=2,
+    )
+
+
+def pck_curves(
+    results: MetricResult | EvaluationReport | Sequence[MetricResult | EvaluationReport],
+) -> list[tuple[str, MetricResult]]:
+    """``(label, result)`` of every PCK curve in evaluation results: a
+    :class:`~poselit.metrics.MetricResult` with a curve is labelled by its metric, an
+    :class:`~poselit.evaluate.EvaluationReport` by its label (its PCK/PCKh result)."""
+    items = [results] if isinstance(results, MetricResult) or hasattr(results, "results") else list(results)
+    curves = []
+    for item in items:
+        found = [(item.metric, item)] if isinstance(item, MetricResult) else [(item.label, r) for r in item.results]
+        curves += [(label, r) for label, r in found if r.curve is not None]
+    if not curves:
+        raise ValueError("no PCK curve in these results (only PCK / PCKh results have one)")
+    return curves
+
+
+def plot_pck_curve(
+    results: MetricResult | EvaluationReport | Sequence[MetricResult | EvaluationReport],
+    *,
+    size: tuple[int, int] = (360, 480),
+    title: str | None = None,
+) -> np.ndarray:
+    """PCK (Total) against the normalised distance threshold, as an RGB image.
+
+    One line per result (reports of several models on one split compare at a glance),
+    each with its AUC in the legend. Results come from ``poselit eval --json``
+    (:meth:`EvaluationReport.load <poselit.evaluate.EvaluationReport.load>`),
+    :func:`~poselit.evaluate.evaluate_predictions` or ``model.results.values()`` after a test.
+
+    Args:
+        results: Evaluation results, see :func:`pck_curves`.
+        size: Image ``(height, width)``.
+        title: Default: the metric name of the first curve.
+    """
+    curves = pck_curves(results)
+    height, width = size
+    left, right, top, bottom = 44, 14, 28, 40
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    t_max = max(max(r.curve["threshold"]) for _, r in curves)
+    ink = (0, 0, 0)
+
+    def to_pixel(t: np.ndarray, pck: np.ndarray) -> np.ndarray:
+        x = left + t / t_max * (width - left - right)
+        y = (height - bottom) - pck / 100 * (height - top - bottom)
+        return np.stack([x, y], axis=-1)
+
+    for value in range(0, 101, 20):  # horizontal grid with percent labels
+        (x0, y), (x1, _) = to_pixel(np.array([0.0, t_max]), np.array([value, value]))
+        cv2.line(canvas, (int(x0), int(y)), (int(x1), int(y)), (225, 225, 225), 1)
+        _text(canvas, f"{value}", (6, int(y) + 4), 0.35)
+    for tick in np.linspace(0, t_max, 6):  # x ticks
+        x, y = to_pixel(np.array(tick), np.array(0.0))
+        cv2.line(canvas, (int(x), int(y)), (int(x), int(y) + 4), ink, 1)
+        _text(canvas, f"{tick:g}", (int(x) - 10, int(y) + 16), 0.35)
+    origin, x_end, y_end = to_pixel(np.array([0.0, t_max, 0.0]), np.array([0.0, 0.0, 100.0])).astype(int)
+    cv2.line(canvas, tuple(origin), tuple(x_end), ink, 1)
+    cv2.line(canvas, tuple(origin), tuple(y_end), ink, 1)
+    _text(canvas, "normalised distance threshold", (width // 2 - 100, height - 8))
+    _text(canvas, "%", (8, top - 8))
+    _text(canvas, title or curves[0][1].metric, (left, 18), 0.5)
+    for i, (label, result) in enumerate(curves):
+        color = CURVE_COLORS[i % len(CURVE_COLORS)]
+        t, pck = np.asarray(result.curve["threshold"]), np.asarray(result.curve["Total"], np.float64)
+        finite = np.isfinite(pck)
+        line = np.round(to_pixel(t[finite], pck[finite])).astype(np.int32)
+        cv2.polylines(canvas, [line], False, color, 2, cv2.LINE_AA)
+        auc = result.columns.get("AUC", float("nan"))
+        x, y = left + 10, top + 14 + 16 * i  # legend top left, where PCK curves are still low
+        cv2.line(canvas, (x, y - 4), (x + 18, y - 4), color, 2, cv2.LINE_AA)
+        _text(canvas, f"{label} (AUC {auc:.1f})", (x + 24, y))
+    return canvas
+
+
+def _text(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.4) -> None:
+    cv2.putText(canvas, text, origin, FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
 def image_grid(images: Sequence[np.ndarray], columns: int = 4, gap: int = 2) -> np.ndarray:

@@ -39,7 +39,13 @@ LRScaling = Literal["none", "linear", "sqrt"]
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Model tensors from a Lightning checkpoint (``weights_only``) or a safetensors file."""
+    """Model tensors from a Lightning checkpoint (``weights_only``), a safetensors file, or
+    a zoo model: ``zoo:NAME`` or ``hf://ORG/NAME[@REVISION]`` (fetched and sha256-checked
+    by :func:`poselit.zoo.download`)."""
+    if str(path).startswith(("zoo:", "hf://")):
+        from poselit.zoo import download
+
+        _, path = download(str(path).removeprefix("zoo:"))
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -120,7 +126,7 @@ class PoseLitModule(pl.LightningModule):
             processes ``N`` (DDP): ``"none"``, ``"linear"`` (x N: the effective batch grows
             N-fold, Goyal et al. 2017) or ``"sqrt"`` (x sqrt(N)). A recipe's learning rate
             is the paper's, for the paper's batch on one device.
-        init_from: A checkpoint (Lightning ``.ckpt`` or ``.safetensors``) whose weights
+        init_from: A checkpoint (Lightning ``.ckpt``, ``.safetensors``, ``zoo:NAME``) whose weights
             initialise the model before training: the next stage of a staged schedule, or
             fine-tuning. Tensors whose shapes differ (e.g. joint-specific layers for another
             joint count) keep their fresh initialisation and are listed in a warning. A

@@ -1,0 +1,710 @@
+"""Poses of people in your own images: :class:`Predictor`, ``poselit predict`` and ``poselit demo``.
+
+A :class:`Predictor` wraps a trained :class:`~poselit.models.base.PoseLitModule`. It
+takes images as they come, crops each person exactly as the dataset crops training
+samples (one affine warp, :func:`~poselit.geometry.crop_affine`), runs the model in
+batches on its device (flip test as the model's default, optional autocast) and maps
+the joints back to the original image's pixels (the centre of the top-left pixel is
+(0, 0)):
+
+>>> predictor = Predictor(poselit.zoo.load("luvizon-tiny-lsp-demo"))  # doctest: +SKIP
+>>> pose = predictor("photo.jpg", box=[120, 40, 200, 420])[0]                 # doctest: +SKIP
+>>> pose.keypoints, pose.scores, pose.joint_names                            # doctest: +SKIP
+
+**Images** (one, or a list): a file path; a NumPy array ``(H, W)``, ``(H, W, 1)``,
+``(H, W, 3)`` or ``(H, W, 4)`` in RGB(A) order, or BGR(A) with ``color_order="bgr"``
+(OpenCV's); a ``PIL.Image``; a torch tensor ``(C, H, W)`` or ``(H, W)`` (``C`` = 1, 3 or 4).
+Arrays and tensors are ``uint8``, or floating point with values in [0, 1]. Conversions:
+grayscale is repeated into three channels; an alpha channel is dropped (not composited);
+files and PIL images are turned upright by their EXIF orientation. An empty, unreadable or
+otherwise unusable image raises an error naming it.
+
+**Person boxes** (optional, per image: one box or a list of boxes, one prediction per box):
+four numbers ``[x, y, w, h]`` (``box_format="xywh"``, COCO's) or ``[x1, y1, x2, y2]``
+(``"xyxy"``) in the image's pixels, or ``{"center": [x, y], "scale": s}`` (MPII's
+convention: a square of side ``200 * s`` px). A box is the tight box around the person:
+the crop adds the model's margin (``padding``, 1.25 as in training). Without a box the
+whole image is the crop (its longer side fills the model input, no margin added). A box
+with zero size, a non-finite number, or entirely outside the image raises an error
+naming the image and the box; a box partly outside the image is fine (the outside is
+filled with ``fill``).
+
+**Results**: one :class:`PosePrediction` per person, in input order.
+
+**Files** (``poselit predict``): one JSON document per image, ``<out>/<image stem>.json``
+(or one per line of ``<out>/predictions.jsonl`` with ``--jsonl``), and the annotated
+image ``<out>/<image stem>.png``. A document::
+
+    {
+      "image": "photos/a.jpg",          # the input path
+      "width": 640, "height": 480,      # of the image, in pixels
+      "model": "luvizon-tiny-lsp-demo",
+      "skeleton": {"name": "lsp",
+                   "joints": ["right_ankle", ...],      # K joint names
+                   "limbs": [[0, 1], ...]},             # bones, 0-based joint indices
+      "people": [
+        {"box": {"center": [x, y], "scale": s},         # the person box used (MPII convention)
+         "keypoints": [[x, y], ...],                    # K joints, original-image pixels
+         "scores": [s, ...]}                            # K per-joint scores, higher = surer
+      ]
+    }
+
+``--boxes FILE`` is a JSON object mapping an image (its file name, or its path as given
+on the command line) to one box or a list of boxes in the forms above, e.g.
+``{"a.jpg": [120, 40, 200, 420], "b.jpg": [[10, 10, 50, 90], {"center": [300, 200], "scale": 1.2}]}``;
+images it does not name use the whole image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import numbers
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from poselit.data.dataset import read_image
+from poselit.data.records import PIXEL_STD
+from poselit.geometry import apply_affine, box_xywh_to_center_scale, crop_affine, invert_affine, warp_image
+from poselit.models.base import PoseLitModule
+from poselit.skeletons import Skeleton
+from poselit.visualize import draw_skeleton
+
+ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image, torch.Tensor]
+"""What :class:`Predictor` accepts as one image (see the module docs)."""
+
+BoxInput = Union[Sequence[float], Mapping[str, Any], np.ndarray, torch.Tensor]
+"""One person box: four numbers (``box_format``) or ``{"center": [x, y], "scale": s}``."""
+
+BoxFormat = Literal["xywh", "xyxy"]
+ColorOrder = Literal["rgb", "bgr"]
+
+DEFAULT_PADDING = 1.25
+"""Margin added around a person box, as :class:`~poselit.data.dataset.PoseDataset` does."""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""Files a folder given to ``poselit predict`` is searched for (case-insensitive)."""
+
+DEMO_MODEL = "luvizon-tiny-lsp-demo"
+"""The zoo model ``poselit demo`` runs by default."""
+
+SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
+"""The bundled sample images of ``poselit demo`` (origin and licence in ``SOURCES.md`` there)."""
+
+
+class InputError(ValueError):
+    """An image or a person box given to the predictor cannot be used; says which and why."""
+
+
+# --- images and boxes ---------------------------------------------------------------------
+
+
+def load_image(image: ImageInput, *, color_order: ColorOrder = "rgb", name: str = "image") -> np.ndarray:
+    """Any supported image (see the module docs) as a contiguous ``(H, W, 3)`` uint8 RGB array.
+
+    ``name`` identifies the image in errors (a path names itself).
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return cv2.cvtColor(read_image(Path(image)), cv2.COLOR_BGR2RGB)  # upright by EXIF
+    if isinstance(image, Image.Image):
+        return _to_rgb(np.asarray(ImageOps.exif_transpose(image).convert("RGB")), "rgb", name)
+    if isinstance(image, torch.Tensor):
+        array = image.detach().cpu().numpy()
+        if array.ndim == 3:
+            if array.shape[0] not in (1, 3, 4):
+                raise InputError(
+                    f"{name}: tensors are (C, H, W) with C = 1, 3 or 4, got shape {tuple(image.shape)}"
+                )
+            array = array.transpose(1, 2, 0)
+        return _to_rgb(array, color_order, name)
+    if isinstance(image, np.ndarray):
+        return _to_rgb(image, color_order, name)
+    raise InputError(
+        f"{name}: expected a file path, NumPy array, PIL image or torch tensor, got {type(image).__name__}"
+    )
+
+
+def _to_rgb(array: np.ndarray, color_order: ColorOrder, name: str) -> np.ndarray:
+    """``(H, W[, C])`` uint8 or [0, 1] float array -> ``(H, W, 3)`` uint8 RGB."""
+    if color_order not in ("rgb", "bgr"):
+        raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise InputError(
+            f"{name}: arrays are (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (tensors (C, H, W)), "
+            f"got shape {array.shape}"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(f"{name}: the image is empty (shape {array.shape})")
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise InputError(
+                f"{name}: floating-point images must hold values in [0, 1], got "
+                f"[{array.min()}, {array.max()}] (pass 0-255 images as uint8)"
+            )
+        array = np.round(array * 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise InputError(f"{name}: expected uint8 or floating-point values in [0, 1], got dtype {array.dtype}")
+    channels = array.shape[2]
+    if channels == 1:
+        array = np.repeat(array, 3, axis=2)  # grayscale -> three equal channels
+    array = array[..., :3]  # drop alpha
+    if color_order == "bgr":
+        array = array[..., ::-1]
+    return np.ascontiguousarray(array)
+
+
+def whole_image_box(size: tuple[int, int], padding: float = DEFAULT_PADDING) -> tuple[np.ndarray, float]:
+    """``(center, scale)`` whose padded crop is exactly the image of ``size = (height, width)``.
+
+    The image spans pixel edges ``-0.5 ... W - 0.5``; its longer side fills the crop.
+    """
+    height, width = size
+    return np.array([(width - 1) / 2, (height - 1) / 2], np.float32), max(height, width) / (PIXEL_STD * padding)
+
+
+def person_box(
+    box: BoxInput, size: tuple[int, int], *, box_format: BoxFormat = "xywh", name: str = "image"
+) -> tuple[np.ndarray, float]:
+    """``(center, scale)`` of one person box (see the module docs) in an image of ``size``.
+
+    Raises :class:`InputError` naming the image and the box if it is malformed, has zero
+    size, or lies entirely outside the image.
+    """
+    where = f"{name}: box {_describe(box)}"
+    x0, y0, w, h = _box_xywh(box, box_format, where)
+    if not (w > 0 and h > 0):
+        raise InputError(f"{where}: the box has zero or negative size ({box_format})")
+    height, width = size
+    if x0 + w <= -0.5 or y0 + h <= -0.5 or x0 >= width - 0.5 or y0 >= height - 0.5:
+        raise InputError(f"{where}: the box lies entirely outside the {width}x{height} image")
+    return box_xywh_to_center_scale([x0, y0, w, h])
+
+
+def _box_xywh(box: BoxInput, box_format: BoxFormat, where: str) -> list[float]:
+    """Any box form as finite ``[x, y, w, h]``."""
+    if isinstance(box, Mapping):
+        if set(box) != {"center", "scale"}:
+            raise InputError(f"{where}: a box mapping has exactly the keys 'center' and 'scale'")
+        try:
+            center, scale = np.asarray(box["center"], np.float64), float(box["scale"])
+        except (TypeError, ValueError):
+            center, scale = np.zeros(0), math.nan
+        if center.shape != (2,) or not np.isfinite(center).all() or not (math.isfinite(scale) and scale > 0):
+            raise InputError(f"{where}: expected a finite centre [x, y] and a scale > 0")
+        side = PIXEL_STD * scale
+        return [center[0] - side / 2, center[1] - side / 2, side, side]
+    if box_format not in ("xywh", "xyxy"):
+        raise ValueError(f"box_format must be 'xywh' or 'xyxy', got {box_format!r}")
+    try:
+        values = np.asarray(box, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        values = np.zeros(0)
+    if values.shape != (4,) or not np.isfinite(values).all():
+        raise InputError(f"{where}: expected four finite numbers [{', '.join(box_format)}]")
+    x0, y0, a, b = values.tolist()
+    return [x0, y0, a - x0, b - y0] if box_format == "xyxy" else [x0, y0, a, b]
+
+
+def _describe(box: Any) -> str:
+    return json.dumps(box.tolist() if hasattr(box, "tolist") else box, default=str)
+
+
+def _box_list(boxes: Any) -> list[Any]:
+    """One image's boxes as a list: ``None`` -> ``[None]`` (whole image), one box -> ``[box]``."""
+    if boxes is None:
+        return [None]
+    if hasattr(boxes, "tolist"):
+        boxes = boxes.tolist()
+    if isinstance(boxes, Mapping) or (len(boxes) > 0 and isinstance(boxes[0], numbers.Real)):
+        return [boxes]
+    return list(boxes)
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PosePrediction:
+    """The pose of one person.
+
+    Args:
+        keypoints: ``(K, 2)`` float32 joints in original-image pixels (top-left pixel
+            centre = (0, 0)).
+        scores: ``(K,)`` float32 per-joint scores of the model (higher = surer; the range
+            depends on the method).
+        skeleton: Joint names, flip pairs and bones.
+        center: ``(2,)`` centre of the person box used, original-image pixels.
+        scale: Person box side / 200 px (MPII convention; the crop adds the margin).
+        image: The image's path, or its name.
+        image_index: Position of the image in the predictor's input.
+        image_size: ``(height, width)`` of the image.
+        affine: ``(2, 3)`` model input pixels -> original-image pixels.
+        crop: The ``(h, w, 3)`` RGB model input, with ``return_heatmaps`` only.
+        heatmaps: The ``(K, h', w')`` heatmaps of the unflipped crop, with
+            ``return_heatmaps`` and a heatmap method only (for
+            :func:`~poselit.visualize.draw_heatmaps`).
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    skeleton: Skeleton
+    center: np.ndarray
+    scale: float
+    image: str
+    image_index: int
+    image_size: tuple[int, int]
+    affine: np.ndarray
+    crop: np.ndarray | None = None
+    heatmaps: np.ndarray | None = None
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return self.skeleton.joints
+
+    def person_dict(self) -> dict[str, Any]:
+        """The person's entry of a JSON document (``people`` in the module docs); coordinates
+        rounded to 0.01 px, scores to 4 decimals."""
+        return {
+            "box": {"center": _rounded(self.center, 2), "scale": round(self.scale, 6)},
+            "keypoints": _rounded(self.keypoints, 2),
+            "scores": _rounded(self.scores, 4),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the document of the module docs with this one person."""
+        return image_document(self.image, self.image_size, self.skeleton, [self])
+
+
+def _rounded(values: np.ndarray, decimals: int) -> list:
+    return np.round(values.astype(np.float64), decimals).tolist()
+
+
+def skeleton_dict(skeleton: Skeleton) -> dict[str, Any]:
+    """``{"name", "joints", "limbs"}`` of a skeleton, for JSON."""
+    return {"name": skeleton.name, "joints": list(skeleton.joints), "limbs": [list(limb) for limb in skeleton.limbs]}
+
+
+def image_document(
+    image: str,
+    image_size: tuple[int, int],
+    skeleton: Skeleton,
+    people: Sequence[PosePrediction],
+    model: str | None = None,
+) -> dict[str, Any]:
+    """The JSON document (module docs) of one image of ``image_size = (height, width)``."""
+    return {
+        "image": image,
+        "width": int(image_size[1]),
+        "height": int(image_size[0]),
+        **({"model": model} if model is not None else {}),
+        "skeleton": skeleton_dict(skeleton),
+        "people": [p.person_dict() for p in people],
+    }
+
+
+def document_text(document: Mapping[str, Any]) -> str:
+    """A document as JSON text with one line per field and per person: readable and
+    diffable, without one line per number."""
+    fields = [f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in document.items() if key != "people"]
+    people = ",\n".join(f"    {json.dumps(person)}" for person in document["people"])
+    return "{\n" + ",\n".join([*fields, f'  "people": [\n{people}\n  ]']) + "\n}\n"
+
+
+# --- the predictor ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Person:
+    """One crop waiting for the model."""
+
+    image: str
+    image_index: int
+    image_size: tuple[int, int]
+    center: np.ndarray
+    scale: float
+    to_input: np.ndarray
+    crop: np.ndarray
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Predictor:
+    """Single-person poses in any image, in the image's own pixels (see the module docs).
+
+    Args:
+        model: A trained pose model; it is put in eval mode (and moved to ``device``).
+        batch_size: People per forward pass.
+        flip_test: Average with the mirrored image's prediction; ``None``: the model's
+            setting (on for every method by default).
+        autocast: Mixed precision: ``True`` (bfloat16 on CPU, float16 on GPUs) or a dtype.
+        device: Where to run; ``None``: where the model is.
+        padding: Margin around a given person box, as in training (``PoseDataset``).
+        fill: Value of crop pixels outside the image, as in training.
+    """
+
+    def __init__(
+        self,
+        model: PoseLitModule,
+        *,
+        batch_size: int = 16,
+        flip_test: bool | None = None,
+        autocast: bool | torch.dtype = False,
+        device: str | torch.device | None = None,
+        padding: float = DEFAULT_PADDING,
+        fill: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = (model if device is None else model.to(device)).eval()
+        self.device = self.model.device
+        self.batch_size = batch_size
+        self.flip_test = flip_test
+        if autocast is True:
+            autocast = torch.bfloat16 if self.device.type == "cpu" else torch.float16
+        self.autocast_dtype: torch.dtype | None = autocast or None
+        self.padding = padding
+        self.fill = fill
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return self.model.skeleton
+
+    def predict(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        box: BoxInput | Sequence[BoxInput] | None = None,
+        *,
+        boxes: Sequence[BoxInput | Sequence[BoxInput] | None] | None = None,
+        box_format: BoxFormat = "xywh",
+        color_order: ColorOrder = "rgb",
+        names: Sequence[str] | None = None,
+        return_heatmaps: bool = False,
+    ) -> list[PosePrediction]:
+        """Poses of the people in one image or a list of images.
+
+        Args:
+            images: One image or a list (list or tuple) of images, see the module docs.
+            box: For a single image: its person box, or a list of boxes (one prediction
+                each); ``None``: the whole image.
+            boxes: For a list of images: one entry per image (a box, a list of boxes, or
+                ``None`` for the whole image).
+            box_format: ``"xywh"`` or ``"xyxy"`` for boxes given as four numbers.
+            color_order: Channel order of arrays and tensors: ``"rgb"`` or ``"bgr"``.
+            names: Names of the images in results and errors (default: the path, else
+                ``image[i]``).
+            return_heatmaps: Keep each person's crop (and heatmaps, for heatmap methods).
+
+        Returns:
+            One :class:`PosePrediction` per person, in input order (images, then boxes).
+        """
+        if isinstance(images, (list, tuple)):
+            if box is not None:
+                raise ValueError("for a list of images, give boxes=[...] (one entry per image), not box=")
+            boxes = [None] * len(images) if boxes is None else list(boxes)
+            if len(boxes) != len(images):
+                raise ValueError(f"got {len(images)} images but {len(boxes)} box entries")
+        else:
+            if boxes is not None:
+                raise ValueError("for a single image, give box= (one box or a list of boxes), not boxes=")
+            images, boxes = [images], [box]
+        if names is not None and len(names) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(names)} names")
+        people = self._people(images, boxes, names, box_format, color_order)
+        return [p for chunk in _chunks(people, self.batch_size) for p in self._run(chunk, return_heatmaps)]
+
+    __call__ = predict
+
+    def _people(
+        self,
+        images: Sequence[ImageInput],
+        boxes: Sequence[Any],
+        names: Sequence[str] | None,
+        box_format: BoxFormat,
+        color_order: ColorOrder,
+    ) -> Iterator[_Person]:
+        """Crops of every person, image by image (images are decoded one at a time)."""
+        size = self.model.input_size
+        for i, (image, image_boxes) in enumerate(zip(images, boxes)):
+            name = names[i] if names else str(image) if isinstance(image, (str, os.PathLike)) else f"image[{i}]"
+            rgb = load_image(image, color_order=color_order, name=name)
+            image_size = rgb.shape[:2]
+            for box in _box_list(image_boxes):
+                if box is None:
+                    center, scale = whole_image_box(image_size, self.padding)
+                else:
+                    center, scale = person_box(box, image_size, box_format=box_format, name=name)
+                to_input = crop_affine(center, scale, size, padding=self.padding)
+                crop = warp_image(rgb, to_input, size, self.fill)
+                yield _Person(name, i, image_size, center, scale, to_input, crop)
+
+    def _run(self, people: list[_Person], return_heatmaps: bool) -> list[PosePrediction]:
+        """One forward pass over a batch of crops; joints mapped back to each image."""
+        crops = torch.from_numpy(np.stack([p.crop for p in people])).permute(0, 3, 1, 2).to(self.device)
+        autocast = torch.autocast(
+            self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
+        )
+        with torch.inference_mode(), autocast:
+            outputs = self.model.predict_poses(crops, flip_test=self.flip_test)
+        to_original = invert_affine(np.stack([p.to_input for p in people]))
+        keypoints = apply_affine(outputs["keypoints"].float().cpu().numpy().astype(np.float64), to_original)
+        scores = outputs["scores"].float().cpu().numpy()
+        heatmaps = outputs.get("heatmaps") if return_heatmaps else None
+        heatmaps = None if heatmaps is None else heatmaps.float().cpu().numpy()
+        return [
+            PosePrediction(
+                keypoints=keypoints[i].astype(np.float32),
+                scores=scores[i],
+                skeleton=self.skeleton,
+                center=np.asarray(p.center, np.float32),
+                scale=float(p.scale),
+                image=p.image,
+                image_index=p.image_index,
+                image_size=(int(p.image_size[0]), int(p.image_size[1])),
+                affine=to_original[i].astype(np.float32),
+                crop=p.crop if return_heatmaps else None,
+                heatmaps=None if heatmaps is None else heatmaps[i],
+            )
+            for i, p in enumerate(people)
+        ]
+
+
+def draw_predictions(image: np.ndarray, people: Sequence[PosePrediction]) -> np.ndarray:
+    """``image`` (RGB) with every person's skeleton, joint opacity by score."""
+    for person in people:
+        visible = np.full(person.skeleton.num_joints, 2)
+        image = draw_skeleton(image, person.keypoints, visible, person.skeleton, scores=person.scores)
+    return image
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def list_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files named on the command line: files as given, folders searched (not
+    recursively) for :data:`IMAGE_SUFFIXES`, in name order."""
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {item}")
+            paths += found
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"no such image or folder: {item}")
+    return paths
+
+
+def read_boxes(path: str | Path) -> dict[str, Any]:
+    """A ``--boxes`` file: JSON object, image name or path -> box or list of boxes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"boxes file not found: {path}")
+    try:
+        boxes = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(boxes, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping image names to boxes")
+    return boxes
+
+
+def predict_files(
+    predictor: Predictor,
+    paths: Sequence[Path],
+    out: str | Path,
+    *,
+    boxes: Mapping[str, Any] | None = None,
+    box_format: BoxFormat = "xywh",
+    jsonl: bool = False,
+    model: str | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Predict on image files; write the JSON documents and annotated images into ``out``.
+
+    Returns the written files. ``boxes`` maps an image's path as given, or its file name,
+    to its boxes (see :func:`read_boxes`); keys that match no image are reported.
+    """
+    boxes = dict(boxes or {})
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in stems:
+            raise ValueError(f"two images would write the same outputs {path.stem}.*: {stems[path.stem]} and {path}")
+        stems[path.stem] = path
+    unused = set(boxes) - {str(p) for p in paths} - {p.name for p in paths}
+    if unused:
+        warnings.warn(f"boxes for images that were not given: {', '.join(sorted(unused))}", stacklevel=2)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if any((out / f"{p.stem}.png").resolve() == p.resolve() for p in paths):
+        raise ValueError(f"--out {out} would overwrite input images; choose another folder")
+    written: list[Path] = []
+    lines = []
+    with tqdm(total=len(paths), desc="predicting", unit="image", disable=not progress) as bar:
+        for chunk in _chunks(paths, predictor.batch_size):
+            images = [load_image(p) for p in chunk]
+            chunk_boxes = [boxes.get(str(p), boxes.get(p.name)) for p in chunk]
+            people = predictor.predict(images, boxes=chunk_boxes, box_format=box_format, names=[str(p) for p in chunk])
+            for i, (path, image) in enumerate(zip(chunk, images)):
+                mine = [p for p in people if p.image_index == i]
+                drawn = out / f"{path.stem}.png"
+                cv2.imwrite(str(drawn), cv2.cvtColor(draw_predictions(image, mine), cv2.COLOR_RGB2BGR))
+                written.append(drawn)
+                document = image_document(str(path), image.shape[:2], predictor.skeleton, mine, model)
+                if jsonl:
+                    lines.append(json.dumps(document))
+                else:
+                    (out / f"{path.stem}.json").write_text(document_text(document))
+                    written.append(out / f"{path.stem}.json")
+            bar.update(len(chunk))
+    if jsonl:
+        (out / "predictions.jsonl").write_text("".join(line + "\n" for line in lines))
+        written.append(out / "predictions.jsonl")
+    return written
+
+
+LIGHTNING_FLAGS = ("--config", "--print_config", "--seed_everything", "--ckpt_path", "--return_predictions")
+LIGHTNING_PREFIXES = ("--trainer", "--data", "--model.", "--optimizer", "--lr_scheduler")
+
+
+def is_lightning_predict(args: Sequence[str]) -> bool:
+    """Whether ``poselit predict`` arguments are LightningCLI's (predict on a dataset from a
+    recipe) rather than the image predictor's.
+
+    LightningCLI's: ``-c`` / ``--config``, ``--print_config``, and its other flags such as
+    ``--trainer.*``, ``--data.*``, ``--model.*``. ``--model NAME`` is the image predictor's.
+    """
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in LIGHTNING_FLAGS or flag.startswith(LIGHTNING_PREFIXES) or flag.startswith("-c"):  # -c, -cFILE
+            return True
+    return False
+
+
+def add_predict_commands(subparsers: Any) -> None:
+    """Add ``poselit predict`` (images) and ``poselit demo`` to an ``argparse`` sub-parser set."""
+    predict = subparsers.add_parser(
+        "predict",
+        help="poses in your images (with -c RECIPE.yaml: LightningCLI predict on a dataset)",
+        description=(
+            "Predict poses in images with a zoo model or an exported model, and write one JSON per "
+            "image and the annotated images. Schema and --boxes format: python -m pydoc poselit.predict. "
+            "With -c RECIPE.yaml (or --config / --print_config / --trainer... / --data... arguments) "
+            "'poselit predict' is LightningCLI's predict on a dataset instead: "
+            "see 'poselit predict -c RECIPE.yaml --help'."
+        ),
+    )
+    predict.add_argument("images", nargs="+", metavar="IMAGES_OR_FOLDER", help="image files and/or folders")
+    predict.add_argument("--model", required=True, help="zoo model name, export folder or hf://owner/repo")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--boxes", metavar="FILE", help="JSON: image name -> person box(es); default: whole image")
+    predict.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh", help="of 4-number boxes")
+    predict.add_argument("--jsonl", action="store_true", help="write predictions.jsonl instead of one JSON per image")
+    predict.add_argument(
+        "--padding", type=float, default=DEFAULT_PADDING,
+        help=f"margin around a box, as in training: the model card's input.padding (default: {DEFAULT_PADDING})",
+    )
+    predict.add_argument("--fill", type=int, default=0, help="value of crop pixels outside the image, as in training")
+    _add_run_options(predict)
+    predict.set_defaults(func=run_predict)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="run a zoo model on the bundled sample images and write the annotated results",
+        description=f"Predict poses in the bundled sample images ({SAMPLES}; origins in SOURCES.md there).",
+    )
+    demo.add_argument("--model", default=DEMO_MODEL, help=f"zoo model name or export folder (default: {DEMO_MODEL})")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    _add_run_options(demo)
+    demo.set_defaults(func=run_demo, padding=DEFAULT_PADDING, fill=0, box_format="xywh", jsonl=False)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--batch-size", type=int, default=16, help="people per forward pass")
+    parser.add_argument("--no-flip", action="store_true", help="no flip test")
+    parser.add_argument("--autocast", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on GPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _predictor(args: argparse.Namespace) -> Predictor:
+    from poselit.zoo import load
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return Predictor(
+        load(args.model, device=device),
+        batch_size=args.batch_size,
+        flip_test=False if args.no_flip else None,
+        autocast=args.autocast,
+        padding=args.padding,
+        fill=args.fill,
+    )
+
+
+def _predict_and_report(args: argparse.Namespace, paths: Sequence[Path], boxes: Mapping[str, Any] | None) -> int:
+    written = predict_files(
+        _predictor(args),
+        paths,
+        args.out,
+        boxes=boxes,
+        box_format=args.box_format,
+        jsonl=args.jsonl,
+        model=args.model,
+        progress=not args.quiet,
+    )
+    print(f"{len(paths)} images: wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Handler of ``poselit predict IMAGES``."""
+    paths = list_images(args.images)
+    boxes = read_boxes(args.boxes) if args.boxes else None
+    return _predict_and_report(args, paths, boxes)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Handler of ``poselit demo``."""
+    return _predict_and_report(args, list_images([SAMPLES]), None)
+
+
+__all__ = [
+    "DEMO_MODEL",
+    "InputError",
+    "PosePrediction",
+    "Predictor",
+    "add_predict_commands",
+    "document_text",
+    "draw_predictions",
+    "image_document",
+    "is_lightning_predict",
+    "list_images",
+    "load_image",
+    "person_box",
+    "predict_files",
+    "read_boxes",
+    "skeleton_dict",
+    "whole_image_box",
+]

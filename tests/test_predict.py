@@ -1,0 +1,401 @@
+"""Predictor, ``poselit predict`` and ``poselit demo``: every input type, boxes, flip test,
+bad input, the JSON schema."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import poselit.zoo
+from poselit.cli import main
+from poselit.data import read_annotations
+from poselit.data.dataset import ImageReadError, PoseDataset
+from poselit.data.records import PIXEL_STD, PoseRecord
+from poselit.data.transforms import AugmentParams
+from poselit.predict import (
+    SAMPLES,
+    InputError,
+    Predictor,
+    is_lightning_predict,
+    load_image,
+    person_box,
+    whole_image_box,
+)
+from poselit.skeletons import LSP
+from poselit.visualize import draw_heatmaps
+from tiny_models import MemorizingHeatmapModel
+
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small tensors: one intra-op thread avoids spin-waiting on the shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def whole_image_record(record: PoseRecord, height: int, width: int) -> PoseRecord:
+    """The record with the box the predictor uses without one: the padded crop is the image
+    (computed here from the documented rule, independently of ``whole_image_box``)."""
+    return dataclasses.replace(
+        record, center=np.array([(width - 1) / 2, (height - 1) / 2]), scale=max(height, width) / (PIXEL_STD * 1.25)
+    )
+
+
+def memorised(records: list[PoseRecord], flips: tuple[bool, ...] = (False, True)) -> MemorizingHeatmapModel:
+    """A model that has memorised the TRAINING crops (PoseDataset) of ``records``."""
+    dataset = PoseDataset(records, SIZE)
+    samples = [dataset.sample(i, AugmentParams(flip=f)) for i in range(len(records)) for f in flips]
+    batch = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+    torch.manual_seed(0)
+    return MemorizingHeatmapModel(skeleton=records[0].skeleton, input_size=SIZE).memorise(batch)
+
+
+@pytest.fixture(scope="module")
+def lsp_case(data_root):
+    """The first LSP test image, and a model overfitted on two training crops of it (the
+    annotated person box and the whole image), each also mirrored, so flip test stays on."""
+    record = read_annotations("lsp:test", data_root)[0]
+    height, width = cv2.imread(str(record.image)).shape[:2]
+    model = memorised([record, whole_image_record(record, height, width)])
+    return record, model
+
+
+def image_inputs(path: Path) -> dict[str, tuple[object, dict]]:
+    """The same image as every supported input type, with the keyword it needs."""
+    rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1)
+    return {
+        "str path": (str(path), {}),
+        "Path": (path, {}),
+        "RGB array": (rgb, {}),
+        "BGR array": (rgb[..., ::-1].copy(), {"color_order": "bgr"}),
+        "PIL image": (Image.open(path), {}),
+        "uint8 tensor": (tensor, {}),
+        "float tensor": (tensor.float() / 255, {}),
+    }
+
+
+def person_boxes(record: PoseRecord) -> dict[str, tuple[object, str]]:
+    """The record's box in every supported form (all the same square)."""
+    side = PIXEL_STD * record.scale
+    x, y = record.center - side / 2
+    return {
+        "xywh": ([x, y, side, side], "xywh"),
+        "xyxy": (np.array([x, y, x + side, y + side]), "xyxy"),
+        "center/scale": ({"center": record.center.tolist(), "scale": record.scale}, "xywh"),
+    }
+
+
+def max_error(prediction, record) -> float:
+    return float(np.linalg.norm(prediction.keypoints - record.keypoints, axis=1).max())
+
+
+# --------------------------------------------------------------------------- real image
+
+
+def test_every_input_type_with_and_without_a_box_finds_the_joints(lsp_case):
+    """Predictions in original pixels within a quarter pixel of the annotation (the model
+    memorised its training crops to about 0.05 px): the predictor's crop, flip test and
+    mapping back agree with the training pipeline; half a pixel off anywhere fails."""
+    record, model = lsp_case
+    predictor = Predictor(model)
+    assert predictor.flip_test is None and model.flip_test  # the model's default: on
+    for kind, (image, kwargs) in image_inputs(record.image).items():
+        [whole] = predictor(image, **kwargs)
+        assert max_error(whole, record) < 0.25, kind
+        for form, (box, box_format) in person_boxes(record).items():
+            [boxed] = predictor(image, box=box, box_format=box_format, **kwargs)
+            assert max_error(boxed, record) < 0.25, (kind, form)
+            np.testing.assert_allclose(boxed.center, record.center, atol=1e-4)
+            assert boxed.scale == pytest.approx(record.scale)
+
+
+def test_lists_batches_and_several_boxes_per_image(lsp_case):
+    record, model = lsp_case
+    box = person_boxes(record)["xywh"][0]
+    images = [str(record.image)] * 5
+    boxes = [None, box, [box, None], [], box]  # [] = nobody to predict in that image
+    one_by_one = Predictor(model, batch_size=16).predict(images, boxes=boxes)
+    batched = Predictor(model, batch_size=2).predict(images, boxes=boxes)
+    assert [p.image_index for p in batched] == [0, 1, 2, 2, 4]
+    for a, b in zip(one_by_one, batched):
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
+        assert max_error(b, record) < 0.25
+    names = [p.image for p in Predictor(model).predict(images[:2], names=["a", "b"])]
+    assert names == ["a", "b"]
+
+
+def test_prediction_fields_and_json(lsp_case):
+    record, model = lsp_case
+    [pose] = Predictor(model, flip_test=False)(str(record.image), return_heatmaps=True)
+    assert pose.keypoints.shape == (14, 2) and pose.scores.shape == (14,)
+    assert pose.joint_names == LSP.joints and pose.skeleton == LSP
+    assert pose.image == str(record.image) and pose.image_size == (169, 95)
+    assert pose.crop.shape == (*SIZE, 3) and pose.heatmaps.shape == (14, 16, 16)
+    assert draw_heatmaps(pose.crop, pose.heatmaps, pose.skeleton, columns=7).shape == (2 * 64 + 2, 7 * 64 + 12, 3)
+    # affine maps crop pixels to the image: the crop centre is the whole image's centre
+    np.testing.assert_allclose(pose.affine @ [31.5, 31.5, 1], [47, 84], atol=1e-4)
+    document = json.loads(json.dumps(pose.to_dict()))
+    check_document(document, num_people=1)
+    np.testing.assert_allclose(document["people"][0]["keypoints"], pose.keypoints, atol=0.005)  # 0.01 px
+
+
+def test_autocast_stays_close(lsp_case):
+    record, model = lsp_case
+    [pose] = Predictor(model, autocast=True)(str(record.image))  # bfloat16 on the CPU
+    assert max_error(pose, record) < 1.0
+
+
+@pytest.mark.gpu
+def test_cuda_with_float16_autocast(lsp_case):
+    record, model = lsp_case
+    [pose] = Predictor(copy.deepcopy(model), device="cuda", autocast=True)(str(record.image))  # float16
+    assert max_error(pose, record) < 1.0
+
+
+# --------------------------------------------------------------------------- flip test
+
+
+def test_flip_test_agrees_with_unflipped_prediction_on_a_symmetric_image(tmp_path):
+    """A mirror-symmetric image with a mirror-symmetric pose: the flip test sees the same
+    crop, so it agrees with the plain prediction only if the crop is centred exactly
+    (pixel-centre convention of crop, flip and mapping back)."""
+    height, width = 90, 61
+    rng = np.random.default_rng(0)
+    half = rng.integers(0, 256, (height, width // 2 + 1, 3), dtype=np.uint8)
+    image = np.concatenate([half, half[:, -2::-1]], axis=1)  # column 30 is the mirror axis
+    assert (image == image[:, ::-1]).all()
+    path = tmp_path / "symmetric.png"
+    cv2.imwrite(str(path), image)
+    keypoints = np.zeros((14, 2))
+    right = rng.uniform([5, 5], [25, 85], (6, 2))  # ankles, knees, hips, wrists, elbows, shoulders
+    for i, (r, l) in enumerate([(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9)]):
+        keypoints[r], keypoints[l] = right[i], [(width - 1) - right[i][0], right[i][1]]
+    keypoints[12:] = [[30, 20], [30, 8]]
+    record = PoseRecord(path, keypoints, np.full(14, 2), [0, 0], 1.0, 1.0, LSP, "symmetric#1")
+    model = memorised([whole_image_record(record, height, width)], flips=(False,))  # never saw a flip
+    [plain] = Predictor(model, flip_test=False)(path)
+    [flipped] = Predictor(model, flip_test=True)(path)
+    assert max_error(plain, record) < 0.25
+    np.testing.assert_allclose(flipped.keypoints, plain.keypoints, atol=0.1)
+
+
+# --------------------------------------------------------------------------- images and boxes
+
+
+def test_image_conversions(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    gray = rgb[..., 0]
+    assert (load_image(gray) == np.repeat(gray[..., None], 3, 2)).all()  # grayscale -> 3 channels
+    assert (load_image(gray[..., None]) == load_image(gray)).all()
+    rgba = np.concatenate([rgb, np.zeros((20, 30, 1), np.uint8)], axis=2)
+    assert (load_image(rgba) == rgb).all()  # alpha dropped
+    assert (load_image(torch.from_numpy(rgba).permute(2, 0, 1)) == rgb).all()
+    assert (load_image(rgba[..., [2, 1, 0, 3]], color_order="bgr") == rgb).all()
+    assert (load_image(Image.fromarray(rgba, "RGBA")) == rgb).all()
+    assert (load_image(Image.fromarray(gray, "L")) == load_image(gray)).all()
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    assert (load_image(tmp_path / "gray.png") == load_image(gray)).all()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A JPEG stored sideways with EXIF orientation 6 (rotate 90 deg clockwise to view)."""
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :5] = 255  # a white band on the stored image's left
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "sideways.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    for image in (path, Image.open(path)):
+        upright = load_image(image)
+        assert upright.shape == (40, 20, 3)
+        assert upright[:5].mean() > 200 and upright[-5:].mean() < 50  # the band is now on top
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((0, 10, 3), np.uint8), "image[0]: the image is empty"),
+        (np.zeros((3, 10, 12), np.uint8), "image[0]: arrays are (H, W)"),
+        (np.zeros((10, 10, 3), np.uint16), "dtype uint16"),
+        (np.full((10, 10, 3), 255.0), "values in [0, 1]"),
+        (torch.zeros(2, 10, 10), "tensors are (C, H, W)"),
+        ([[1, 2]], "expected a file path, NumPy array"),
+    ],
+)
+def test_bad_images_raise_errors_naming_them(image, message):
+    model = MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE)
+    with pytest.raises(InputError, match=re.escape(message)):
+        Predictor(model).predict([image])
+
+
+def test_unreadable_and_missing_files_are_named(tmp_path):
+    model = MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    (tmp_path / "empty.png").write_bytes(b"")
+    for path in (broken, tmp_path / "empty.png", tmp_path / "missing.jpg"):
+        with pytest.raises(ImageReadError, match=path.name):
+            Predictor(model)(path)
+
+
+@pytest.mark.parametrize(
+    ("box", "box_format", "message"),
+    [
+        ([10, 10, 0, 20], "xywh", "zero or negative size"),
+        ([10, 10, 5, 20], "xyxy", "zero or negative size"),
+        ([100, 10, 20, 20], "xywh", "entirely outside the 40x30 image"),
+        ([-30, -30, -1, -1], "xyxy", "entirely outside"),
+        ({"center": [-200, 5], "scale": 0.5}, "xywh", "entirely outside"),
+        ({"center": [5, 5], "scale": 0}, "xywh", "scale > 0"),
+        ({"center": [5, 5]}, "xywh", "exactly the keys"),
+        ([1, 2, float("nan"), 4], "xywh", "four finite numbers"),
+        ([1, 2, 3], "xywh", "four finite numbers"),
+    ],
+)
+def test_bad_boxes_raise_errors_naming_image_and_box(box, box_format, message):
+    with pytest.raises(InputError, match=message) as info:
+        person_box(box, (30, 40), box_format=box_format, name="photo.jpg")
+    assert str(info.value).startswith("photo.jpg: box ")
+
+
+def test_boxes_partly_outside_and_the_whole_image():
+    center, scale = person_box([-10, -10, 20, 40], (30, 40))  # partly outside: fine
+    np.testing.assert_allclose(center, [0, 10])
+    assert scale == pytest.approx(40 / PIXEL_STD)
+    center, scale = whole_image_box((30, 40))
+    np.testing.assert_allclose(center, [19.5, 14.5])
+    assert PIXEL_STD * scale * 1.25 == pytest.approx(40)
+
+
+def test_box_arguments_are_checked():
+    predictor = Predictor(MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE))
+    image = np.zeros((30, 40, 3), np.uint8)
+    with pytest.raises(ValueError, match="2 images but 1 box entries"):
+        predictor.predict([image, image], boxes=[None])
+    with pytest.raises(ValueError, match="boxes=\\[...\\]"):
+        predictor.predict([image], box=[0, 0, 5, 5])
+    with pytest.raises(InputError, match="image\\[1\\]: box"):
+        predictor.predict([image, image], boxes=[None, [0, 0, 0, 5]])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def check_document(document: dict, num_people: int | None = None, model: str | None = None) -> None:
+    """The JSON schema of the ``poselit.predict`` module docs, checked field by field."""
+    required = {"image": str, "width": int, "height": int, "skeleton": dict, "people": list}
+    optional = {"model": str}
+    assert set(required) <= set(document) <= set(required) | set(optional), sorted(document)
+    for key, kind in {**required, **optional}.items():
+        assert key not in document or isinstance(document[key], kind), key
+    assert document["width"] > 0 and document["height"] > 0
+    assert document.get("model") == model
+    skeleton = document["skeleton"]
+    assert set(skeleton) == {"name", "joints", "limbs"} and isinstance(skeleton["name"], str)
+    k = len(skeleton["joints"])
+    assert k > 0 and all(isinstance(j, str) for j in skeleton["joints"])
+    assert all(len(limb) == 2 and all(isinstance(j, int) and 0 <= j < k for j in limb) for limb in skeleton["limbs"])
+    assert num_people is None or len(document["people"]) == num_people
+    for person in document["people"]:
+        assert set(person) == {"box", "keypoints", "scores"}
+        assert set(person["box"]) == {"center", "scale"} and person["box"]["scale"] > 0
+        assert len(person["box"]["center"]) == 2
+        assert len(person["keypoints"]) == k and all(len(xy) == 2 for xy in person["keypoints"])
+        assert len(person["scores"]) == k
+        numbers = person["box"]["center"] + [v for xy in person["keypoints"] for v in xy] + person["scores"]
+        assert all(isinstance(v, float) and np.isfinite(v) for v in numbers)
+
+
+@pytest.fixture
+def fake_zoo(monkeypatch):
+    """``poselit.zoo.load`` replaced by a stand-in returning a small untrained model."""
+    calls = []
+
+    def load(name, *, revision=None, device=None, cache_dir=None, zoo_dir=None):
+        calls.append((name, device))
+        torch.manual_seed(0)
+        return MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE).to(device).eval()
+
+    monkeypatch.setattr("poselit.zoo.load", load)
+    return calls
+
+
+def test_cli_predict_on_a_folder_writes_json_and_images(tmp_path, fake_zoo):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name, shape in (("a.jpg", (60, 40, 3)), ("b.png", (50, 70)), ("c.png", (30, 30, 4))):
+        cv2.imwrite(str(images / name), rng.integers(0, 256, shape, dtype=np.uint8))
+    (images / "notes.txt").write_text("not an image")
+    (tmp_path / "boxes.json").write_text(json.dumps({"a.jpg": [[0, 0, 20, 30], [10, 10, 20, 40]], "b.png": [5, 5, 30, 30]}))
+    out = tmp_path / "out"
+    code = main(["predict", str(images), "--model", "tiny", "--out", str(out), "--boxes", str(tmp_path / "boxes.json"),
+                 "--device", "cpu", "--quiet"])
+    assert code == 0 and fake_zoo == [("tiny", "cpu")]
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.png", "b.json", "b.png", "c.json", "c.png"]
+    for stem, people, size in (("a", 2, (40, 60)), ("b", 1, (70, 50)), ("c", 1, (30, 30))):
+        document = json.loads((out / f"{stem}.json").read_text())
+        check_document(document, people, model="tiny")
+        assert (document["width"], document["height"]) == size
+        assert document["image"] == str(next(images.glob(f"{stem}.*")))
+        assert cv2.imread(str(out / f"{stem}.png")).shape == (size[1], size[0], 3)
+    same = Predictor(poselit.zoo.load("tiny"))(images / "a.jpg", box=[[0, 0, 20, 30], [10, 10, 20, 40]])
+    people = json.loads((out / "a.json").read_text())["people"]
+    for person, pose in zip(people, same):
+        np.testing.assert_allclose(person["keypoints"], pose.keypoints, atol=0.005)
+        np.testing.assert_allclose(person["scores"], pose.scores, atol=5e-5)
+
+
+def test_cli_predict_jsonl_and_errors(tmp_path, fake_zoo, capsys):
+    image = tmp_path / "one.png"
+    cv2.imwrite(str(image), np.zeros((20, 20, 3), np.uint8))
+    assert main(["predict", str(image), "--model", "tiny", "--out", str(tmp_path / "out"), "--jsonl", "--quiet"]) == 0
+    [line] = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    check_document(json.loads(line), 1, model="tiny")
+    (tmp_path / "boxes.json").write_text(json.dumps({"one.png": [0, 0, 0, 10]}))
+    assert main(["predict", str(image), "--model", "tiny", "--out", str(tmp_path / "o2"), "--boxes",
+                 str(tmp_path / "boxes.json"), "--quiet"]) == 2
+    assert f"{image}: box [0, 0, 0, 10]: the box has zero or negative size" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "nothing"), "--model", "tiny", "--out", str(tmp_path / "o3")]) == 2
+    assert "no such image or folder" in capsys.readouterr().err
+
+
+def test_cli_demo_runs_on_the_bundled_samples(tmp_path, fake_zoo):
+    assert main(["demo", "--out", str(tmp_path), "--quiet", "--device", "cpu"]) == 0
+    samples = sorted(p.stem for p in SAMPLES.glob("*.jpg"))
+    assert samples == ["astronaut", "camera"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.{e}" for s in samples for e in ("json", "png"))
+    from poselit.predict import DEMO_MODEL
+
+    assert fake_zoo == [(DEMO_MODEL, "cpu")]
+
+
+def test_bundled_samples_are_small_and_have_a_stated_licence():
+    sources = (SAMPLES / "SOURCES.md").read_text()
+    for image in SAMPLES.glob("*.jpg"):
+        assert image.stat().st_size < 100_000
+        assert f"`{image.name}`" in sources
+
+
+def test_predict_dispatches_recipes_to_lightning(capsys):
+    assert is_lightning_predict(["-c", "recipe.yaml"]) and is_lightning_predict(["--config=recipe.yaml"])
+    assert is_lightning_predict(["-crecipe.yaml"]) and is_lightning_predict(["--print_config"])
+    assert is_lightning_predict(["--trainer.devices", "2"]) and is_lightning_predict(["--model.init_args.x", "1"])
+    assert not is_lightning_predict(["photos/", "--model", "belagiannis-recurrent2-lsp", "--out", "runs/p"])
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "LightningCLI" in capsys.readouterr().out

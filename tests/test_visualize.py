@@ -1,0 +1,116 @@
+"""Drawing: skeletons with score-dependent opacity, heatmap grids, side-by-side pairs, PCK curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from poselit.data.records import AnnotationSet, PoseRecord
+from poselit.evaluate import evaluate_poses
+from poselit.skeletons import LSP
+from poselit.visualize import (
+    CURVE_COLORS,
+    SIDE_COLORS,
+    draw_heatmaps,
+    draw_skeleton,
+    image_grid,
+    marker_sizes,
+    pck_curves,
+    plot_pck_curve,
+    side_by_side,
+)
+
+GRAY = 100
+
+
+def pose(seed: int = 0, size: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(8, size - 8, (14, 2))
+
+
+def canvas(size: int = 64) -> np.ndarray:
+    return np.full((size, size, 3), GRAY, np.uint8)
+
+
+def test_skeleton_is_opaque_without_scores_and_fades_with_low_scores():
+    keypoints, visible = pose(), np.full(14, 2)
+    opaque = draw_skeleton(canvas(), keypoints, visible, LSP)
+    assert (draw_skeleton(canvas(), keypoints, visible, LSP, scores=np.ones(14)) == opaque).all()
+    alone = np.where(np.arange(14) == 13, 2, 0)  # only the head top: no bone under it
+    x, y = np.round(keypoints[13]).astype(int)
+    center = np.array(SIDE_COLORS["center"])
+    for score, alpha in ((1.0, 1.0), (0.5, 0.5), (0.0, 0.2)):  # 0.2: min_alpha
+        drawn = draw_skeleton(canvas(), keypoints, alone, LSP, scores=np.full(14, score), min_alpha=0.2)
+        np.testing.assert_allclose(drawn[y, x], alpha * center + (1 - alpha) * GRAY, atol=1.5)
+    # a bone takes the opacity of its weaker end
+    ends = np.where(np.isin(np.arange(14), (12, 13)), 2, 0)  # neck - head top
+    scores = np.where(np.arange(14) == 12, 0.5, 1.0)
+    bone = draw_skeleton(canvas(), keypoints, ends, LSP, scores=scores, radius=0)
+    x, y = np.round(keypoints[12:14].mean(axis=0)).astype(int)
+    np.testing.assert_allclose(bone[y, x], 0.5 * center + 0.5 * GRAY, atol=1.5)
+
+
+def test_skeleton_skips_unannotated_joints_and_points_outside():
+    keypoints = pose()
+    assert (draw_skeleton(canvas(), keypoints, np.zeros(14), LSP) == GRAY).all()
+    far = draw_skeleton(canvas(), keypoints + 1000, np.full(14, 2), LSP, scores=np.full(14, 0.5))
+    assert (far == GRAY).all()
+
+
+def test_marker_sizes_grow_with_the_image():
+    assert marker_sizes((64, 64, 3)) == marker_sizes((300, 200)) == (3, 2)
+    assert marker_sizes((1200, 900)) == (12, 8)
+
+
+def test_heatmap_grid_puts_each_joint_hottest_at_its_peak():
+    maps = np.zeros((14, 16, 16), np.float32)
+    for j in range(14):
+        maps[j, j, 15 - j] = 1.0 + j  # one peak per joint, the last one strongest
+    image = np.zeros((64, 64, 3), np.uint8)
+    grid = draw_heatmaps(image, torch.from_numpy(maps), LSP, columns=4, alpha=1.0)
+    assert grid.shape == (4 * 64 + 3 * 2, 4 * 64 + 3 * 2, 3)
+    last = grid[3 * 66 : 3 * 66 + 64, 66 : 66 + 64].astype(int)  # joint 13: row 3, column 1
+    red = last[..., 0] - last[..., 2]
+    y, x = np.unravel_index(np.argmax(red[16:]), red[16:].shape)  # below the title
+    assert abs(x - (4 * (15 - 13) + 1.5)) <= 2 and abs(y + 16 - (4 * 13 + 1.5)) <= 2
+    with pytest.raises(ValueError, match=r"\(14, h, w\)"):
+        draw_heatmaps(image, maps[:3], LSP)
+
+
+def test_side_by_side_is_truth_then_prediction():
+    truth, guess, visibility = pose(0), pose(1), np.r_[np.full(7, 2), np.full(7, 1)]
+    pair = side_by_side(canvas(), guess, truth, LSP, visibility=visibility, scores=np.full(14, 0.7))
+    assert pair.shape == (64, 130, 3)
+    assert (pair[:, :64] == draw_skeleton(canvas(), truth, visibility, LSP)).all()
+    assert (pair[:, 66:] == draw_skeleton(canvas(), guess, np.full(14, 2), LSP, scores=np.full(14, 0.7))).all()
+
+
+def lsp_report(label: str, noise: float, n: int = 20):
+    """An evaluation report of noisy predictions on generated LSP records."""
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(n):
+        keypoints = rng.uniform(0, 100, (14, 2))
+        norm = LSP.torso_size(keypoints, np.full(14, 2))
+        records.append(PoseRecord(f"im{i}.jpg", keypoints, np.full(14, 2), [50, 50], 0.5, norm, LSP, f"j#{i}"))
+    truth = np.stack([r.keypoints for r in records])
+    annotations = AnnotationSet(records, LSP, "generated")
+    return evaluate_poses(annotations, truth + rng.normal(0, noise, truth.shape), dataset="lsp:test", label=label)
+
+
+def test_pck_curve_plot_draws_one_line_per_report():
+    good, bad = lsp_report("good", 2.0), lsp_report("bad", 15.0)
+    assert [label for label, _ in pck_curves([good, bad])] == ["good", "bad"]
+    assert [label for label, _ in pck_curves(good.results[0])] == ["PCK@0.2"]
+    plot = plot_pck_curve([good, bad], size=(300, 400))
+    assert plot.shape == (300, 400, 3) and plot.dtype == np.uint8
+    for color in CURVE_COLORS[:2]:
+        assert (np.abs(plot.astype(int) - color).sum(axis=-1) < 30).sum() > 100, color
+    assert not (np.abs(plot.astype(int) - CURVE_COLORS[2]).sum(axis=-1) < 30).any()
+    with pytest.raises(ValueError, match="no PCK curve"):
+        pck_curves([r for r in good.results if r.curve is None])
+
+
+def test_image_grid_checks_sizes():
+    with pytest.raises(ValueError, match="expected"):
+        image_grid([canvas(64), canvas(32)])
