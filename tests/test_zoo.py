@@ -1,0 +1,444 @@
+"""The model zoo: cards, export -> load round trips, the Hugging Face cache offline, publishing.
+
+Every test runs with the Hub offline (``HF_HUB_OFFLINE``); Hub caches are laid out in
+temporary folders exactly as ``huggingface_hub`` lays them out.
+"""
+
+import hashlib
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import yaml
+from huggingface_hub import ModelCard as HubModelCard
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import scan_cache_dir
+from safetensors.torch import load_file
+
+import poselit
+from poselit import zoo
+from poselit.cli import main
+from poselit.evaluate import EvaluationReport
+from poselit.metrics import MetricResult
+from poselit.models import LuvizonSoftArgmax
+
+REPO_ID = "poselit-test/luvizon-tiny"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+NAME = "luvizon-tiny-synth"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test reaches the network: huggingface_hub reads HF_HUB_OFFLINE at import, so the
+    constant is patched as well as the variable."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def zoo_dir(tmp_path, monkeypatch):
+    """An empty card folder, in use through POSELIT_ZOO."""
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    monkeypatch.setenv(zoo.ZOO_ENV, str(folder))
+    return folder
+
+
+def tiny_luvizon() -> LuvizonSoftArgmax:
+    """A one-block Luvizon at 64x64 with non-trivial batch-norm statistics."""
+    torch.manual_seed(0)
+    model = LuvizonSoftArgmax(num_blocks=1, width=32, input_size=(64, 64))
+    for name, buffer in model.named_buffers():
+        if name.endswith(("running_mean", "running_var")):
+            buffer.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A Lightning checkpoint of :func:`tiny_luvizon` as the trainer saves it."""
+    folder = tmp_path_factory.mktemp("checkpoint")
+    model = tiny_luvizon()
+    trainer = pl.Trainer(max_steps=0, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=folder)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(folder / "model.ckpt")
+    return folder / "model.ckpt"
+
+
+@pytest.fixture(scope="module")
+def crops():
+    return torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+
+def outputs(model, crops):
+    with torch.no_grad():
+        out = model.predict_poses(crops)
+    return out["keypoints"], out["scores"]
+
+
+def pck_report(dataset="lsp:test") -> EvaluationReport:
+    columns = {"Head": 80.0, "Shoulder": 70.0, "Total": 61.234, "AUC": 30.5}
+    return EvaluationReport(dataset, 1000, "ours", (MetricResult("PCK@0.2", columns, {}, {}),))
+
+
+def hub_cache(cache: Path, repo_id: str, folder: Path, commit: str = COMMIT) -> Path:
+    """Lay out ``folder``'s files as huggingface_hub's cache does: blobs named by their
+    etag (sha256 for LFS files, the git blob sha1 for others), one snapshot folder of
+    relative symlinks per commit, and ``refs/main``."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    for file in folder.iterdir():
+        data = file.read_bytes()
+        if file.suffix == ".safetensors":
+            etag = hashlib.sha256(data).hexdigest()
+        else:
+            etag = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        blob = repo / "blobs" / etag
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = repo / "snapshots" / commit / file.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return repo
+
+
+def export(checkpoint, out, *extra) -> None:
+    assert main(["zoo", "export", str(checkpoint), "--name", NAME, "--out", str(out), *extra]) == 0
+
+
+# --- export -> load ----------------------------------------------------------------------------
+
+
+def test_export_then_load_by_name_and_folder_gives_identical_outputs(checkpoint, crops, zoo_dir, tmp_path):
+    out = tmp_path / "export"
+    export(checkpoint, out, "--license", "bsd-3-clause")
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    expected = outputs(tiny_luvizon(), crops)
+    for ref in (NAME, str(out)):
+        model = zoo.load(ref)
+        assert not model.training and next(model.parameters()).device.type == "cpu"
+        assert all(torch.equal(a, b) for a, b in zip(outputs(model, crops), expected)), ref
+
+    card = zoo.info(NAME)
+    assert card.class_path == "poselit.models.luvizon.LuvizonSoftArgmax" and card.init_args["num_blocks"] == 1
+    assert card.input == {"skeleton": "lsp", "size": [64, 64], "mean": [127.5] * 3, "std": [127.5] * 3}
+    assert card.weights.sha256 == zoo.sha256_file(out / "model.safetensors")
+    assert card.weights.size == (out / "model.safetensors").stat().st_size and card.weights.dtype == "float32"
+    assert (zoo_dir / card.weights.file).resolve() == (out / "model.safetensors").resolve()  # relative to the card
+    assert card.training == {"epoch": 0, "global_step": 0} and card.license == "bsd-3-clause"
+    config = json.loads((out / "config.json").read_text())
+    assert config["format_version"] == 1 and config["class_path"] == card.class_path
+    assert config["init_args"] == card.init_args and config["weights"]["file"] == "model.safetensors"
+    assert zoo.list() == zoo.list_models() == poselit.zoo.list_models("luvizon-*") == [NAME]
+    assert zoo.table_is_current() and NAME in (zoo_dir / "README.md").read_text()
+
+
+def test_fp16_export_halves_the_file_and_loads_into_float32(checkpoint, crops, zoo_dir, tmp_path):
+    export(checkpoint, tmp_path / "fp32", "--no-card")
+    export(checkpoint, tmp_path / "fp16", "--fp16", "--ship")
+    tensors = load_file(tmp_path / "fp16" / "model.safetensors")
+    assert all(t.dtype in (torch.float16, torch.int64) for t in tensors.values())
+    fp32, fp16 = ((tmp_path / d / "model.safetensors").stat().st_size for d in ("fp32", "fp16"))
+    assert fp16 < 0.55 * fp32
+    card = zoo.info(NAME)
+    assert card.weights.dtype == "float16" and card.weights.file == f"{NAME}.safetensors"  # shipped beside the card
+    model = zoo.load(NAME)
+    assert next(model.parameters()).dtype == torch.float32
+    for a, b in zip(outputs(model, crops), outputs(tiny_luvizon(), crops)):
+        torch.testing.assert_close(a, b, atol=0.05, rtol=0.01)
+
+
+def test_export_without_a_class_in_the_checkpoint_needs_class_path_and_forces_offline_args(
+    checkpoint, zoo_dir, tmp_path
+):
+    data = torch.load(checkpoint, weights_only=True)
+    del data["poselit"]
+    data["hyper_parameters"].update(pretrained=True, init_from="stage1.ckpt")
+    bare = tmp_path / "bare.ckpt"
+    torch.save(data, bare)
+    with pytest.raises(zoo.ZooError, match="does not name its class.*--class-path"):
+        zoo.export_checkpoint(bare, NAME, tmp_path / "out")
+    card = zoo.export_checkpoint(bare, NAME, tmp_path / "out", class_path="LuvizonSoftArgmax")
+    assert card.class_path == "poselit.models.luvizon.LuvizonSoftArgmax"
+    assert card.init_args["pretrained"] is False and card.init_args["init_from"] is None
+    assert zoo.load(NAME).hparams["pretrained"] is False
+
+
+def test_checkpoints_are_never_unpickled(tmp_path):
+    torch.save({"state_dict": {}, "callbacks": FakeHub()}, tmp_path / "pickled.ckpt")
+    with pytest.raises(zoo.ZooError, match="FakeHub.*weights_only=True only"):
+        zoo.export_checkpoint(tmp_path / "pickled.ckpt", NAME, tmp_path / "out", update_zoo=False)
+
+
+def test_readme_carries_hub_metadata_and_the_measured_metrics(checkpoint, zoo_dir, tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(pck_report().to_dict()))
+    export(checkpoint, tmp_path / "out", "--metrics", str(results), "--training-data", "lsp:train", "lspet:train",
+           "--license", "bsd-3-clause", "--citation", "@article{x,\n  title={X}\n}", "--repo-id", REPO_ID)
+    readme = HubModelCard.load(tmp_path / "out" / "README.md")
+    data = readme.data
+    assert data.library_name == "poselit" and data.pipeline_tag == "keypoint-detection"
+    assert {"pose-estimation", "keypoint-detection", "pytorch-lightning"} <= set(data.tags)
+    assert data.datasets == ["lsp", "lspet"] and data.license == "bsd-3-clause"
+    metrics = {(r.dataset_type, r.dataset_split, r.metric_name): r.metric_value for r in data.eval_results}
+    assert metrics == {("lsp", "test", "PCK@0.2 Total"): 61.23, ("lsp", "test", "PCK@0.2 AUC"): 30.5}
+    assert data.eval_results[0].task_type == "keypoint-detection"
+    assert data.eval_results[0].dataset_name == "Leeds Sports Pose"
+    assert f"hf://{REPO_ID}" in readme.text and "@article{x," in readme.text and "| 61.23 |" in readme.text
+    card = zoo.info(NAME)
+    assert card.metrics[0]["results"]["PCK@0.2"]["Total"] == 61.23 and card.metrics[0]["records"] == 1000
+    assert card.training["data"] == ["lsp:train", "lspet:train"] and card.citation.startswith("@article")
+    assert card.weights.hub == zoo.HubLocation(REPO_ID)  # not published yet: no revision
+    assert yaml.safe_load((zoo_dir / f"{NAME}.yaml").read_text())["citation"] == "@article{x,\n  title={X}\n}"
+
+
+def test_export_measures_metrics_with_the_test_loop(checkpoint, zoo_dir, tmp_path, synthetic_lsp):
+    card = zoo.export_checkpoint(checkpoint, NAME, tmp_path / "out", evaluate=[f"lsp:test@{synthetic_lsp}"])
+    (entry,) = card.metrics
+    assert entry["dataset"] == f"lsp:test@{synthetic_lsp}" and entry["records"] == 4
+    assert "flip_test=True" in entry["measured_with"]
+    assert {"PCK@0.2", "PCP@0.5"} <= set(entry["results"]) and 0 <= entry["results"]["PCK@0.2"]["Total"] <= 100
+
+
+def test_reexport_is_byte_identical_and_keeps_what_the_card_knew(checkpoint, zoo_dir, tmp_path):
+    export(checkpoint, tmp_path / "a", "--description", "A tiny model.", "--license", "mit")
+    first = zoo.info(NAME)
+    export(checkpoint, tmp_path / "b")
+    card = zoo.info(NAME)
+    assert card.weights.sha256 == first.weights.sha256
+    assert card.description == "A tiny model." and card.license == "mit"
+    assert (zoo_dir / card.weights.file).resolve() == (tmp_path / "b" / "model.safetensors").resolve()
+
+
+# --- the Hugging Face cache ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def published(checkpoint, zoo_dir, tmp_path):
+    """An export folder in a Hub cache at COMMIT, and a card naming only its Hub location."""
+    out = tmp_path / "export"
+    card = zoo.export_checkpoint(checkpoint, NAME, out, update_zoo=False)
+    cache = tmp_path / "hf-cache"
+    repo = hub_cache(cache, REPO_ID, out)
+    weights = zoo.WeightsInfo(card.weights.sha256, card.weights.size, hub=zoo.HubLocation(REPO_ID, COMMIT))
+    zoo.write_card(replace(card, weights=weights), zoo_dir / f"{NAME}.yaml")
+    return SimpleNamespace(cache=cache, repo=repo, out=out)
+
+
+def test_offline_load_from_the_hub_cache(published, crops, monkeypatch):
+    (repo,) = scan_cache_dir(published.cache).repos  # the layout is the library's
+    assert repo.repo_id == REPO_ID and {r.commit_hash for r in repo.revisions} == {COMMIT}
+    expected = outputs(tiny_luvizon(), crops)
+    for ref in (NAME, f"hf://{REPO_ID}", f"hf://{REPO_ID}@{COMMIT}"):
+        model = zoo.load(ref, cache_dir=published.cache)
+        assert all(torch.equal(a, b) for a, b in zip(outputs(model, crops), expected)), ref
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(published.cache))  # as HF_HOME / HF_HUB_CACHE set it
+    assert zoo.load(NAME).num_joints == 14
+
+
+def test_offline_and_not_cached_says_which_file_and_how_to_get_it(published, tmp_path, capsys):
+    with pytest.raises(zoo.WeightsNotFoundError) as err:
+        zoo.load(NAME, cache_dir=tmp_path / "empty")
+    message = str(err.value)
+    assert f"model.safetensors of hf://{REPO_ID}@{COMMIT}" in message and "HF_HUB_OFFLINE" in message
+    assert f"poselit zoo download {NAME}" in message and "local export folder" in message
+    assert main(["zoo", "download", f"hf://{REPO_ID}", "--cache-dir", str(tmp_path / "empty")]) == 2
+    assert f"config.json of hf://{REPO_ID}@main" in capsys.readouterr().err
+
+
+def test_corrupt_cached_file_is_rejected_and_not_loaded(published, monkeypatch):
+    (blob,) = [p for p in (published.repo / "blobs").iterdir() if p.stat().st_size > 10_000]
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    monkeypatch.setattr(zoo, "load_file", lambda path: pytest.fail(f"loaded {path}"))
+    for ref in (NAME, f"hf://{REPO_ID}"):
+        with pytest.raises(zoo.ChecksumError) as err:
+            zoo.load(ref, cache_dir=published.cache)
+        message = str(err.value)
+        assert str(blob) in message and "was not loaded" in message and "--force" in message
+
+
+def test_corrupt_export_folder_is_rejected(checkpoint, zoo_dir, tmp_path):
+    out = tmp_path / "export"
+    zoo.export_checkpoint(checkpoint, NAME, out)
+    with open(out / "model.safetensors", "ab") as file:
+        file.write(b"\0")
+    for ref in (NAME, str(out)):
+        with pytest.raises(zoo.ChecksumError, match="not loaded.*export"):
+            zoo.load(ref)
+
+
+def test_download_verifies_and_prints_the_path(published, capsys):
+    assert main(["zoo", "download", NAME, "--cache-dir", str(published.cache)]) == 0
+    assert f"snapshots/{COMMIT}/model.safetensors" in capsys.readouterr().out
+    card, path = zoo.download(NAME, cache_dir=published.cache)
+    assert path.name == "model.safetensors" and card.name == NAME
+
+
+# --- publish -----------------------------------------------------------------------------------
+
+
+class FakeHub:
+    """Stands in for huggingface_hub.HfApi: records the calls, answers like the Hub."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs))
+        return SimpleNamespace(oid=COMMIT, commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/{COMMIT}")
+
+
+def test_publish_uploads_the_folder_and_pins_the_commit(checkpoint, zoo_dir, tmp_path):
+    out = tmp_path / "export"
+    zoo.export_checkpoint(checkpoint, NAME, out, repo_id=REPO_ID)
+    hub = FakeHub()
+    result = zoo.publish(out, api=hub)
+    assert hub.calls[0] == ("create_repo", REPO_ID, {"repo_type": "model", "private": False, "exist_ok": True})
+    upload = hub.calls[1][1]
+    assert upload["repo_id"] == REPO_ID and Path(upload["folder_path"]) == out and upload["repo_type"] == "model"
+    assert sorted(upload["allow_patterns"]) == ["README.md", "config.json", "model.safetensors"]
+    assert result.revision == COMMIT and result.card == zoo_dir / f"{NAME}.yaml"
+    assert zoo.info(NAME).weights.hub == zoo.HubLocation(REPO_ID, COMMIT, "model.safetensors")
+    assert f"hf://{REPO_ID}@0123456" in (zoo_dir / "README.md").read_text() and zoo.table_is_current()
+
+
+def test_publish_dry_run_lists_files_and_calls_nothing(checkpoint, zoo_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "export"
+    zoo.export_checkpoint(checkpoint, NAME, out)
+    monkeypatch.setattr(zoo, "HfApi", lambda **kwargs: pytest.fail("the Hub was called"))
+    assert main(["zoo", "publish", str(out), "--repo-id", REPO_ID, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert f"would upload to https://huggingface.co/{REPO_ID}" in printed
+    assert all(name in printed for name in ("README.md", "config.json", "model.safetensors"))
+    assert zoo.info(NAME).weights.hub is None
+    assert main(["zoo", "publish", str(out)]) == 2  # no repository known
+    assert "--repo-id" in capsys.readouterr().err
+
+
+# --- cards, names, versions ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def card(checkpoint, zoo_dir, tmp_path):
+    zoo.export_checkpoint(checkpoint, NAME, tmp_path / "export")
+    return zoo_dir / f"{NAME}.yaml"
+
+
+def test_unknown_name_lists_close_names(card):
+    with pytest.raises(zoo.ZooError, match=f"unknown zoo model 'luvizon-tiny-synt'.*close names: {NAME}"):
+        zoo.load("luvizon-tiny-synt")
+    with pytest.raises(zoo.ZooError, match=f"hf://{REPO_ID}"):
+        zoo.info(REPO_ID)
+
+
+def test_cards_and_configs_of_a_newer_version_are_refused(card, tmp_path):
+    data = yaml.safe_load(card.read_text())
+    card.write_text(yaml.safe_dump({**data, "format_version": 2, "poselit_version": "9.0"}))
+    newer = r"format_version 2 .*newer poselit \(9.0\).*pip install -U poselit"
+    with pytest.raises(zoo.IncompatibleVersionError, match=newer):
+        zoo.load(NAME)
+    config = tmp_path / "export" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "format_version": 2}))
+    with pytest.raises(zoo.IncompatibleVersionError, match="config.json"):
+        zoo.load(str(tmp_path / "export"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"weights": {"sha256": "abc", "size": 1, "file": "x"}}, "field 'weights.sha256' must be 64 lowercase hex"),
+        ({"weights": {"sha256": "a" * 64, "size": 1}}, "needs a 'file'"),
+        ({"init_args": [1]}, "field 'init_args' must be a mapping"),
+        ({"name": "other"}, "must be named after it"),
+        ({"class_path": "json.JSONDecoder"}, "does not name a PoseLitModule subclass"),
+        ({"class_path": "not_imported_pkg.Model"}, "not_imported_pkg is not imported"),
+        ({"init_args": {"num_blocks": 1, "wings": 2}}, "takes no argument 'wings'"),
+    ],
+)
+def test_card_errors_name_the_file_and_field(card, change, message):
+    card.write_text(yaml.safe_dump({**yaml.safe_load(card.read_text()), **change}))
+    with pytest.raises(zoo.ZooError, match=message) as err:
+        zoo.load(NAME)
+    assert str(card) in str(err.value)
+
+
+def test_empty_zoo_and_missing_folder(zoo_dir, monkeypatch, capsys):
+    assert zoo.list() == [] and zoo.all_cards() == []
+    assert main(["zoo", "list"]) == 0 and "no models in" in capsys.readouterr().out
+    monkeypatch.setenv(zoo.ZOO_ENV, str(zoo_dir / "missing"))
+    with pytest.raises(zoo.ZooError, match="missing .*POSELIT_ZOO.* does not exist"):
+        zoo.list()
+
+
+def test_cli_list_info_and_table_check(card, zoo_dir, capsys):
+    assert main(["zoo", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert NAME in listing and "LuvizonSoftArgmax" in listing and "64x64" in listing
+    assert main(["zoo", "info", NAME]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["class_path"].endswith("LuvizonSoftArgmax")
+    assert main(["zoo", "table", "--check"]) == 0
+    (zoo_dir / "README.md").write_text("stale")
+    assert main(["zoo", "table", "--check"]) == 1
+    assert main(["zoo", "table"]) == 0 and zoo.table_is_current()
+
+
+def test_the_builtin_zoo_table_is_current(monkeypatch):
+    """zoo/README.md is the table of the cards beside it: run 'poselit zoo table' after editing a card."""
+    monkeypatch.delenv(zoo.ZOO_ENV, raising=False)
+    assert zoo.zoo_folder() == zoo.builtin_zoo_dir()
+    cards = zoo.all_cards()  # every built-in card reads and checks
+    assert zoo.table_is_current(), "zoo/README.md is stale: run 'poselit zoo table'"
+    for card in cards:
+        assert card.weights.file is None or card.weights_path().is_file() or card.weights.hub, card.name
+
+
+# --- the whole path --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_smoke_recipe_checkpoint_exports_and_predicts_offline_by_name(zoo_dir, tmp_path, monkeypatch):
+    """The README's zoo walk-through: train with the smoke recipe, export, load by name, predict."""
+    from poselit.data import read_annotations
+    from poselit.data.dataset import PoseDataset
+    from poselit.data.synthetic import write_synthetic_lsp
+    from poselit.geometry import apply_affine
+    from poselit.training import run_lightning
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    data = write_synthetic_lsp(tmp_path / "synth", num_images=8, size=(96, 72), seed=1)
+    run = tmp_path / "run"
+    run_lightning([
+        "fit", "-c", str(Path(__file__).resolve().parents[1] / "recipes/smoke/belagiannis.yaml"),
+        f"--data.train=[lsp:train@{data}]", f"--data.val=[lsp:test@{data}]", "--trainer.max_epochs=1",
+        f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}",
+        "--trainer.enable_progress_bar=false",
+    ])
+    (last,) = run.rglob("last.ckpt")
+    export(last, tmp_path / "export", "--ship", "--evaluate", f"lsp:test@{data}")
+    assert (tmp_path / "export" / "recipe.yaml").is_file()  # LightningCLI's config.yaml of the run
+    card = zoo.info(NAME)
+    assert card.class_path.endswith("BelagiannisRecurrent") and card.training["data"] == [f"lsp:train@{data}"]
+    assert card.input["padding"] == 1.25 and card.metrics[0]["dataset"] == f"lsp:test@{data}"
+    readme = HubModelCard.load(tmp_path / "export" / "README.md").data
+    assert readme.eval_results[0].dataset_name == f"lsp:test@{data}"  # not "Leeds Sports Pose": generated data
+    assert (zoo_dir / f"{NAME}.safetensors").is_file()
+
+    model = zoo.load(NAME)
+    test = read_annotations(f"lsp:test@{data}")
+    sample = PoseDataset(test, model.input_size, train=False)[0]
+    with torch.no_grad():
+        out = model.predict_poses(sample["image"][None])
+    keypoints = apply_affine(out["keypoints"][0].float(), sample["affine"].float())  # original-image pixels
+    assert keypoints.shape == (14, 2) and torch.isfinite(keypoints).all()
