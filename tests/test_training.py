@@ -75,8 +75,10 @@ def test_without_wandb_swaps_only_wandb_loggers():
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[str(r.relative_to(REPO / "recipes")) for r in RECIPES])
-def test_every_recipe_parses_and_instantiates(recipe, tmp_path, monkeypatch):
+def test_every_recipe_parses_and_instantiates(recipe, tmp_path, monkeypatch, request):
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    if "coco@" in recipe.read_text():  # the skeleton of COCO-format data is read from its file
+        monkeypatch.setenv("POSELIT_DATA", str(request.getfixturevalue("data_root")))
     offline = ["--model.init_args.pretrained=false"] if "pretrained: true" in recipe.read_text() else []
     cli = run_lightning(["-c", str(recipe), f"--trainer.default_root_dir={tmp_path}", *offline], run=False)
     assert cli.model.skeleton == cli.datamodule.skeleton  # linked from the data
