@@ -36,15 +36,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from poselit.tables import PAPERS, Reference, Table
+from poselit.tables import PAPERS, TABLE_COLUMNS, Reference, Table
 
 SIDECAR_SUFFIX = ".paper.yaml"
-METRIC_COLUMNS = {
-    "PCKh@0.5": ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Total", "AUC"),
-    "PCK@0.2": ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Total", "AUC"),
-    "PCP@0.5": ("Torso", "Upper leg", "Lower leg", "Upper arm", "Forearm", "Head", "Total"),
-}
-"""Metrics a sidecar may quote, with the columns of their tables."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +85,10 @@ def read_paper_row(recipe: str | Path) -> PaperRow:
     for i, result in enumerate(field(data, "results", "the file") or ()):
         where = f"results[{i}]"
         metric = str(field(result, "metric", where))
-        if metric not in METRIC_COLUMNS:
-            raise ValueError(f"{path}: {where}.metric {metric!r} is not one of {', '.join(METRIC_COLUMNS)}")
+        if metric not in TABLE_COLUMNS:
+            raise ValueError(f"{path}: {where}.metric {metric!r} is not one of {', '.join(TABLE_COLUMNS)}")
         values = {str(k): float(v) for k, v in field(result, "values", where).items()}
-        unknown = sorted(set(values) - set(METRIC_COLUMNS[metric]))
+        unknown = sorted(set(values) - set(TABLE_COLUMNS[metric]))
         if unknown:
             raise ValueError(f"{path}: {where}.values has unknown columns {unknown} for {metric}")
         dataset = str(field(result, "dataset", where))

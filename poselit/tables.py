@@ -133,6 +133,13 @@ class Reference:
 _PCK_COLUMNS = (*(part for part, _ in PCK_PARTS), "Total", "AUC")
 _PCP_COLUMNS = (*PCP_COLUMNS, "Total")
 
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "PCKh@0.5": _PCK_COLUMNS,
+    "PCK@0.2": _PCK_COLUMNS,
+    "PCP@0.5": _PCP_COLUMNS,
+}
+"""The columns of the papers' table of each published metric."""
+
 
 def _values(columns: Sequence[str], *numbers: float) -> dict[str, float]:
     return dict(zip(columns, numbers))
@@ -242,6 +249,7 @@ def published_rows(keys: Iterable[str], dataset: str, metric: str) -> list[Row]:
 __all__ = [
     "PAPERS",
     "PUBLISHED",
+    "TABLE_COLUMNS",
     "Reference",
     "Row",
     "Table",

@@ -47,7 +47,6 @@ import inspect
 import json
 import math
 import os
-import pickle
 import re
 import shutil
 import sys
@@ -68,7 +67,7 @@ from poselit import __version__
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.sources import DatasetSpec
 from poselit.evaluate import EvaluationReport
-from poselit.models.base import PoseLitModule
+from poselit.models.base import PoseLitModule, load_checkpoint
 from poselit.models.base import class_path as class_path_of
 from poselit.tables import Row, Table
 from poselit.training import test_reports
@@ -677,17 +676,10 @@ def load(
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A Lightning checkpoint, read with ``weights_only=True`` (nothing is unpickled)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:  # torch's message advises weights_only=False: not here
-        found = [line.split(" was not")[0].strip() for line in str(err).splitlines() if "Unsupported global" in line]
-        raise ZooError(
-            f"{path}: holds objects other than tensors and plain data ({found[0] if found else 'see torch.load'}); "
-            "poselit reads checkpoints with weights_only=True only"
-        ) from None
+        checkpoint = load_checkpoint(path)
+    except ValueError as err:  # pickled objects: a zoo error, as the rest of export's
+        raise ZooError(str(err)) from None
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise ZooError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     return dict(checkpoint)

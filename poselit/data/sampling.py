@@ -61,12 +61,15 @@ class SeededShuffleSampler(DistributedSampler):
         """Skip the first ``consumed`` pairs when epoch ``epoch`` is iterated next."""
         self._resume = (epoch, consumed)
 
+    def pending_skip(self) -> int:
+        """How many pairs the next iteration skips (a resume into the current epoch)."""
+        if self._resume is None or self._resume[0] != self.epoch:
+            return 0
+        return self._resume[1]
+
     def __iter__(self) -> Iterator[SeededIndex]:  # type: ignore[override]
-        start = 0
-        if self._resume is not None:
-            epoch, consumed = self._resume
-            self._resume = None
-            start = consumed if epoch == self.epoch else 0
+        start = self.pending_skip()
+        self._resume = None
         return iter(self.epoch_pairs(self.epoch)[start:])
 
 
@@ -83,8 +86,7 @@ class ResumableDataLoader(DataLoader):
         self._consumed = 0
 
     def __iter__(self) -> Iterator[Any]:
-        skip = self.sampler._resume
-        self._consumed = skip[1] // self.batch_size if skip and skip[0] == self.sampler.epoch else 0
+        self._consumed = self.sampler.pending_skip() // self.batch_size
         for batch in super().__iter__():
             self._consumed += 1
             yield batch

@@ -17,9 +17,10 @@ the optimiser / scheduler given to the constructor (LightningCLI's callables).
 
 from __future__ import annotations
 
+import math
+import pickle
 import warnings
 from pathlib import Path
-import math
 from typing import Any, Literal, Mapping, Sequence
 
 import pytorch_lightning as pl
@@ -47,14 +48,29 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
 
         _, path = download(str(path).removeprefix("zoo:"))
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" and path.is_file():
         from safetensors.torch import load_file
 
         return load_file(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path)
     return checkpoint.get("state_dict", checkpoint)
+
+
+def load_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any]:
+    """A ``torch.save`` file (e.g. a Lightning checkpoint) read with ``weights_only=True``:
+    nothing is unpickled. ``mmap`` maps the tensors instead of reading them, for a look
+    at the hyper-parameters only."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:  # torch's message advises weights_only=False: not here
+        found = [line.split(" was not")[0].strip() for line in str(err).splitlines() if "Unsupported global" in line]
+        raise ValueError(
+            f"{path}: holds objects other than tensors and plain data ({found[0] if found else 'see torch.load'}); "
+            "poselit reads checkpoints with weights_only=True only"
+        ) from None
 
 
 def class_path(cls: type) -> str:
@@ -71,10 +87,7 @@ def check_checkpoint(
     ``skeleton`` is given (resuming or testing with ``--ckpt_path``), for its joint count.
     The file is read with ``weights_only``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path, mmap=True)  # hyper-parameters only: tensors stay unread
     hparams = checkpoint.get("hyper_parameters", {})
     trained_by = checkpoint.get("poselit", {}).get("class_path") or hparams.get("_class_path")
     name = (method if isinstance(method, str) else method.__name__).rsplit(".", 1)[-1]
