@@ -158,6 +158,11 @@ def draw_heatmaps(
     All maps share one colour scale (zero to the largest value of any joint), so a joint
     the model is unsure about looks faint.
     """
+    if heatmaps is None:
+        raise ValueError(
+            "no heatmaps (None): only heatmap methods (Bulat, Belagiannis) return them, with "
+            "Predictor(...)(image, return_heatmaps=True); LuvizonSoftArgmax regresses coordinates"
+        )
     maps = np.asarray(heatmaps, dtype=np.float32)
     if maps.ndim != 3 or len(maps) != skeleton.num_joints:
         raise ValueError(

@@ -84,6 +84,18 @@ def test_fit_validates_each_dataset_and_logs_the_protocol_metrics(datamodule):
     assert model.results["val/pck"].counts["head_top"] == 4  # the 4 test records, each once
 
 
+def test_a_list_and_a_tuple_input_size_log_together(synthetic_lsp, tmp_path):
+    """With a logger, Lightning compares the hyper-parameters the model and the data module
+    share: an input size given as a list to one and a tuple to the other must agree."""
+    data = PoseDataModule(train=[f"lsp:train@{synthetic_lsp}"], val=[], input_size=[32, 32], batch_size=2, num_workers=0)
+    model = TinyHeatmapModel(input_size=(32, 32))
+    assert model.hparams.input_size == data.hparams.input_size == (32, 32)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=pl.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(model, data)
+    assert trainer.global_step == 1
+
+
 def test_metrics_are_computed_in_original_image_pixels(datamodule):
     """Predicting the ground truth (in input pixels) must give 100 after mapping back."""
     datamodule.setup("validate")

@@ -62,3 +62,22 @@ def test_pyproject_lists_every_package_of_the_source_tree():
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "poselit").rglob("__init__.py")}
     assert listed == found | {"poselit.zoo_cards"}
+
+
+def test_top_level_exports_load_on_first_use():
+    """``import poselit`` does not import torch; ``poselit.zoo`` and ``poselit.Predictor``
+    import it when first used, and are the objects of their modules."""
+    code = (
+        "import sys, poselit;"
+        "light = 'torch' not in sys.modules;"
+        "from poselit.predict import Predictor; import poselit.zoo as zoo;"
+        "print(light, poselit.Predictor is Predictor, poselit.zoo is zoo,"
+        " {'Predictor', 'zoo'} <= set(dir(poselit)), set(poselit.__all__) <= set(dir(poselit)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"] * 5
+    with pytest.raises(AttributeError, match="no attribute 'Predicter'"):
+        import poselit
+
+        poselit.Predicter

@@ -75,6 +75,8 @@ def test_heatmap_grid_puts_each_joint_hottest_at_its_peak():
     assert abs(x - (4 * (15 - 13) + 1.5)) <= 2 and abs(y + 16 - (4 * 13 + 1.5)) <= 2
     with pytest.raises(ValueError, match=r"\(14, h, w\)"):
         draw_heatmaps(image, maps[:3], LSP)
+    with pytest.raises(ValueError, match="only heatmap methods"):  # PosePrediction.heatmaps of a coordinate method
+        draw_heatmaps(image, None, LSP)
 
 
 def test_side_by_side_is_truth_then_prediction():

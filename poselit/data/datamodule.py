@@ -94,6 +94,8 @@ class PoseDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        # recorded as the model records it (see PoseLitModule.__init__)
+        self.hparams["input_size"] = self._hparams_initial["input_size"] = (int(input_size[0]), int(input_size[1]))
         self.train_specs = [DatasetSpec.parse(s) for s in train]
         self.val_specs = [DatasetSpec.parse(s) for s in val]
         self.test_specs = [DatasetSpec.parse(s) for s in (test if test is not None else val)]
@@ -112,7 +114,7 @@ class PoseDataModule(pl.LightningDataModule):
         hp = self.hparams
         return PoseDataset(
             annotations,
-            tuple(hp.input_size),
+            hp.input_size,
             train=train,
             augment=self.augment,
             padding=hp.padding,

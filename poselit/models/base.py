@@ -169,6 +169,9 @@ class PoseLitModule(pl.LightningModule):
         self.init_from = init_from
         self.skeleton: Skeleton = skeleton_from_spec(skeleton)
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        # recorded as the data module records it: with a logger, Lightning refuses initial
+        # hyper-parameters that the two modules share with different values ([1, 1] != (1, 1))
+        self.hparams["input_size"] = self._hparams_initial["input_size"] = self.input_size
         self.flip_test = flip_test
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
