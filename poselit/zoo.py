@@ -1186,12 +1186,18 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def markdown_table(cards: Sequence[ModelCard]) -> str:
+    """The cards as a Markdown table, one row each (in ``zoo/README.md`` and the project's
+    README)."""
+    rows = [TABLE_COLUMNS, ("---",) * len(TABLE_COLUMNS), *(summary_row(c, markdown=True) for c in cards)]
+    return "".join("| " + " | ".join(row) + " |\n" for row in rows)
+
+
 def render_table(cards: Sequence[ModelCard]) -> str:
-    """``zoo/README.md``: the introduction and one Markdown row per card."""
+    """``zoo/README.md``: the introduction and the table of the cards."""
     if not cards:
         return TABLE_INTRO + "\nNo checkpoints are published yet.\n"
-    rows = [TABLE_COLUMNS, ("---",) * len(TABLE_COLUMNS), *(summary_row(c, markdown=True) for c in cards)]
-    return TABLE_INTRO + "\n" + "".join("| " + " | ".join(row) + " |\n" for row in rows)
+    return TABLE_INTRO + "\n" + markdown_table(cards)
 
 
 def write_table(directory: str | Path | None = None) -> Path:

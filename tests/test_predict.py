@@ -399,3 +399,15 @@ def test_predict_dispatches_recipes_to_lightning(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "LightningCLI" in capsys.readouterr().out
+
+
+def test_readme_quickstart_runs_on_a_photo(tmp_path, monkeypatch):
+    """The README's quickstart, as written, on a bundled sample copied to photo.jpg."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1]
+    code = re.search(r"```python\n(.*?)```", quickstart, re.S).group(1)
+    assert len(code.strip().splitlines()) < 10  # "in under ten lines"
+    Image.open(SAMPLES / "astronaut.jpg").save(tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md#quickstart", "exec"), {})
+    assert Image.open(tmp_path / "pose.png").size == (512, 512)

@@ -400,6 +400,8 @@ def test_the_builtin_zoo_table_is_current(monkeypatch):
     assert zoo.zoo_folder() == zoo.builtin_zoo_dir()
     cards = zoo.all_cards()  # every built-in card reads and checks
     assert zoo.table_is_current(), "zoo/README.md is stale: run 'poselit zoo table'"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert zoo.markdown_table(cards) in readme, "README.md's zoo table is stale: copy it from zoo/README.md"
     for card in cards:
         assert card.weights.file is None or card.weights_path().is_file() or card.weights.hub, card.name
 
