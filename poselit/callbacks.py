@@ -11,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
-from poselit.visualize import image_grid, side_by_side
+from poselit.visualize import image_grid, save_image, side_by_side
 
 
 class PoseImageLogger(pl.Callback):
@@ -67,8 +66,7 @@ class PoseImageLogger(pl.Callback):
             return
         grid = image_grid(self._tiles, columns=2)
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "images"
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"val_epoch{trainer.current_epoch:03d}.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        save_image(grid, folder / f"val_epoch{trainer.current_epoch:03d}.png")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image("val/predictions", [grid], step=trainer.global_step, caption=["ground truth | prediction"])

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -32,7 +31,7 @@ from poselit.data.transforms import AugmentConfig
 from poselit.evaluate import add_eval_command
 from poselit.predict import add_predict_commands, is_lightning_predict
 from poselit.reproduce import add_reproduce_command
-from poselit.visualize import draw_skeleton, image_grid
+from poselit.visualize import draw_skeleton, image_grid, save_image
 from poselit.zoo import add_zoo_command
 
 
@@ -57,7 +56,7 @@ def data_show(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     grid_path = out / "samples.png"
-    cv2.imwrite(str(grid_path), cv2.cvtColor(image_grid(tiles, args.columns), cv2.COLOR_RGB2BGR))
+    save_image(image_grid(tiles, args.columns), grid_path)
     summary = {
         "dataset": args.dataset,
         **annotations.summary(),

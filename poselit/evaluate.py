@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
+from poselit.data.readers.common import load_json
 from poselit.data.records import AnnotationSet
 from poselit.data.sources import DatasetSpec, read_annotations
 from poselit.metrics import MetricResult, pose_metrics
@@ -77,14 +78,7 @@ class PredictionFile:
 
 def read_predictions(path: str | Path) -> PredictionFile:
     """Read and parse a predictions JSON file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"predictions file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise PredictionError(f"{path}: not valid JSON ({err})") from err
-    return parse_predictions(data, str(path))
+    return parse_predictions(load_json(path, "predictions file", PredictionError), str(path))
 
 
 def parse_predictions(data: Any, where: str = "<predictions>") -> PredictionFile:
@@ -407,12 +401,15 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("text", "markdown"), default="text", help="table format")
     parser.add_argument("--per-joint", action="store_true", help="also print per-joint (per-stick) tables")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument(
+        "--plot", metavar="PNG", help="draw the PCK curve (with those of --reference result files) to this image"
+    )
     parser.set_defaults(func=run_eval)
     return parser
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """Handler of ``poselit eval``: print the tables, write ``--json``; returns 0.
+    """Handler of ``poselit eval``: print the tables, write ``--json`` and ``--plot``; returns 0.
 
     Bad input raises :class:`PredictionError` / ``ValueError`` / ``FileNotFoundError``
     with a message naming the file and record, for the CLI to print.
@@ -434,6 +431,11 @@ def run_eval(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({**report.to_dict(), "tables": [t.to_dict() for t in tables]}, indent=2))
         print(f"\nwrote {path}")
+    if args.plot:
+        from poselit.visualize import plot_pck_curve, save_image
+
+        others = [r for r in references if isinstance(r, EvaluationReport)]
+        print(f"wrote {save_image(plot_pck_curve([report, *others], title=report.dataset), args.plot)}")
     return 0
 
 

@@ -74,11 +74,12 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from poselit.data.dataset import read_image
+from poselit.data.readers.common import load_json
 from poselit.data.records import PIXEL_STD
 from poselit.geometry import apply_affine, box_xywh_to_center_scale, crop_affine, invert_affine, warp_image
 from poselit.models.base import PoseLitModule
 from poselit.skeletons import Skeleton
-from poselit.visualize import draw_skeleton
+from poselit.visualize import draw_skeleton, save_image
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image, torch.Tensor]
 """What :class:`Predictor` accepts as one image (see the module docs)."""
@@ -519,13 +520,7 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
 
 def read_boxes(path: str | Path) -> dict[str, Any]:
     """A ``--boxes`` file: JSON object, image name or path -> box or list of boxes."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"boxes file not found: {path}")
-    try:
-        boxes = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    boxes = load_json(path, "boxes file", ValueError)
     if not isinstance(boxes, dict):
         raise ValueError(f"{path}: expected a JSON object mapping image names to boxes")
     return boxes
@@ -570,7 +565,7 @@ def predict_files(
             for i, (path, image) in enumerate(zip(chunk, images)):
                 mine = [p for p in people if p.image_index == i]
                 drawn = out / f"{path.stem}.png"
-                cv2.imwrite(str(drawn), cv2.cvtColor(draw_predictions(image, mine), cv2.COLOR_RGB2BGR))
+                save_image(draw_predictions(image, mine), drawn)
                 written.append(drawn)
                 document = image_document(str(path), image.shape[:2], predictor.skeleton, mine, model)
                 if jsonl:

@@ -23,7 +23,8 @@ per dataset split and metric::
 prints our row alone.
 
 ``reproduce`` tests the checkpoint with the recipe on those datasets (LightningCLI
-``test``) and prints each metric's table with the published row under ours.
+``test``) and prints each metric's table with the published row under ours, then the
+sidecar's notes.
 """
 
 from __future__ import annotations
@@ -120,7 +121,11 @@ def reproduce(recipe: str | Path, ckpt: str | Path, overrides: Sequence[str] = (
     row = read_paper_row(recipe)
     datasets = [f"--data.test={json.dumps(list(row.evaluate_on))}"] if row.evaluate_on else []
     args = ["test", "-c", str(recipe), f"--ckpt_path={ckpt}", *datasets, "--trainer.logger=false", *overrides]
-    return run_lightning(args, references=row.references).tables
+    tables = run_lightning(args, references=row.references).tables
+    if row.notes:  # a comparison is only as good as what differs from the paper's set-up
+        print(f"\nHow this recipe differs from {row.citation}, {row.table}:")
+        print("\n".join(f"- {note}" for note in row.notes))
+    return tables
 
 
 def _reproduce_command(args: argparse.Namespace) -> int:

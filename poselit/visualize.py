@@ -7,12 +7,12 @@ drawn. Predicted joints can be drawn with an opacity that follows their score, s
 uncertain joint fades instead of looking as sure as the others.
 
 Everything here takes and returns RGB ``(H, W, 3)`` uint8 NumPy images and draws with
-OpenCV (no plotting library needed); ``cv2.imwrite(path, cv2.cvtColor(image,
-cv2.COLOR_RGB2BGR))`` saves one.
+OpenCV (no plotting library needed); :func:`save_image` writes one to a file.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import cv2
@@ -299,3 +299,18 @@ def image_grid(images: Sequence[np.ndarray], columns: int = 4, gap: int = 2) -> 
         r, c = divmod(i, columns)
         grid[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = image
     return grid
+
+
+def save_image(image: np.ndarray, path: str | Path) -> Path:
+    """Write an RGB image to ``path`` (format from the extension, e.g. ``.png``, ``.jpg``),
+    creating its folder. OpenCV reports a failed write only by returning ``False``: here it
+    is an ``OSError`` naming the file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        written = cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+    except cv2.error as err:  # e.g. an extension OpenCV has no encoder for
+        raise OSError(f"could not write image {path}: {err.msg if hasattr(err, 'msg') else err}") from err
+    if not written:
+        raise OSError(f"could not write image {path} (unknown image extension, or the folder is not writable)")
+    return path

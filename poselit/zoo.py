@@ -65,6 +65,7 @@ from safetensors.torch import load_file, save_file
 import poselit.models
 from poselit import __version__
 from poselit.data.datamodule import PoseDataModule
+from poselit.data.readers.common import load_json
 from poselit.data.sources import DatasetSpec
 from poselit.evaluate import EvaluationReport
 from poselit.models.base import PoseLitModule, load_checkpoint
@@ -374,11 +375,7 @@ def read_config(path: str | Path) -> ModelCard:
         raise FileNotFoundError(
             f"{path} not found: not a poselit export folder (expected {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ZooError(f"{path}: not valid JSON ({err})") from None
-    card = ModelCard.from_dict(data, path)
+    card = ModelCard.from_dict(load_json(path, CONFIG_FILE, ZooError), path)
     file = card.weights.file
     if file is None or Path(file).is_absolute() or ".." in Path(file).parts:
         raise ZooError(f"{path}: field 'weights.file' must name a file inside the folder, got {file!r}")

@@ -3,6 +3,7 @@
 import argparse
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -21,6 +22,7 @@ from poselit.evaluate import (
 )
 from poselit.skeletons import LSP, LSP_TO_MPII, MPII, remap_joints
 from poselit.tables import PUBLISHED, Row, Table, published_rows
+from poselit.visualize import plot_pck_curve
 
 
 def eval_cli(argv):
@@ -103,7 +105,7 @@ def test_errors_name_the_record(lsp_test, tmp_path):
     with pytest.raises(PredictionError, match="no 'dataset' in the file"):
         evaluate_predictions(write(tmp_path, good))
     (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(PredictionError, match="not valid JSON"):
+    with pytest.raises(PredictionError, match="not a readable JSON file"):
         read_predictions(tmp_path / "broken.json")
 
 
@@ -195,9 +197,15 @@ def test_cli_prints_tables_with_references_and_writes_json(lsp_test, tmp_path, c
             "--format",
             "markdown",
             "--per-joint",
+            "--plot",
+            str(tmp_path / "plots" / "pck.png"),
         ]
     )
     assert code == 0
+    # the PCK curves of this report and of the reference results file, in one plot
+    again = evaluate_predictions(path, label="again")
+    expected = plot_pck_curve([again, EvaluationReport.load(tmp_path / "first.json")], title=again.dataset)
+    assert np.array_equal(cv2.imread(str(tmp_path / "plots" / "pck.png"))[..., ::-1], expected)
     out = capsys.readouterr().out
     assert "| again | 50.0 |" in out and "| mine | 50.0 |" in out and "| head_top | 0.0 | 4 |" in out
     report = EvaluationReport.load(tmp_path / "first.json")
@@ -211,9 +219,7 @@ def test_cli_main_wires_eval_when_present(lsp_test, tmp_path, capsys):
 
     with pytest.raises(SystemExit) as help_exit:
         main(["eval", "--help"])
-    capsys.readouterr()
-    if help_exit.value.code != 0:
-        pytest.skip("poselit.cli does not wire 'eval' yet")
+    assert help_exit.value.code == 0 and "--plot" in capsys.readouterr().out
     spec, annotations, truth = lsp_test
     path = write(tmp_path, predictions_document(annotations, truth, dataset=spec))
     assert main(["eval", str(path)]) == 0

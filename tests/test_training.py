@@ -132,6 +132,8 @@ def test_reproduce_prints_our_row_beside_the_papers(smoke_data, tmp_path, capsys
     assert main(["reproduce", str(recipe), "--ckpt", str(ckpt), "--json", str(tmp_path / "t.json"), "--", *overrides]) == 0
     printed = capsys.readouterr().out
     assert "Belagiannis & Zisserman 2017, Table IV: Ours (MPII & LSP, 2 it.)" in printed and "85.2" in printed
+    notes = read_paper_row(recipe).notes
+    assert notes and all(f"- {note}" in printed for note in notes)  # how the recipe deviates
     (pck,) = [t for t in reproduce(recipe, ckpt, overrides) if "PCK@0.2" in t.title]
     ours, paper = pck.rows
     assert ours.label == "BelagiannisRecurrent" and paper.values["Total"] == 85.2

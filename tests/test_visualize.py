@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -18,6 +19,7 @@ from poselit.visualize import (
     marker_sizes,
     pck_curves,
     plot_pck_curve,
+    save_image,
     side_by_side,
 )
 
@@ -116,3 +118,12 @@ def test_pck_curve_plot_draws_one_line_per_report():
 def test_image_grid_checks_sizes():
     with pytest.raises(ValueError, match="expected"):
         image_grid([canvas(64), canvas(32)])
+
+
+def test_save_image_writes_rgb_and_names_a_failed_write(tmp_path):
+    image = np.zeros((8, 12, 3), np.uint8)
+    image[..., 0] = 200  # red in RGB
+    path = save_image(image, tmp_path / "new" / "folder" / "red.png")
+    assert np.array_equal(cv2.imread(str(path))[..., ::-1], image)
+    with pytest.raises(OSError, match="could not write image .*red.xyz"):
+        save_image(image, tmp_path / "red.xyz")

@@ -32,14 +32,15 @@ def load_mat(path: str | Path, what: str, **kwargs) -> dict:
         raise AnnotationError(f"{path}: not a readable MATLAB .mat file ({err})") from err
 
 
-def load_json(path: str | Path, what: str) -> Any:
-    """Load a JSON file, turning syntax and encoding errors into :class:`AnnotationError`."""
+def load_json(path: str | Path, what: str, error: type[Exception] = AnnotationError) -> Any:
+    """Load a JSON file: a missing file is a ``FileNotFoundError`` saying which ``what`` is
+    missing, a syntax or encoding error an ``error`` naming the file."""
     path = require_file(path, what)
     try:
         with path.open("rb") as file:
             return json.load(file)
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
-        raise AnnotationError(f"{path}: not a readable JSON file ({err})") from err
+        raise error(f"{path}: not a readable JSON file ({err})") from err
 
 
 def require_field(
