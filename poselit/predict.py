@@ -387,6 +387,30 @@ class Predictor:
         self.padding = padding
         self.fill = fill
 
+    @classmethod
+    def from_zoo(
+        cls,
+        name: str,
+        *,
+        revision: str | None = None,
+        device: str | torch.device | None = None,
+        cache_dir: str | Path | None = None,
+        zoo_dir: str | Path | None = None,
+        **options: Any,
+    ) -> Predictor:
+        """A predictor for a zoo model (:func:`poselit.zoo.load`: a name,
+        ``hf://ORG/NAME[@REVISION]`` or an export folder) that crops as the model was trained:
+        ``padding`` is the card's ``input.padding`` unless given.
+
+        ``options`` are the other arguments of :class:`Predictor` (``batch_size``,
+        ``flip_test``, ``autocast``, ``fill``).
+        """
+        from poselit.zoo import load_with_card
+
+        model, card = load_with_card(name, revision=revision, device=device, cache_dir=cache_dir, zoo_dir=zoo_dir)
+        options.setdefault("padding", card.input.get("padding") or DEFAULT_PADDING)
+        return cls(model, **options)
+
     @property
     def skeleton(self) -> Skeleton:
         return self.model.skeleton
@@ -618,8 +642,8 @@ def add_predict_commands(subparsers: Any) -> None:
     predict.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh", help="of 4-number boxes")
     predict.add_argument("--jsonl", action="store_true", help="write predictions.jsonl instead of one JSON per image")
     predict.add_argument(
-        "--padding", type=float, default=DEFAULT_PADDING,
-        help=f"margin around a box, as in training: the model card's input.padding (default: {DEFAULT_PADDING})",
+        "--padding", type=float,
+        help=f"margin around a box (default: the model card's input.padding, as in training; else {DEFAULT_PADDING})",
     )
     predict.add_argument("--fill", type=int, default=0, help="value of crop pixels outside the image, as in training")
     _add_run_options(predict)
@@ -633,7 +657,7 @@ def add_predict_commands(subparsers: Any) -> None:
     demo.add_argument("--model", default=DEMO_MODEL, help=f"zoo model name or export folder (default: {DEMO_MODEL})")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     _add_run_options(demo)
-    demo.set_defaults(func=run_demo, padding=DEFAULT_PADDING, fill=0, box_format="xywh", jsonl=False)
+    demo.set_defaults(func=run_demo, padding=None, fill=0, box_format="xywh", jsonl=False)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -645,16 +669,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _predictor(args: argparse.Namespace) -> Predictor:
-    from poselit.zoo import load
-
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return Predictor(
-        load(args.model, device=device),
+    return Predictor.from_zoo(
+        args.model,
+        device=device,
         batch_size=args.batch_size,
         flip_test=False if args.no_flip else None,
         autocast=args.autocast,
-        padding=args.padding,
         fill=args.fill,
+        **({} if args.padding is None else {"padding": args.padding}),
     )
 
 

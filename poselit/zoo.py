@@ -644,6 +644,21 @@ def _existing(path: Path | None, card: ModelCard) -> Path:
     return path
 
 
+def load_with_card(
+    name: str,
+    *,
+    revision: str | None = None,
+    device: str | torch.device | None = None,
+    cache_dir: str | Path | None = None,
+    zoo_dir: str | Path | None = None,
+) -> tuple[PoseLitModule, ModelCard]:
+    """:func:`load`, also returning the card (or ``config.json``) the model was built from,
+    for what it says about the input (e.g. ``card.input["padding"]``)."""
+    card, path = download(name, revision=revision, cache_dir=cache_dir, zoo_dir=zoo_dir)
+    model = load_weights(card.build(), load_file(path), str(path))
+    return model.to(device or "cpu").eval(), card
+
+
 def load(
     name: str,
     *,
@@ -663,9 +678,7 @@ def load(
         cache_dir: Hugging Face cache folder (default: ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``).
         zoo_dir: Card folder instead of ``$POSELIT_ZOO`` / the built-in zoo.
     """
-    card, path = download(name, revision=revision, cache_dir=cache_dir, zoo_dir=zoo_dir)
-    model = load_weights(card.build(), load_file(path), str(path))
-    return model.to(device or "cpu").eval()
+    return load_with_card(name, revision=revision, device=device, cache_dir=cache_dir, zoo_dir=zoo_dir)[0]
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -1392,6 +1405,7 @@ __all__ = [
     "list",
     "list_models",
     "load",
+    "load_with_card",
     "publish",
     "read_card",
     "read_config",

@@ -7,7 +7,9 @@ import copy
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -22,6 +24,7 @@ from poselit.data.dataset import ImageReadError, PoseDataset
 from poselit.data.records import PIXEL_STD, PoseRecord
 from poselit.data.transforms import AugmentParams
 from poselit.predict import (
+    DEMO_MODEL,
     SAMPLES,
     InputError,
     Predictor,
@@ -322,16 +325,31 @@ def check_document(document: dict, num_people: int | None = None, model: str | N
 
 @pytest.fixture
 def fake_zoo(monkeypatch):
-    """``poselit.zoo.load`` replaced by a stand-in returning a small untrained model."""
+    """``poselit.zoo.load`` / ``load_with_card`` replaced by a stand-in returning a small
+    untrained model (and a card with the default crop margin)."""
     calls = []
 
-    def load(name, *, revision=None, device=None, cache_dir=None, zoo_dir=None):
+    def load_with_card(name, *, revision=None, device=None, cache_dir=None, zoo_dir=None):
         calls.append((name, device))
         torch.manual_seed(0)
-        return MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE).to(device).eval()
+        return MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE).to(device).eval(), SimpleNamespace(input={})
 
-    monkeypatch.setattr("poselit.zoo.load", load)
+    monkeypatch.setattr("poselit.zoo.load_with_card", load_with_card)
+    monkeypatch.setattr("poselit.zoo.load", lambda name, **kwargs: load_with_card(name, **kwargs)[0])
     return calls
+
+
+def test_from_zoo_crops_with_the_cards_padding(tmp_path):
+    """The crop margin a zoo model was trained with comes from its card, unless given."""
+    card = poselit.zoo.info(DEMO_MODEL)
+    zoo_dir = tmp_path / "zoo"
+    zoo_dir.mkdir()
+    shutil.copy(card.weights_path(), zoo_dir / card.weights_path().name)
+    poselit.zoo.write_card(dataclasses.replace(card, input={**card.input, "padding": 1.5}), zoo_dir / f"{DEMO_MODEL}.yaml")
+    predictor = Predictor.from_zoo(DEMO_MODEL, zoo_dir=zoo_dir, batch_size=4)
+    assert predictor.padding == 1.5 and predictor.batch_size == 4 and predictor.skeleton.name == "lsp"
+    assert Predictor.from_zoo(DEMO_MODEL, zoo_dir=zoo_dir, padding=1.1).padding == 1.1
+    assert Predictor.from_zoo(DEMO_MODEL).padding == card.input["padding"] == 1.25
 
 
 def test_cli_predict_on_a_folder_writes_json_and_images(tmp_path, fake_zoo):
