@@ -6,10 +6,12 @@ what it writes lands there; the fine-tuning notebook runs with its tiny settings
 """
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
 import nbformat
+import pytest
 from huggingface_hub import ModelCard as HubModelCard
 from nbclient import NotebookClient
 
@@ -19,11 +21,27 @@ from poselit.skeletons import COCO, LSP
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def execute(name: str, cwd: Path) -> nbformat.NotebookNode:
+KERNEL = "poselit-tests"
+
+
+@pytest.fixture
+def kernel(tmp_path_factory, monkeypatch) -> str:
+    """A Jupyter kernel running this interpreter. The ``python3`` kernel that ipykernel
+    installs starts whatever ``python`` is first on the PATH: another interpreter, or none."""
+    folder = tmp_path_factory.mktemp("jupyter")
+    spec = folder / "kernels" / KERNEL / "kernel.json"
+    spec.parent.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec.write_text(json.dumps({"argv": argv, "display_name": KERNEL, "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(folder))
+    return KERNEL
+
+
+def execute(name: str, cwd: Path, kernel: str) -> nbformat.NotebookNode:
     """Run a notebook in a new kernel whose working directory is ``cwd``; a failing cell
     raises ``CellExecutionError`` with the cell and its traceback."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name=kernel, resources={"metadata": {"path": str(cwd)}}).execute()
     return notebook
 
 
@@ -39,8 +57,8 @@ def test_notebooks_are_stored_without_outputs():
             assert cell.outputs == [] and cell.execution_count is None, f"{name}: clear the outputs before committing"
 
 
-def test_quickstart_runs_and_saves_a_pose(tmp_path):
-    execute("quickstart.ipynb", tmp_path)
+def test_quickstart_runs_and_saves_a_pose(tmp_path, kernel):
+    execute("quickstart.ipynb", tmp_path, kernel)
     document = json.loads((tmp_path / "astronaut_pose.json").read_text())
     assert document["model"] == "luvizon-tiny-lsp-demo" and document["skeleton"]["joints"] == list(LSP.joints)
     (person,) = document["people"]
@@ -49,10 +67,10 @@ def test_quickstart_runs_and_saves_a_pose(tmp_path):
     assert cv2.imread(str(tmp_path / "astronaut_pose.png")).shape == (512, 512, 3)
 
 
-def test_finetune_notebook_runs_on_coco_mini_and_exports_a_17_joint_model(data_root, tmp_path, monkeypatch):
+def test_finetune_notebook_runs_on_coco_mini_and_exports_a_17_joint_model(data_root, tmp_path, monkeypatch, kernel):
     monkeypatch.setenv("POSELIT_DATA", str(data_root.resolve()))
     monkeypatch.setenv("POSELIT_NOTEBOOK_SMOKE", "1")
-    execute("finetune_custom_keypoints.ipynb", tmp_path)
+    execute("finetune_custom_keypoints.ipynb", tmp_path, kernel)
 
     work = tmp_path / "runs" / "finetune_custom_keypoints"
     source = json.loads((data_root / "coco-mini" / "person_keypoints.json").read_text())
