@@ -392,6 +392,7 @@ class Predictor:
         cls,
         name: str,
         *,
+        padding: float | None = None,
         revision: str | None = None,
         device: str | torch.device | None = None,
         cache_dir: str | Path | None = None,
@@ -399,17 +400,18 @@ class Predictor:
         **options: Any,
     ) -> Predictor:
         """A predictor for a zoo model (:func:`poselit.zoo.load`: a name,
-        ``hf://ORG/NAME[@REVISION]`` or an export folder) that crops as the model was trained:
-        ``padding`` is the card's ``input.padding`` unless given.
+        ``hf://ORG/NAME[@REVISION]`` or an export folder) that crops as the model was trained.
 
+        ``padding`` is the margin around a given box; ``None``: the card's ``input.padding``.
         ``options`` are the other arguments of :class:`Predictor` (``batch_size``,
         ``flip_test``, ``autocast``, ``fill``).
         """
         from poselit.zoo import load_with_card
 
         model, card = load_with_card(name, revision=revision, device=device, cache_dir=cache_dir, zoo_dir=zoo_dir)
-        options.setdefault("padding", card.input.get("padding") or DEFAULT_PADDING)
-        return cls(model, **options)
+        if padding is None:
+            padding = card.input.get("padding") or DEFAULT_PADDING
+        return cls(model, padding=padding, **options)
 
     @property
     def skeleton(self) -> Skeleton:
@@ -676,8 +678,8 @@ def _predictor(args: argparse.Namespace) -> Predictor:
         batch_size=args.batch_size,
         flip_test=False if args.no_flip else None,
         autocast=args.autocast,
+        padding=args.padding,
         fill=args.fill,
-        **({} if args.padding is None else {"padding": args.padding}),
     )
 
 

@@ -310,7 +310,7 @@ def save_image(image: np.ndarray, path: str | Path) -> Path:
     try:
         written = cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
     except cv2.error as err:  # e.g. an extension OpenCV has no encoder for
-        raise OSError(f"could not write image {path}: {err.msg if hasattr(err, 'msg') else err}") from err
+        raise OSError(f"could not write image {path}: {err}") from err
     if not written:
         raise OSError(f"could not write image {path} (unknown image extension, or the folder is not writable)")
     return path

@@ -85,4 +85,4 @@ def test_finetune_notebook_runs_on_coco_mini_and_exports_a_17_joint_model(data_r
     card = HubModelCard.load(work / "export" / "README.md")  # the measured metrics, for the Hub
     metrics = {(r.dataset_type, r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
     assert 0 <= metrics["coco", "val", "PCK@0.2 Total"] <= 100
-    assert "poselit.Predictor(model)" in card.text
+    assert 'poselit.Predictor.from_zoo("luvizon-tiny-coco-mini")' in card.text
