@@ -1,4 +1,9 @@
-"""Shared fixtures: the real-data folder (``POSELIT_DATA``) and synthetic datasets."""
+"""Shared fixtures (the real-data folder ``POSELIT_DATA``, synthetic datasets) and markers.
+
+Markers are given by what a test needs, not by hand: every test using ``data_root`` is
+marked ``realdata`` (so ``-m "not realdata"`` selects the self-contained ones), and
+``gpu`` tests are skipped when no CUDA device is present, whatever ``-m`` selects.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,20 @@ import os
 from pathlib import Path
 
 import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "data_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_tests:
+        import torch
+
+        if not torch.cuda.is_available():
+            skip = pytest.mark.skip(reason="needs a CUDA device (none is present)")
+            for item in gpu_tests:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

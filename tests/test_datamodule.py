@@ -80,3 +80,31 @@ def test_skeleton_is_known_from_dataset_names_without_reading(tmp_path):
     assert dm.skeleton.name == "mpii" and dm.skeleton_spec == "mpii"
     with pytest.raises(ValueError, match="different skeletons"):
         PoseDataModule(train=["lsp:train"], val=["mpii:valid"]).skeleton
+
+
+def test_holdout_validates_on_training_people_never_trained_on(synthetic_lsp):
+    train = [f"lsp:train@{synthetic_lsp}", f"lsp:test@{synthetic_lsp}"]
+    kwargs = dict(train=train, input_size=(32, 24), batch_size=1, num_workers=0, holdout=3, holdout_seed=5)
+    dm = PoseDataModule(val=[f"lsp:test@{synthetic_lsp}"], **kwargs)
+    dm.setup("fit")
+    trained = {(r.image, r.keypoints.tobytes()) for d in dm.datasets["train"] for r in d.records}
+    held, named = dm.datasets["val"]
+    held_out = {(r.image, r.keypoints.tobytes()) for r in held.records}
+    assert len(held_out) == 3 and len(trained) == 5 and not trained & held_out  # disjoint, nothing lost
+    assert dm.annotations("val")[0].source.startswith("holdout 3 of ") and "(seed 5)" in dm.annotations("val")[0].source
+    assert len(named) == 4 and not held.train  # the named val set follows, unchanged
+
+    again = PoseDataModule(val=[], **kwargs)  # same seed and data: the same people, whatever val holds
+    again.setup("validate")
+    assert {(r.image, r.keypoints.tobytes()) for r in again.datasets["val"][0].records} == held_out
+    other = PoseDataModule(val=[], **{**kwargs, "holdout_seed": 6})
+    other.setup("validate")
+    assert {(r.image, r.keypoints.tobytes()) for r in other.datasets["val"][0].records} != held_out
+
+
+def test_holdout_larger_than_the_training_data_is_refused(synthetic_lsp):
+    dm = PoseDataModule(train=[f"lsp:train@{synthetic_lsp}"], val=[], num_workers=0, holdout=4)
+    with pytest.raises(ValueError, match=r"holdout must be between 1 and 3 people \(the training data have 4\), got 4"):
+        dm.setup("fit")
+    with pytest.raises(ValueError, match="holdout must be >= 0"):
+        PoseDataModule(holdout=-1)

@@ -232,7 +232,6 @@ def test_cli_main_wires_eval_when_present(lsp_test, tmp_path, capsys):
 # --- real data ------------------------------------------------------------------------------
 
 
-@pytest.mark.realdata
 def test_real_mpii_valid_file_round_trip(data_root, tmp_path, capsys):
     annotations = read_annotations("mpii:valid", data_root)
     truth = np.stack([r.keypoints for r in annotations.records]).astype(np.float64)

@@ -401,7 +401,6 @@ PARTS = {
 }
 
 
-@pytest.mark.realdata
 def test_real_lsp_test_split_with_known_perturbation(data_root):
     records = read_annotations("lsp:test", data_root).records
     # Factors of the torso, all at least 0.003 away from the 0.01 threshold grid.
@@ -429,7 +428,6 @@ def test_real_lsp_test_split_with_known_perturbation(data_root):
     assert 40 < result.columns["Total"] < 70  # the perturbation is not trivially all/none
 
 
-@pytest.mark.realdata
 def test_real_lsp_pcp_head_sticks(data_root):
     records = read_annotations("lsp:test", data_root).records
     target = np.stack([r.keypoints for r in records]).astype(np.float64)
@@ -448,7 +446,6 @@ def test_real_lsp_pcp_head_sticks(data_root):
     assert result.degenerate == 2  # two zero-length right-leg sticks in the LSP test split
 
 
-@pytest.mark.realdata
 def test_real_mpii_valid_with_known_perturbation(data_root):
     records = read_annotations("mpii:valid", data_root).records
     assert len(records) == 2958

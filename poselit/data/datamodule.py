@@ -3,17 +3,23 @@
 Training may combine several datasets of one skeleton (e.g. LSP train + LSP-extended,
 the usual LSP protocol); validation and test keep each dataset's standard split apart,
 one DataLoader per dataset, so every table row is scored on exactly its split.
+
+``holdout=N`` draws N people (by ``holdout_seed``) out of the training datasets and
+validates on them: checkpoint selection, learning-rate schedules and tuning then never see
+a test split, which is measured once, at the end.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+import numpy as np
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from poselit.data.dataset import BadImagePolicy, PoseDataset
@@ -45,6 +51,28 @@ class UnpaddedDistributedSampler(DistributedSampler):
         return iter(range(self.rank, self.total_size, self.num_replicas))
 
 
+def split_holdout(sets: list[AnnotationSet], count: int, seed: int) -> tuple[list[AnnotationSet], AnnotationSet]:
+    """Draw ``count`` records out of ``sets`` (taken together) with ``seed``.
+
+    Returns the sets without them (same order, each its own source) and the drawn records
+    as one set, in the order of ``sets``. The draw depends only on the seed and the sets'
+    sizes, so a recipe validates on the same people in every run.
+    """
+    total = sum(len(a) for a in sets)
+    if not 0 < count < total:
+        raise ValueError(f"holdout must be between 1 and {total - 1} people (the training data have {total}), got {count}")
+    drawn = np.zeros(total, bool)
+    drawn[np.random.default_rng(seed).choice(total, count, replace=False)] = True
+    kept, held_out, start = [], [], 0
+    for annotations in sets:
+        mask = drawn[start : start + len(annotations)]
+        start += len(annotations)
+        kept.append(replace(annotations, records=[r for r, m in zip(annotations.records, mask) if not m]))
+        held_out += [r for r, m in zip(annotations.records, mask) if m]
+    sources = "+".join(a.source for a in sets)
+    return kept, AnnotationSet(held_out, sets[0].skeleton, f"holdout {count} of {sources} (seed {seed})")
+
+
 def default_data_root() -> str | None:
     """The data root from the ``POSELIT_DATA`` environment variable, if set."""
     return os.environ.get("POSELIT_DATA") or None
@@ -70,6 +98,11 @@ class PoseDataModule(pl.LightningDataModule):
             is available).
         persistent_workers: Keep workers alive between epochs (when ``num_workers > 0``).
         on_bad_image: ``"raise"`` or ``"skip"`` unreadable images (warned and counted).
+        holdout: People drawn out of the training datasets (together) and used for
+            validation instead of training: validation set 0 (``val/...`` metrics), before
+            the ``val`` datasets. 0: no hold-out.
+        holdout_seed: Seed of the hold-out draw: the same seed, data and ``holdout`` give
+            the same people.
     """
 
     def __init__(
@@ -91,6 +124,8 @@ class PoseDataModule(pl.LightningDataModule):
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
         on_bad_image: BadImagePolicy = "raise",
+        holdout: int = 0,
+        holdout_seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -103,6 +138,8 @@ class PoseDataModule(pl.LightningDataModule):
         self.augment = AugmentConfig(
             scale=tuple(scale), rotation=rotation, flip_prob=flip_prob, shift=shift, color_jitter=color_jitter
         )
+        if holdout < 0:
+            raise ValueError(f"holdout must be >= 0 people, got {holdout}")
         self.datasets: dict[str, list[PoseDataset]] = {}
 
     def read(self, spec: DatasetSpec) -> AnnotationSet:
@@ -145,10 +182,23 @@ class PoseDataModule(pl.LightningDataModule):
         if stage in ("fit", None) and not self.train_specs:
             raise ValueError("data.train is empty: name at least one training dataset, e.g. lsp:train")
 
+    def annotations(self, part: str) -> list[AnnotationSet]:
+        """The annotation sets of a part (``train`` / ``val`` / ``test``), hold-out applied:
+        ``train`` without the held-out people, ``val`` with them first."""
+        sets = [self.read(s) for s in self.specs(part)]
+        if not self.hparams.holdout or part == "test":
+            return sets
+        train, held_out = split_holdout(
+            sets if part == "train" else [self.read(s) for s in self.train_specs],
+            self.hparams.holdout,
+            self.hparams.holdout_seed,
+        )
+        return train if part == "train" else [held_out, *sets]
+
     def setup(self, stage: str | None = None) -> None:
         for part in self.parts(stage):
             if part not in self.datasets:
-                self.datasets[part] = [self.make_dataset(self.read(s), part == "train") for s in self.specs(part)]
+                self.datasets[part] = [self.make_dataset(a, part == "train") for a in self.annotations(part)]
         skeletons = {d.skeleton.name: d.skeleton for ds in self.datasets.values() for d in ds}
         if len(skeletons) > 1:
             raise ValueError(
