@@ -11,10 +11,15 @@ size and the skeleton (so the joint count always matches the dataset).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import netrc
 import os
+import sys
 from collections import defaultdict
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit
 
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
@@ -43,11 +48,42 @@ def wandb_disabled() -> bool:
     return importlib.util.find_spec("wandb") is None
 
 
+WANDB_HOST = "https://api.wandb.ai"
+"""The W&B server whose key ``wandb login`` stores, unless ``WANDB_BASE_URL`` names another."""
+
+
+def wandb_api_key_configured() -> bool:
+    """True when W&B has an API key without asking for one: ``WANDB_API_KEY`` (or
+    ``WANDB_IDENTITY_TOKEN_FILE``), or an entry for the W&B host in the netrc file that
+    ``wandb login`` writes (``$NETRC``, else ``~/.netrc``, else ``~/_netrc``)."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL") or WANDB_HOST).netloc
+    candidates = [os.environ["NETRC"]] if os.environ.get("NETRC") else ["~/.netrc", "~/_netrc"]
+    for candidate in candidates:
+        try:
+            entry = netrc.netrc(Path(candidate).expanduser()).authenticators(host)
+        except (OSError, netrc.NetrcParseError):  # no file, or one wandb could not read either
+            continue
+        if entry and entry[2]:
+            return True
+    return False
+
+
+def wandb_loggers(logger: Any) -> list[Namespace]:
+    """The ``WandbLogger`` entries of a ``trainer.logger`` config (one logger or a list)."""
+    items = logger if isinstance(logger, list) else [logger]
+    return [
+        item for item in items
+        if isinstance(item, Namespace) and str(item.get("class_path", "")).endswith("WandbLogger")
+    ]
+
+
 def without_wandb(logger: Any) -> Any:
     """A logger config with every ``WandbLogger`` replaced by a ``CSVLogger`` in its save_dir."""
     if isinstance(logger, list):
         return [without_wandb(item) for item in logger]
-    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("WandbLogger"):
+    if wandb_loggers(logger):
         save_dir = (logger.get("init_args") or Namespace()).get("save_dir") or "runs"
         return Namespace(
             class_path="pytorch_lightning.loggers.CSVLogger",
@@ -63,14 +99,36 @@ class RecipeError(ValueError):
 class PoseLightningCLI(LightningCLI):
     """LightningCLI with poselit's links, the W&B fallback and the paper tables after ``test``.
 
-    Recipes log to Weights & Biases (``WANDB_MODE=offline`` needs no account); with
-    ``WANDB_MODE=disabled`` (or without wandb installed) they log to CSV instead.
+    Recipes log to Weights & Biases. Without an API key (see
+    :func:`wandb_api_key_configured`) and without ``WANDB_MODE``, they log offline (one line
+    on stderr says so; ``wandb sync`` uploads the run later); ``WANDB_MODE=offline`` does the
+    same silently; with ``WANDB_MODE=disabled`` (or without wandb installed) they log to CSV.
     """
 
     def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
         if wandb_disabled():
-            config = self.config[self.subcommand] if self.subcommand else self.config
             config.trainer.logger = without_wandb(config.trainer.logger)
+            return
+        loggers = wandb_loggers(config.trainer.logger)
+        if not loggers or wandb_api_key_configured():
+            return
+        mode = os.environ.get("WANDB_MODE", "").lower()
+        if mode == "online":
+            raise RecipeError(
+                "WANDB_MODE=online but no W&B API key is configured: set WANDB_API_KEY or run "
+                "'wandb login' (or use WANDB_MODE=offline, or WANDB_MODE=disabled for a CSV log)"
+            )
+        for logger in loggers:
+            logger.init_args = logger.get("init_args") or Namespace()
+            logger.init_args.offline = True
+        if not mode:
+            save_dir = loggers[0].init_args.get("save_dir") or "."
+            print(
+                f"poselit: no W&B API key (WANDB_API_KEY or 'wandb login'): logging offline to "
+                f"{Path(save_dir) / 'wandb'} ('wandb sync' uploads it; WANDB_MODE=disabled logs to CSV)",
+                file=sys.stderr,
+            )
 
     def _check_inputs(self) -> None:
         """Stop before anything runs on a missing dataset or a checkpoint of another
@@ -147,16 +205,31 @@ def run_lightning(
     With ``run=False`` the arguments hold no subcommand and the CLI only parses the
     configuration and instantiates the model, data and trainer (used to check recipes).
     ``references`` are published rows that ``test`` prints beside the measured ones.
+
+    The arguments reach LightningCLI as the process's command line (:func:`command_line`),
+    not as ``args=``: Lightning warns when it gets both, and its DDP launcher starts the
+    other processes with ``sys.argv``, which must then be this very command.
     """
     import_methods()
-    return PoseLightningCLI(
-        PoseLitModule,
-        PoseDataModule,
-        subclass_mode_model=True,
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        args=list(args),
-        run=run,
-        references=references,
-        parser_kwargs={"description": "poselit training (LightningCLI)"},
-    )
+    with command_line(args):
+        return PoseLightningCLI(
+            PoseLitModule,
+            PoseDataModule,
+            subclass_mode_model=True,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            run=run,
+            references=references,
+            parser_kwargs={"description": "poselit training (LightningCLI)"},
+        )
+
+
+@contextlib.contextmanager
+def command_line(args: Sequence[str]) -> Iterator[None]:
+    """``sys.argv`` set to ``[program, *args]`` inside the block, restored after it."""
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "poselit", *args]
+    try:
+        yield
+    finally:
+        sys.argv = saved

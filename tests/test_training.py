@@ -1,6 +1,8 @@
 """``poselit fit / validate / test`` through LightningCLI with the recipes."""
 
 import csv
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from poselit.cli import main
 from poselit.data.synthetic import write_synthetic_lsp
 from poselit.reproduce import is_sidecar, read_paper_row, reproduce, sidecar_path
-from poselit.training import run_lightning, without_wandb
+from poselit.training import run_lightning, wandb_api_key_configured, without_wandb
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(r for r in (REPO / "recipes").rglob("*.yaml") if not is_sidecar(r))
@@ -66,6 +68,64 @@ def test_wandb_offline_run_holds_the_logged_metrics(smoke_data, tmp_path, monkey
     (log,) = run.glob("run-*.wandb")
     content = log.read_bytes()
     assert b"val/pck" in content and b"train/loss" in content
+
+
+@pytest.fixture
+def no_wandb_key(tmp_path, monkeypatch):
+    """A machine where W&B has no API key and WANDB_MODE is not set (its files in tmp_path)."""
+    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+
+
+def test_wandb_key_is_found_in_the_environment_or_netrc(no_wandb_key, tmp_path, monkeypatch):
+    assert not wandb_api_key_configured()
+    netrc = tmp_path / "no-netrc"
+    netrc.write_text("machine api.wandb.ai login user password 0123456789abcdef\n")
+    netrc.chmod(0o600)
+    assert wandb_api_key_configured()
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")  # a key for another server
+    assert not wandb_api_key_configured()
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef")
+    assert wandb_api_key_configured()
+
+
+@pytest.mark.slow
+def test_without_a_wandb_key_training_logs_offline_and_says_so_in_one_line(no_wandb_key, smoke_data, tmp_path, capsys):
+    assert main(["fit", *_smoke(smoke_data, tmp_path)]) == 0
+    import wandb
+
+    wandb.teardown()  # the offline run's files are complete once the service has exited
+    err = capsys.readouterr().err
+    ours = [line for line in err.splitlines() if line.startswith("poselit:")]
+    assert len(ours) == 1 and "no W&B API key" in ours[0] and "logging offline" in ours[0], err
+    assert "Traceback" not in err and "UsageError" not in err
+    (run,) = tmp_path.rglob("offline-run-*")
+    assert list(run.glob("run-*.wandb"))
+
+
+def test_wandb_online_without_a_key_stops_with_a_fix(no_wandb_key, smoke_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert main(["fit", *_smoke(smoke_data, tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "WANDB_MODE=online but no W&B API key" in err and "wandb login" in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_lightning_gets_the_arguments_once_and_does_not_warn(smoke_data, tmp_path, monkeypatch):
+    """``poselit fit -c R`` used to pass ``args=`` while ``sys.argv`` held the same command,
+    and Lightning warned on every run that both were given."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    argv = ["poselit", "fit", "-c", "recipe.yaml"]  # as the console script sees it
+    monkeypatch.setattr(sys, "argv", argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli = run_lightning(_smoke(smoke_data, tmp_path), run=False)
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "args" in m and "command line" in m], messages
+    assert cli.datamodule is not None and sys.argv is argv  # restored
 
 
 def test_without_wandb_swaps_only_wandb_loggers():
