@@ -12,11 +12,19 @@ Predictions file (JSON)::
       ]
     }
 
-A bare list is read as ``predictions``. Each prediction names its record either by
+A bare list is read as ``predictions``. Each prediction names its record by one of
 ``source`` (the record's :attr:`~poselit.data.records.PoseRecord.source`; only the file
 name and item, ``joints.mat#1001``, are compared, so predictions made under another data
-root still match) or by ``index`` (0-based position in the split). Every record needs
-exactly one prediction. ``keypoints`` are in original-image pixels (the centre of the
+root still match), ``index`` (0-based position in the split), or ``image`` (the image's
+file name, ``"im1001.jpg"``; with several people on one image each prediction also gives
+the ``center`` [x, y] of its person box, and predictions are paired with that image's
+records by nearest box centre). Every record needs exactly one prediction.
+
+**The output of** ``poselit predict`` is read as it is: a folder of per-image JSON
+documents, its ``predictions.jsonl``, or one document (see :mod:`poselit.predict`). Each
+person becomes a prediction matched by ``image`` and its box ``center``, so predicting with
+a ``--boxes`` file of the split's person boxes (one per annotated person) and then
+``poselit eval OUT --dataset SPLIT`` scores the model (:func:`read_image_documents`). ``keypoints`` are in original-image pixels (the centre of the
 top-left pixel is (0, 0)), one ``[x, y]`` per joint, finite numbers even for joints that
 are not annotated. ``scores`` (one per joint, any range, higher = more visible) are
 optional; when every prediction has them, the visibility AP is reported too.
@@ -40,6 +48,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torchmetrics import MetricCollection
 
 from poselit.data.readers.common import load_json
@@ -63,6 +72,8 @@ class Prediction:
     source: str | None = None
     index: int | None = None
     scores: np.ndarray | None = None
+    image: str | None = None
+    center: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,63 @@ class PredictionFile:
 
 
 def read_predictions(path: str | Path) -> PredictionFile:
-    """Read and parse a predictions JSON file."""
-    return parse_predictions(load_json(path, "predictions file", PredictionError), str(path))
+    """Read and parse a predictions file: the JSON of the module docs, or the output of
+    ``poselit predict`` (its folder, its ``predictions.jsonl``, or one image's document)."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".jsonl":
+        return predictions_from_images(read_image_documents(path), str(path))
+    data = load_json(path, "predictions file", PredictionError)
+    if isinstance(data, Mapping) and "people" in data:
+        return predictions_from_images([(str(path), data)], str(path))
+    return parse_predictions(data, str(path))
+
+
+def read_image_documents(path: Path) -> list[tuple[str, Any]]:
+    """``(where, document)`` of every image document ``poselit predict`` wrote: the lines of
+    a ``.jsonl`` file, or in a folder its ``predictions.jsonl`` if there is one, else its
+    ``*.json`` files in name order."""
+    if path.is_dir():
+        jsonl = path / "predictions.jsonl"
+        if not jsonl.is_file():
+            files = sorted(path.glob("*.json"))
+            if not files:
+                raise PredictionError(f"{path}: no *.json or predictions.jsonl written by 'poselit predict'")
+            return [(str(f), load_json(f, "predictions file", PredictionError)) for f in files]
+        path = jsonl
+    if not path.is_file():
+        raise FileNotFoundError(f"predictions file {path} does not exist")
+    documents = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                documents.append((f"{path}:{number}", json.loads(line)))
+            except ValueError as err:
+                raise PredictionError(f"{path}:{number}: not a JSON document ({err})") from None
+    return documents
+
+
+def predictions_from_images(documents: Sequence[tuple[str, Any]], where: str = "<predictions>") -> PredictionFile:
+    """The predictions in ``poselit predict`` image documents: one per person, matched by
+    the image's file name and the person's box centre. Every document must use the same
+    skeleton; the ``model`` becomes the label."""
+    entries, skeletons, models = [], set(), set()
+    for doc_where, document in documents:
+        if not isinstance(document, Mapping) or not isinstance(document.get("people"), list):
+            raise PredictionError(f"{doc_where}: expected a 'poselit predict' image document with a 'people' list")
+        try:
+            image = Path(str(document["image"])).name
+            skeletons.add(str(document["skeleton"]["name"]))
+            for person in document["people"]:
+                entry = {"image": image, "keypoints": person["keypoints"], "scores": person.get("scores")}
+                entries.append({**entry, "center": person["box"]["center"]} if person.get("box") else entry)
+        except (KeyError, TypeError) as err:
+            raise PredictionError(f"{doc_where}: not a 'poselit predict' image document (no field {err})") from None
+        models.add(document.get("model"))
+    if len(skeletons) > 1:
+        raise PredictionError(f"{where}: documents of several skeletons {sorted(skeletons)}; evaluate them one by one")
+    label = models.pop() if len(models) == 1 else None
+    data = {"skeleton": skeletons.pop() if skeletons else None, "label": label, "predictions": entries}
+    return parse_predictions(data, where)
 
 
 def parse_predictions(data: Any, where: str = "<predictions>") -> PredictionFile:
@@ -99,14 +165,18 @@ def parse_predictions(data: Any, where: str = "<predictions>") -> PredictionFile
 
 def _parse_entry(entry: Any, where: str) -> Prediction:
     if not isinstance(entry, Mapping) or "keypoints" not in entry:
-        raise PredictionError(f"{where}: expected an object with 'keypoints' and 'source' or 'index'")
-    source, index = entry.get("source"), entry.get("index")
-    if (source is None) == (index is None):
-        raise PredictionError(f"{where}: give exactly one of 'source' and 'index'")
-    if source is not None and not isinstance(source, str):
-        raise PredictionError(f"{where}: 'source' must be a string, got {source!r}")
+        raise PredictionError(f"{where}: expected an object with 'keypoints' and 'source', 'index' or 'image'")
+    source, index, image = entry.get("source"), entry.get("index"), entry.get("image")
+    if sum(key is not None for key in (source, index, image)) != 1:
+        raise PredictionError(f"{where}: give exactly one of 'source', 'index' and 'image'")
+    for name, value in (("source", source), ("image", image)):
+        if value is not None and not isinstance(value, str):
+            raise PredictionError(f"{where}: {name!r} must be a string, got {value!r}")
     if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
         raise PredictionError(f"{where}: 'index' must be an integer, got {index!r}")
+    center = None if entry.get("center") is None else _numbers(entry["center"], where, "center")
+    if center is not None and (center.shape != (2,) or not np.isfinite(center).all()):
+        raise PredictionError(f"{where}: 'center' must be two finite numbers [x, y], got {entry['center']!r}")
     keypoints = _numbers(entry["keypoints"], where, "keypoints")
     if keypoints.ndim != 2 or keypoints.shape[1] != 2:
         raise PredictionError(
@@ -115,7 +185,7 @@ def _parse_entry(entry: Any, where: str) -> Prediction:
     scores = None if entry.get("scores") is None else _numbers(entry["scores"], where, "scores")
     if scores is not None and scores.shape != (len(keypoints),):
         raise PredictionError(f"{where}: {len(keypoints)} keypoints but scores of shape {scores.shape}")
-    return Prediction(where, keypoints, source, index, scores)
+    return Prediction(where, keypoints, source, index, scores, image, center)
 
 
 def _numbers(value: Any, where: str, name: str) -> np.ndarray:
@@ -155,17 +225,19 @@ def align_predictions(
     predictions for one record, wrong number of joints, non-finite values, records left
     without a prediction.
     """
-    skeleton = get_skeleton(file.skeleton) if file.skeleton else annotations.skeleton
+    same = file.skeleton in (None, annotations.skeleton.name)  # also custom COCO-format skeletons
+    skeleton = annotations.skeleton if same else get_skeleton(file.skeleton)  # type: ignore[arg-type]
     slots = list(joint_slots(skeleton, annotations.skeleton))
     keys = [source_key(r.source) for r in annotations.records]
     by_key = {key: i for i, key in enumerate(keys)}
-    if len(by_key) != len(keys):
+    if len(by_key) != len(keys) and any(p.source is not None for p in file.predictions):
         raise PredictionError(
             f"{annotations.source}: record sources are not unique; match predictions by 'index'"
         )
+    keyed = [(p, _record_index(p, by_key, len(keys))) for p in file.predictions if p.image is None]
+    by_image = [p for p in file.predictions if p.image is not None]
     matched: dict[int, Prediction] = {}
-    for p in file.predictions:
-        i = _record_index(p, by_key, len(keys))
+    for p, i in keyed + image_matches(by_image, annotations):
         if i in matched:
             raise PredictionError(
                 f"{p.where}: record {keys[i]} already has a prediction ({matched[i].where})"
@@ -195,6 +267,38 @@ def align_predictions(
         raise PredictionError(f"scores are given for some predictions but not for {without[0]}")
     scores = None if without else np.stack([p.scores for p in ordered])[:, slots]  # type: ignore[misc]
     return keypoints, scores
+
+
+def image_matches(predictions: Sequence[Prediction], annotations: AnnotationSet) -> list[tuple[Prediction, int]]:
+    """Predictions that name their ``image``, each paired with a record of that image: the
+    only one, or (several people) by nearest box ``center``, one prediction per record."""
+    records: dict[str, list[int]] = {}
+    for i, record in enumerate(annotations.records):
+        records.setdefault(Path(record.image).name, []).append(i)
+    groups: dict[str, list[Prediction]] = {}
+    for p in predictions:
+        groups.setdefault(p.image, []).append(p)  # type: ignore[arg-type]
+    pairs = []
+    for image, group in groups.items():
+        candidates = records.get(image)
+        if candidates is None:
+            raise PredictionError(f"{group[0].where}: no record of image {image!r} in {annotations.source} (wrong split?)")
+        if len(group) != len(candidates):
+            raise PredictionError(
+                f"{group[0].where}: {len(group)} predictions for image {image!r}, which has {len(candidates)} "
+                f"annotated people in {annotations.source}; predict one per person (poselit predict --boxes)"
+            )
+        if len(group) == 1:
+            pairs.append((group[0], candidates[0]))
+            continue
+        missing = [p.where for p in group if p.center is None]
+        if missing:
+            raise PredictionError(f"{missing[0]}: image {image!r} has several people: give each prediction's 'center'")
+        centers = np.stack([p.center for p in group])  # type: ignore[misc]
+        truth = np.stack([annotations.records[i].center for i in candidates])
+        rows, cols = linear_sum_assignment(np.linalg.norm(centers[:, None] - truth[None], axis=-1))
+        pairs += [(group[r], candidates[c]) for r, c in zip(rows, cols)]
+    return pairs
 
 
 def _record_index(p: Prediction, by_key: Mapping[str, int], n: int) -> int:
@@ -384,7 +488,9 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
             "Schema: see poselit.evaluate (python -m pydoc poselit.evaluate)."
         ),
     )
-    parser.add_argument("predictions", help="predictions JSON file")
+    parser.add_argument(
+        "predictions", help="predictions JSON file, or what 'poselit predict' wrote (its --out folder, or predictions.jsonl)"
+    )
     parser.add_argument(
         "--dataset", help="NAME[:SPLIT][@PATH], e.g. mpii:valid (default: the file's 'dataset')"
     )
@@ -458,8 +564,11 @@ __all__ = [
     "evaluate_poses",
     "evaluate_predictions",
     "joint_slots",
+    "image_matches",
     "parse_predictions",
     "predictions_document",
+    "predictions_from_images",
+    "read_image_documents",
     "read_predictions",
     "run_eval",
     "source_key",

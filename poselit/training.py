@@ -22,7 +22,8 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from jsonargparse import Namespace
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from poselit.data.datamodule import PoseDataModule
 from poselit.evaluate import EvaluationReport
@@ -90,6 +91,24 @@ def without_wandb(logger: Any) -> Any:
             init_args=Namespace(save_dir=save_dir, name="csv"),
         )
     return logger
+
+
+CONFIG_KEY = "poselit_config"
+"""Checkpoint key of the run's configuration: ``{"yaml": full LightningCLI config,
+"recipes": the -c files}`` (see :class:`ConfigInCheckpoints`)."""
+
+
+class ConfigInCheckpoints(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` in the log folder, and the same configuration in every
+    checkpoint (:data:`CONFIG_KEY`): where ``config.yaml`` lands depends on the logger
+    (``WandbLogger`` puts it in its ``save_dir``, several folders above the checkpoints), so
+    ``poselit zoo export`` reads it from the checkpoint itself."""
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CONFIG_KEY] = {
+            "yaml": self.parser.dump(self.config, skip_none=False),  # as config.yaml is written
+            "recipes": [str(path) for path in self.config.get("config") or []],
+        }
 
 
 class RecipeError(ValueError):
@@ -217,6 +236,7 @@ def run_lightning(
             PoseDataModule,
             subclass_mode_model=True,
             auto_configure_optimizers=False,
+            save_config_callback=ConfigInCheckpoints,
             save_config_kwargs={"overwrite": True},
             run=run,
             references=references,

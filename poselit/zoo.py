@@ -71,7 +71,7 @@ from poselit.evaluate import EvaluationReport
 from poselit.models.base import PoseLitModule, load_checkpoint
 from poselit.models.base import class_path as class_path_of
 from poselit.tables import Row, Table
-from poselit.training import test_reports
+from poselit.training import CONFIG_KEY, test_reports
 
 FORMAT_VERSION = 1
 """Version of the card and ``config.json`` layout; newer files are refused with a clear error."""
@@ -723,15 +723,63 @@ def checkpoint_model_args(
     return class_path_of(cls), init_args
 
 
-def find_recipe(checkpoint: Path) -> Path | None:
-    """The ``config.yaml`` LightningCLI saved in the run folder of a checkpoint, if any."""
-    for folder in (checkpoint.parent, checkpoint.parent.parent):
+RECIPE_SEARCH_DEPTH = 3
+"""Folders above a checkpoint's own that :func:`find_recipe` looks in for ``config.yaml``:
+CSV and TensorBoard loggers put it one above (``version_N/``), ``WandbLogger`` three above
+(its ``save_dir``, over ``<project>/<run id>/checkpoints/``)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run's training configuration, as an export folder's ``recipe.yaml``.
+
+    ``text`` is the YAML; ``recipe`` what the card's ``training.recipe`` records (the recipe
+    file(s) the run was started with, when known); ``source`` where it was found.
+    """
+
+    text: str
+    recipe: str | None
+    source: str
+
+    @classmethod
+    def from_file(cls, path: Path) -> RunConfig:
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe not found: {path}")
+        return cls(path.read_text(), _display_path(path), str(path))
+
+
+def recipe_folders(checkpoint: Path) -> list[Path]:
+    """Where :func:`find_recipe` looks for ``config.yaml``: the checkpoint's folder and
+    :data:`RECIPE_SEARCH_DEPTH` above it."""
+    return list(checkpoint.absolute().parents)[: RECIPE_SEARCH_DEPTH + 1]
+
+
+def find_recipe(checkpoint: Path, data: Mapping[str, Any]) -> RunConfig | None:
+    """The configuration of the run that saved ``checkpoint`` (read as ``data``): the one
+    ``poselit fit`` stores in every checkpoint (:data:`~poselit.training.CONFIG_KEY`), else
+    the nearest ``config.yaml`` LightningCLI saved in :func:`recipe_folders` (checkpoints of
+    older versions, or of other scripts); ``None`` when there is neither."""
+    stored = data.get(CONFIG_KEY)
+    if isinstance(stored, Mapping) and isinstance(stored.get("yaml"), str):
+        recipes = [str(r) for r in stored.get("recipes") or []]
+        return RunConfig(stored["yaml"], ", ".join(recipes) or None, f"stored in {checkpoint}")
+    for folder in recipe_folders(checkpoint):
         if (folder / "config.yaml").is_file():
-            return folder / "config.yaml"
+            return RunConfig.from_file(folder / "config.yaml")
     return None
 
 
-def training_info(checkpoint: Mapping[str, Any], recipe: Path | None, data: Sequence[str] | None) -> dict[str, Any]:
+def missing_recipe_message(checkpoint: Path) -> str:
+    """What ``poselit zoo export`` says when :func:`find_recipe` found nothing."""
+    folders = ", ".join(str(f) for f in recipe_folders(checkpoint))
+    return (
+        f"no recipe.yaml in the export: {checkpoint} stores no training configuration (saved by "
+        f"another script or an older poselit) and there is no config.yaml in {folders}; "
+        f"give the recipe with --recipe FILE"
+    )
+
+
+def training_info(checkpoint: Mapping[str, Any], recipe: str | None, data: Sequence[str] | None) -> dict[str, Any]:
     """The card's ``training``: recipe, training datasets (``NAME:SPLIT[@PATH]`` as the data
     module named them: a path says the data were not the standard files, e.g. generated
     ones) and Lightning's epoch and step counters at save time."""
@@ -739,7 +787,7 @@ def training_info(checkpoint: Mapping[str, Any], recipe: Path | None, data: Sequ
         data = (checkpoint.get("datamodule_hyper_parameters") or {}).get("train") or []
     return _without_none(
         {
-            "recipe": _display_path(recipe) if recipe else None,
+            "recipe": recipe,
             "data": [str(DatasetSpec.parse(s)) for s in data] or None,
             "epoch": checkpoint.get("epoch"),
             "global_step": checkpoint.get("global_step"),
@@ -843,8 +891,8 @@ def export_checkpoint(
         out: Export folder to write.
         class_path: Module class when the checkpoint does not name it.
         half: Store float tensors as fp16 (half the size; loaded into an fp32 module).
-        recipe: Training configuration to include (default: the ``config.yaml`` that
-            LightningCLI saved beside the checkpoint, if any).
+        recipe: Training configuration to include as ``recipe.yaml`` (default: the run's,
+            see :func:`find_recipe`; without one the folder has no ``recipe.yaml``).
         evaluate: Dataset splits to measure, e.g. ``["lsp:test"]``.
         data_root: Folder holding the datasets (default: ``$POSELIT_DATA``).
         reports: Already measured results.
@@ -854,7 +902,8 @@ def export_checkpoint(
         citation: BibTeX (or text) to cite.
         repo_id: Hub repository it will be published to (the default of ``publish``).
         zoo_dir: Card folder to update (default: ``$POSELIT_ZOO`` / the built-in zoo).
-        update_zoo: Write the zoo card (and its table).
+        update_zoo: Write the zoo card (and its table). Without it, the README's example
+            loads the export folder by its path (``out`` as given), not by a zoo name.
         ship: Copy the weights next to the card, so they ship inside the package (small
             models only).
 
@@ -871,9 +920,7 @@ def export_checkpoint(
     class_path, init_args = checkpoint_model_args(data, class_path, str(checkpoint))
     model = build_module(class_path, init_args, str(checkpoint))
     load_weights(model, data["state_dict"], str(checkpoint))
-    recipe = Path(recipe) if recipe else find_recipe(checkpoint)
-    if recipe and not recipe.is_file():
-        raise FileNotFoundError(f"recipe not found: {recipe}")
+    run_config = RunConfig.from_file(Path(recipe)) if recipe else find_recipe(checkpoint, data)
     dtype = "float16" if half else "float32"
     tensors = {
         key: (value.to(DTYPES[dtype]) if value.is_floating_point() else value).detach().contiguous()
@@ -905,7 +952,7 @@ def export_checkpoint(
         ),
         description=description,
         input=input_info(model, padding),
-        training=training_info(data, recipe, training_data),
+        training=training_info(data, run_config.recipe if run_config else None, training_data),
         metrics=tuple(metrics),
         license=license,
         citation=citation,
@@ -914,9 +961,12 @@ def export_checkpoint(
     if update_zoo:
         card = add_to_zoo(card, weights_path, zoo_dir=zoo_dir, ship=ship)
     (out / CONFIG_FILE).write_text(json.dumps(card.config_dict(), indent=2) + "\n")
-    if recipe:
-        shutil.copyfile(recipe, out / RECIPE_FILE)
-    (out / README_FILE).write_text(hub_readme(card, has_recipe=recipe is not None))
+    if run_config:
+        (out / RECIPE_FILE).write_text(run_config.text)
+    else:
+        (out / RECIPE_FILE).unlink(missing_ok=True)  # an earlier export's, not this checkpoint's
+    example = card.name if update_zoo else str(out)
+    (out / README_FILE).write_text(hub_readme(card, has_recipe=run_config is not None, example=example))
     return card
 
 
@@ -1008,9 +1058,14 @@ def metrics_tables(card: ModelCard) -> list[Table]:
     ]
 
 
-def hub_readme(card: ModelCard, has_recipe: bool = False) -> str:
+def hub_readme(card: ModelCard, has_recipe: bool = False, example: str | None = None) -> str:
     """The export folder's ``README.md``: Hub metadata (library, tags, datasets, licence,
-    ``model-index``) and a model card in Markdown."""
+    ``model-index``) and a model card in Markdown.
+
+    ``example`` is the name its Python example loads (default: the zoo name); the Hub
+    reference is added as a comment when the card has one. The example runs as written
+    where that name loads and a ``photo.jpg`` exists.
+    """
     datasets = sorted({DatasetSpec.parse(d).name for d in card.training.get("data", [])})
     results = eval_results(card)
     metadata = ModelCardData(
@@ -1040,8 +1095,8 @@ def hub_readme(card: ModelCard, has_recipe: bool = False) -> str:
         "",
         "```python",
         "import poselit",
-        f'predictor = poselit.Predictor.from_zoo("{card.name}")' + (f'  # or "{hub.ref}"' if hub else ""),
-        'pose = predictor("photo.jpg", box=[x, y, w, h])[0]  # no box: the whole image',
+        f'predictor = poselit.Predictor.from_zoo("{example or card.name}")' + (f'  # or "{hub.ref}"' if hub else ""),
+        'pose = predictor("photo.jpg")[0]  # the whole image; box=[x, y, w, h] for a person in it',
         "pose.keypoints, pose.scores, pose.joint_names  # (K, 2) in the photo's pixels, (K,), names",
         "```",
         "",
@@ -1266,7 +1321,8 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="export folder")
     export.add_argument("--class-path", help="module class, when the checkpoint was not saved by 'poselit fit'")
     export.add_argument("--fp16", action="store_true", help="store float tensors as fp16")
-    export.add_argument("--recipe", help="training configuration to include (default: the run's config.yaml)")
+    export.add_argument("--recipe", help="training configuration to include (default: the run's, stored in the checkpoint by 'poselit fit', "
+                        "else its config.yaml)")
     export.add_argument("--evaluate", action="append", default=[], metavar="DATASET",
                         help="measure on a split, e.g. lsp:test (repeatable)")
     export.add_argument("--root", help="data root for --evaluate (default: $POSELIT_DATA)")
@@ -1350,6 +1406,10 @@ def run_export(args: argparse.Namespace) -> int:
         ship=args.ship,
     )
     print(f"wrote {args.out}: {', '.join(folder_files(Path(args.out)))}")
+    if (Path(args.out) / RECIPE_FILE).is_file():
+        print(f"{RECIPE_FILE}: the run's configuration ({card.training.get('recipe') or 'from the checkpoint'})")
+    else:
+        print(f"poselit: {missing_recipe_message(Path(args.checkpoint))}", file=sys.stderr)
     for table in metrics_tables(card):
         print(table.to_text(digits=2))
     if not args.no_card:
@@ -1394,6 +1454,7 @@ __all__ = [
     "IncompatibleVersionError",
     "ModelCard",
     "PublishResult",
+    "RunConfig",
     "WeightsInfo",
     "WeightsNotFoundError",
     "ZooError",
@@ -1401,6 +1462,7 @@ __all__ = [
     "builtin_zoo_dir",
     "download",
     "export_checkpoint",
+    "find_recipe",
     "info",
     "list",
     "list_models",

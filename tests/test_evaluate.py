@@ -2,21 +2,25 @@
 
 import argparse
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from poselit.cli import main
 from poselit.data import read_annotations
 from poselit.evaluate import (
     EvaluationReport,
     PredictionError,
     add_eval_command,
+    align_predictions,
     evaluate_poses,
     evaluate_predictions,
     joint_slots,
     parse_predictions,
     predictions_document,
+    predictions_from_images,
     read_predictions,
     source_key,
 )
@@ -98,7 +102,7 @@ def test_errors_name_the_record(lsp_test, tmp_path):
     scores = predictions_document(annotations, truth, np.ones((4, 14)))
     del scores["predictions"][3]["scores"]
     fails(scores, r"scores are given for some predictions but not for .*predictions\[3\]")
-    with pytest.raises(PredictionError, match="exactly one of 'source' and 'index'"):
+    with pytest.raises(PredictionError, match="exactly one of 'source', 'index' and 'image'"):
         parse_predictions([{"keypoints": [[0, 0]]}])
     with pytest.raises(PredictionError, match=r"list of \[x, y\] pairs"):
         parse_predictions([{"index": 0, "keypoints": [1, 2, 3]}])
@@ -227,6 +231,101 @@ def test_cli_main_wires_eval_when_present(lsp_test, tmp_path, capsys):
     bad = write(tmp_path, {"predictions": [{"index": 0, "keypoints": [[0, 0]]}]}, "bad.json")
     assert main(["eval", str(bad), "--dataset", spec]) == 2
     assert "1 keypoints, expected 14" in capsys.readouterr().err
+
+
+# --- the output of poselit predict ----------------------------------------------------------
+
+
+def two_people_on_one_image():
+    """Records of two people on ``a.jpg`` and one on ``b.jpg`` (generated LSP poses)."""
+    from poselit.data.records import AnnotationSet, PoseRecord
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i, (image, center) in enumerate((("a.jpg", (40, 50)), ("a.jpg", (160, 50)), ("b.jpg", (60, 60)))):
+        keypoints = np.asarray(center, np.float32) + rng.uniform(-30, 30, (14, 2)).astype(np.float32)
+        norm = LSP.torso_size(keypoints, np.full(14, 2))
+        records.append(PoseRecord(Path("imgs") / image, keypoints, np.full(14, 2, np.uint8),
+                                  np.asarray(center, np.float32), 0.5, norm, LSP, f"x.json#{i}"))
+    return AnnotationSet(records, LSP, "generated")
+
+
+def image_document(image, people, model="m"):
+    """A ``poselit predict`` document of ``people``: (keypoints, box centre) pairs."""
+    return {"image": f"photos/{image}", "width": 200, "height": 100, "model": model,
+            "skeleton": {"name": "lsp", "joints": list(LSP.joints), "limbs": []},
+            "people": [{"box": {"center": list(map(float, c)), "scale": 0.5}, "keypoints": k.tolist(),
+                        "scores": [0.5] * 14} for k, c in people]}
+
+
+def test_predict_documents_match_records_by_image_and_nearest_box(tmp_path):
+    annotations = two_people_on_one_image()
+    a0, a1, b = annotations.records
+    documents = [image_document("a.jpg", [(a1.keypoints, a1.center + 3), (a0.keypoints, a0.center - 2)]),
+                 image_document("b.jpg", [(b.keypoints, b.center)])]
+    out = tmp_path / "predict"
+    out.mkdir()
+    for i, document in enumerate(documents):
+        (out / f"{i}.json").write_text(json.dumps(document))
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(d) + "\n" for d in documents))
+    for path in (out, tmp_path / "predictions.jsonl"):
+        file = read_predictions(path)
+        assert file.skeleton == "lsp" and file.label == "m" and len(file.predictions) == 3
+        keypoints, scores = align_predictions(file, annotations)
+        np.testing.assert_allclose(keypoints, np.stack([r.keypoints for r in annotations.records]), atol=1e-5)
+        report = evaluate_poses(annotations, keypoints, scores)
+        assert report.results[0].columns["Total"] == 100
+
+    def fails(people_a, pattern, image="a.jpg"):
+        with pytest.raises(PredictionError, match=pattern):
+            align_predictions(predictions_from_images([("doc", image_document(image, people_a))]), annotations)
+
+    fails([(a0.keypoints, a0.center)], r"1 predictions for image 'a.jpg', which has 2 annotated people")
+    fails([(b.keypoints, b.center)], r"no record of image 'c.jpg' in generated \(wrong split\?\)", image="c.jpg")
+    no_center = image_document("a.jpg", [(a0.keypoints, a0.center), (a1.keypoints, a1.center)])
+    del no_center["people"][0]["box"]
+    with pytest.raises(PredictionError, match="several people: give each prediction's 'center'"):
+        align_predictions(predictions_from_images([("doc", no_center)]), annotations)
+    with pytest.raises(PredictionError, match=r"bad.json: expected a 'poselit predict' image document"):
+        predictions_from_images([("bad.json", {"people": 3})])
+
+
+def lsp_subset(data_root, folder, first: int, count: int):
+    """The real LSP images ``first`` ... ``first + count - 1`` (1-based) as an LSP-layout
+    folder: their joints.mat columns and the images, linked as im0001.jpg, ... The reader's
+    test split is the second half."""
+    import scipy.io
+
+    joints = scipy.io.loadmat(data_root / "lsp" / "joints.mat")["joints"][:, :, first - 1 : first - 1 + count]
+    (folder / "images").mkdir(parents=True)
+    scipy.io.savemat(folder / "joints.mat", {"joints": joints})
+    for i in range(count):
+        (folder / "images" / f"im{i + 1:04d}.jpg").symlink_to(data_root / "lsp" / "images" / f"im{first + i:04d}.jpg")
+    return folder
+
+
+def test_real_lsp_predict_then_eval_round_trip(data_root, tmp_path, capsys):
+    """``poselit predict`` with a box file of the split's people, then ``poselit eval`` on
+    what it wrote: the keypoints scored are the predictor's, each on its own record."""
+    from poselit.predict import DEMO_MODEL, Predictor
+
+    root = lsp_subset(data_root, tmp_path / "lsp8", first=1001, count=8)
+    spec = f"lsp:test@{root}"
+    annotations = read_annotations(spec)
+    images = [str(r.image) for r in annotations.records]
+    boxes = {Path(r.image).name: {"center": r.center.tolist(), "scale": float(r.scale)} for r in annotations.records}
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    for extra in ([], ["--jsonl"]):
+        out = tmp_path / f"predict{len(extra)}"
+        assert main(["predict", *images[::-1], "--model", DEMO_MODEL, "--out", str(out), "--device", "cpu",
+                     "--boxes", str(tmp_path / "boxes.json"), "--quiet", *extra]) == 0
+        assert main(["eval", str(out), "--dataset", spec, "--json", str(tmp_path / "r.json")]) == 0
+        assert f"{spec}, 4 people: PCK@0.2" in capsys.readouterr().out
+        report = EvaluationReport.load(tmp_path / "r.json")
+        assert report.label == DEMO_MODEL and [r.metric for r in report.results] == ["PCK@0.2", "PCP@0.5", "Visibility AP"]
+        keypoints, _ = align_predictions(read_predictions(out), annotations)
+        poses = Predictor.from_zoo(DEMO_MODEL)(images, boxes=[boxes[Path(i).name] for i in images])
+        np.testing.assert_allclose(keypoints, np.stack([p.keypoints for p in poses]), atol=0.006)  # 0.01 px rounding
 
 
 # --- real data ------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_wandb_key_is_found_in_the_environment_or_netrc(no_wandb_key, tmp_path, 
 
 
 @pytest.mark.slow
-def test_without_a_wandb_key_training_logs_offline_and_says_so_in_one_line(no_wandb_key, smoke_data, tmp_path, capsys):
+def test_without_a_wandb_key_training_logs_offline_and_says_so_in_one_line_and_exports_with_its_recipe(no_wandb_key, smoke_data, tmp_path, capsys):
     assert main(["fit", *_smoke(smoke_data, tmp_path)]) == 0
     import wandb
 
@@ -104,6 +104,10 @@ def test_without_a_wandb_key_training_logs_offline_and_says_so_in_one_line(no_wa
     assert "Traceback" not in err and "UsageError" not in err
     (run,) = tmp_path.rglob("offline-run-*")
     assert list(run.glob("run-*.wandb"))
+    # the export of a WandbLogger run finds the run's configuration (config.yaml is in save_dir)
+    (ckpt,) = tmp_path.rglob("last.ckpt")
+    assert main(["zoo", "export", str(ckpt), "--name", "smoke", "--out", str(tmp_path / "export"), "--no-card"]) == 0
+    assert "pytorch_lightning.loggers.WandbLogger" in (tmp_path / "export" / "recipe.yaml").read_text()
 
 
 def test_wandb_online_without_a_key_stops_with_a_fix(no_wandb_key, smoke_data, tmp_path, capsys, monkeypatch):
@@ -147,6 +151,17 @@ def test_every_recipe_parses_and_instantiates(recipe, tmp_path, monkeypatch, req
     cli = run_lightning(["-c", str(recipe), f"--trainer.default_root_dir={tmp_path}", *offline], run=False)
     assert cli.model.skeleton == cli.datamodule.skeleton  # linked from the data
     assert tuple(cli.model.input_size) == tuple(cli.datamodule.hparams.input_size)
+
+
+def test_finetune_recipe_validates_on_people_it_does_not_train_on(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("POSELIT_DATA", str(data_root))
+    cli = run_lightning(["-c", str(REPO / "recipes/finetune/coco_keypoints.yaml"),
+                         f"--trainer.default_root_dir={tmp_path}"], run=False)
+    (train,) = cli.datamodule.annotations("train")
+    (val,) = cli.datamodule.annotations("val")  # the hold-out only: no other validation set
+    train_people, val_people = {r.source for r in train.records}, {r.source for r in val.records}
+    assert len(val_people) == 16 and not train_people & val_people and len(train_people) + 16 == 86
 
 
 def test_recipe_folders_cover_every_method():

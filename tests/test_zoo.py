@@ -217,6 +217,56 @@ def test_reexport_is_byte_identical_and_keeps_what_the_card_knew(checkpoint, zoo
     assert (zoo_dir / card.weights.file).resolve() == (tmp_path / "b" / "model.safetensors").resolve()
 
 
+def test_export_finds_the_runs_config_in_the_checkpoint_or_above_it_or_says_it_did_not(checkpoint, tmp_path, capsys):
+    """WandbLogger runs keep config.yaml in the logger's save_dir, three folders above the
+    checkpoint; ``poselit fit`` also stores the configuration in every checkpoint."""
+    ckpt = tmp_path / "save_dir" / "project" / "run-id" / "checkpoints" / "model.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(checkpoint.read_bytes())
+    out = tmp_path / "out"
+    export(ckpt, out, "--no-card")
+    err = capsys.readouterr().err
+    assert "no recipe.yaml in the export" in err and "--recipe FILE" in err and str(tmp_path / "save_dir") in err
+    assert not (out / "recipe.yaml").exists() and "recipe.yaml" not in (out / "README.md").read_text()
+
+    (tmp_path / "save_dir" / "config.yaml").write_text("trainer: {max_epochs: 3}\n")
+    export(ckpt, out, "--no-card")
+    assert (out / "recipe.yaml").read_text() == "trainer: {max_epochs: 3}\n"
+    assert "recipe.yaml: the run's configuration" in capsys.readouterr().out
+
+    data = torch.load(ckpt, weights_only=True)
+    data["poselit_config"] = {"yaml": "trainer: {max_epochs: 9}\n", "recipes": ["recipes/x.yaml"]}
+    torch.save(data, ckpt)
+    card = zoo.export_checkpoint(ckpt, NAME, out, update_zoo=False)
+    assert (out / "recipe.yaml").read_text() == "trainer: {max_epochs: 9}\n"  # the checkpoint's own first
+    assert card.training["recipe"] == "recipes/x.yaml"
+
+    data.pop("poselit_config")
+    torch.save(data, ckpt)
+    (tmp_path / "save_dir" / "config.yaml").unlink()
+    zoo.export_checkpoint(ckpt, NAME, out, update_zoo=False)
+    assert not (out / "recipe.yaml").exists()  # the earlier export's recipe is not left behind
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """The ```python blocks of a Markdown text."""
+    return [block.split("```", 1)[0] for block in markdown.split("```python\n")[1:]]
+
+
+def test_no_card_export_readme_example_runs_as_written(checkpoint, tmp_path, monkeypatch):
+    """Without a zoo card the example must load the folder, not a zoo name that does not exist."""
+    from poselit.predict import SAMPLES
+
+    monkeypatch.chdir(tmp_path)
+    export(checkpoint, Path("export/my-model"), "--no-card")
+    (code,) = python_blocks((tmp_path / "export/my-model/README.md").read_text())
+    assert 'from_zoo("export/my-model")' in code
+    (tmp_path / "photo.jpg").write_bytes(next(SAMPLES.glob("*.jpg")).read_bytes())
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["pose"].keypoints.shape == (14, 2)
+
+
 # --- the Hugging Face cache ------------------------------------------------------------------------
 
 
