@@ -18,26 +18,33 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import torch
-from tqdm import tqdm
-
 from poselit import __version__
-from poselit.data.datamodule import default_data_root
-from poselit.data.dataset import PoseDataset
-from poselit.data.sources import read_annotations
-from poselit.data.synthetic import write_synthetic_lsp
-from poselit.data.transforms import AugmentConfig
-from poselit.evaluate import add_eval_command
-from poselit.predict import add_predict_commands, is_lightning_predict
-from poselit.reproduce import add_reproduce_command
-from poselit.visualize import draw_skeleton, image_grid, save_image
-from poselit.zoo import add_zoo_command
+from poselit.commands import (
+    add_eval_command,
+    add_predict_commands,
+    add_reproduce_command,
+    add_zoo_command,
+    handler,
+    is_lightning_predict,
+)
+
+# Nothing heavy at the top: parsing arguments, --help and argument errors must not wait for
+# torch or Lightning (tests/test_cli.py checks it). Handlers import what they use.
 
 
 def data_show(args: argparse.Namespace) -> int:
     """Write ``samples.png`` (augmented crops with skeletons) and ``summary.json``."""
-    annotations = read_annotations(args.dataset, args.root)
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from poselit.data.datamodule import default_data_root
+    from poselit.data.dataset import PoseDataset
+    from poselit.data.sources import read_annotations
+    from poselit.data.transforms import AugmentConfig
+    from poselit.visualize import draw_skeleton, image_grid, save_image
+
+    annotations = read_annotations(args.dataset, args.root or default_data_root())
     missing = [str(r.image) for r in annotations.records if not r.image.is_file()]
     dataset = PoseDataset(
         annotations,
@@ -76,6 +83,8 @@ def data_show(args: argparse.Namespace) -> int:
 
 def data_synth(args: argparse.Namespace) -> int:
     """Write a generated LSP-layout dataset."""
+    from poselit.data.synthetic import write_synthetic_lsp
+
     root = write_synthetic_lsp(args.out, args.num, (args.height, args.width), args.seed)
     print(f"wrote {args.num} images and joints.mat to {root} (read it as 'lsp:train@{root}')")
     return 0
@@ -101,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show = data.add_parser("show", help="draw augmented training samples and summarise a dataset")
     show.add_argument("--dataset", default="lsp:train", help="NAME[:SPLIT][@PATH], e.g. lsp:train, mpii:valid")
-    show.add_argument("--root", default=default_data_root(), help="data root folder (default: $POSELIT_DATA)")
+    show.add_argument("--root", help="data root folder (default: $POSELIT_DATA)")
     show.add_argument("--out", default="runs/data-show", help="output folder")
     show.add_argument("--num", type=int, default=16, help="number of samples to draw")
     show.add_argument("--columns", type=int, default=4, help="grid columns")
@@ -110,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-augment", action="store_true", help="plain centred crops")
     show.add_argument("--color-jitter", type=float, default=0.0, help="colour jitter strength")
     show.add_argument("--quiet", action="store_true", help="no progress bar")
-    show.set_defaults(func=data_show)
+    show.set_defaults(func=handler("poselit.cli:data_show"))
 
     synth = data.add_parser("synth", help="write a small generated dataset in the LSP layout")
     synth.add_argument("--out", required=True, help="output folder")
@@ -118,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--height", type=int, default=160)
     synth.add_argument("--width", type=int, default=120)
     synth.add_argument("--seed", type=int, default=0)
-    synth.set_defaults(func=data_synth)
+    synth.set_defaults(func=handler("poselit.cli:data_synth"))
 
     add_eval_command(commands)
     add_zoo_command(commands)

@@ -478,42 +478,6 @@ def predictions_document(
 # --- command line -------------------------------------------------------------------------
 
 
-def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``poselit eval`` to an ``argparse`` sub-parser set; the handler is :func:`run_eval`."""
-    parser = subparsers.add_parser(
-        "eval",
-        help="score a predictions file against a dataset split (PCKh/PCK, AUC, PCP, visibility AP)",
-        description=(
-            "Score a predictions JSON against a dataset split and print the papers' tables. "
-            "Schema: see poselit.evaluate (python -m pydoc poselit.evaluate)."
-        ),
-    )
-    parser.add_argument(
-        "predictions", help="predictions JSON file, or what 'poselit predict' wrote (its --out folder, or predictions.jsonl)"
-    )
-    parser.add_argument(
-        "--dataset", help="NAME[:SPLIT][@PATH], e.g. mpii:valid (default: the file's 'dataset')"
-    )
-    parser.add_argument("--root", help="data root folder (default: $POSELIT_DATA)")
-    parser.add_argument("--threshold", type=float, help="PCK threshold (default: 0.5 for PCKh, 0.2 for PCK)")
-    parser.add_argument(
-        "--reference",
-        action="append",
-        default=[],
-        metavar="PAPER|FILE",
-        help=f"reference rows: published results ({', '.join(PAPERS)}) or a --json file; repeatable",
-    )
-    parser.add_argument("--label", help="row label (default: the file's 'label', else its name)")
-    parser.add_argument("--format", choices=("text", "markdown"), default="text", help="table format")
-    parser.add_argument("--per-joint", action="store_true", help="also print per-joint (per-stick) tables")
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument(
-        "--plot", metavar="PNG", help="draw the PCK curve (with those of --reference result files) to this image"
-    )
-    parser.set_defaults(func=run_eval)
-    return parser
-
-
 def run_eval(args: argparse.Namespace) -> int:
     """Handler of ``poselit eval``: print the tables, write ``--json`` and ``--plot``; returns 0.
 
@@ -559,7 +523,6 @@ __all__ = [
     "Prediction",
     "PredictionError",
     "PredictionFile",
-    "add_eval_command",
     "align_predictions",
     "evaluate_poses",
     "evaluate_predictions",

@@ -75,7 +75,8 @@ from tqdm import tqdm
 
 from poselit.data.dataset import read_image
 from poselit.data.readers.common import load_json
-from poselit.data.records import PIXEL_STD
+from poselit.commands import DEMO_MODEL
+from poselit.data.records import DEFAULT_PADDING, PIXEL_STD
 from poselit.geometry import apply_affine, box_xywh_to_center_scale, crop_affine, invert_affine, warp_image
 from poselit.models.base import PoseLitModule
 from poselit.skeletons import Skeleton
@@ -90,14 +91,8 @@ BoxInput = Union[Sequence[float], Mapping[str, Any], np.ndarray, torch.Tensor]
 BoxFormat = Literal["xywh", "xyxy"]
 ColorOrder = Literal["rgb", "bgr"]
 
-DEFAULT_PADDING = 1.25
-"""Margin added around a person box, as :class:`~poselit.data.dataset.PoseDataset` does."""
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 """Files a folder given to ``poselit predict`` is searched for (case-insensitive)."""
-
-DEMO_MODEL = "luvizon-tiny-lsp-demo"
-"""The zoo model ``poselit demo`` runs by default."""
 
 SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
 """The bundled sample images of ``poselit demo`` (origin and licence in ``SOURCES.md`` there)."""
@@ -606,70 +601,6 @@ def predict_files(
     return written
 
 
-LIGHTNING_FLAGS = ("--config", "--print_config", "--seed_everything", "--ckpt_path", "--return_predictions")
-LIGHTNING_PREFIXES = ("--trainer", "--data", "--model.", "--optimizer", "--lr_scheduler")
-
-
-def is_lightning_predict(args: Sequence[str]) -> bool:
-    """Whether ``poselit predict`` arguments are LightningCLI's (predict on a dataset from a
-    recipe) rather than the image predictor's.
-
-    LightningCLI's: ``-c`` / ``--config``, ``--print_config``, and its other flags such as
-    ``--trainer.*``, ``--data.*``, ``--model.*``. ``--model NAME`` is the image predictor's.
-    """
-    for arg in args:
-        flag = arg.split("=", 1)[0]
-        if flag in LIGHTNING_FLAGS or flag.startswith(LIGHTNING_PREFIXES) or flag.startswith("-c"):  # -c, -cFILE
-            return True
-    return False
-
-
-def add_predict_commands(subparsers: Any) -> None:
-    """Add ``poselit predict`` (images) and ``poselit demo`` to an ``argparse`` sub-parser set."""
-    predict = subparsers.add_parser(
-        "predict",
-        help="poses in your images (with -c RECIPE.yaml: LightningCLI predict on a dataset)",
-        description=(
-            "Predict poses in images with a zoo model or an exported model, and write one JSON per "
-            "image and the annotated images. Schema and --boxes format: python -m pydoc poselit.predict. "
-            "With -c RECIPE.yaml (or --config / --print_config / --trainer... / --data... arguments) "
-            "'poselit predict' is LightningCLI's predict on a dataset instead: "
-            "see 'poselit predict -c RECIPE.yaml --help'."
-        ),
-    )
-    predict.add_argument("images", nargs="+", metavar="IMAGES_OR_FOLDER", help="image files and/or folders")
-    predict.add_argument("--model", required=True, help="zoo model name, export folder or hf://owner/repo")
-    predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--boxes", metavar="FILE", help="JSON: image name -> person box(es); default: whole image")
-    predict.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh", help="of 4-number boxes")
-    predict.add_argument("--jsonl", action="store_true", help="write predictions.jsonl instead of one JSON per image")
-    predict.add_argument(
-        "--padding", type=float,
-        help=f"margin around a box (default: the model card's input.padding, as in training; else {DEFAULT_PADDING})",
-    )
-    predict.add_argument("--fill", type=int, default=0, help="value of crop pixels outside the image, as in training")
-    _add_run_options(predict)
-    predict.set_defaults(func=run_predict)
-
-    demo = subparsers.add_parser(
-        "demo",
-        help="run a zoo model on the bundled sample images and write the annotated results",
-        description=f"Predict poses in the bundled sample images ({SAMPLES}; origins in SOURCES.md there).",
-    )
-    demo.add_argument("--model", default=DEMO_MODEL, help=f"zoo model name or export folder (default: {DEMO_MODEL})")
-    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    _add_run_options(demo)
-    demo.set_defaults(func=run_demo, padding=None, fill=0, box_format="xywh", jsonl=False)
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=16, help="people per forward pass")
-    parser.add_argument("--no-flip", action="store_true", help="no flip test")
-    parser.add_argument("--autocast", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on GPU)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
 def _predictor(args: argparse.Namespace) -> Predictor:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return Predictor.from_zoo(
@@ -715,11 +646,9 @@ __all__ = [
     "InputError",
     "PosePrediction",
     "Predictor",
-    "add_predict_commands",
     "document_text",
     "draw_predictions",
     "image_document",
-    "is_lightning_predict",
     "list_images",
     "load_image",
     "person_box",

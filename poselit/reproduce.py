@@ -33,11 +33,12 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
-from poselit.tables import PAPERS, TABLE_COLUMNS, Reference, Table
+if TYPE_CHECKING:  # poselit.tables imports torch; 'poselit reproduce --help' must not
+    from poselit.tables import Reference, Table
 
 SIDECAR_SUFFIX = ".paper.yaml"
 
@@ -77,6 +78,8 @@ def read_paper_row(recipe: str | Path) -> PaperRow:
         if key not in mapping:
             raise ValueError(f"{path}: {where} has no '{key}' field")
         return mapping[key]
+
+    from poselit.tables import PAPERS, TABLE_COLUMNS, Reference
 
     paper = str(field(data, "paper", "the file"))
     if paper not in PAPERS:
@@ -128,24 +131,10 @@ def reproduce(recipe: str | Path, ckpt: str | Path, overrides: Sequence[str] = (
     return tables
 
 
-def _reproduce_command(args: argparse.Namespace) -> int:
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Handler of ``poselit reproduce``."""
     tables = reproduce(args.recipe, args.ckpt, args.overrides)
     if args.json:
         Path(args.json).write_text(json.dumps([t.to_dict() for t in tables], indent=2))
         print(f"wrote {args.json}")
     return 0
-
-
-def add_reproduce_command(commands: argparse._SubParsersAction) -> None:
-    """Register ``poselit reproduce``."""
-    parser = commands.add_parser(
-        "reproduce",
-        help="test a checkpoint with a recipe and print our row beside the paper's",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("recipe", help="a recipe YAML with a <recipe>.paper.yaml sidecar")
-    parser.add_argument("--ckpt", required=True, help="Lightning checkpoint trained with the recipe")
-    parser.add_argument("--json", help="also write the tables to this JSON file")
-    parser.set_defaults(func=_reproduce_command, overrides=[])  # LightningCLI arguments after '--'
-    parser.epilog = "LightningCLI arguments may follow '--', e.g. -- --data.num_workers=2 --trainer.devices=1"

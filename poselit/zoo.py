@@ -1287,77 +1287,6 @@ def text_table(rows: Sequence[Sequence[str]]) -> str:
 # --- command line ------------------------------------------------------------------------------
 
 
-def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``poselit zoo list|info|download|export|publish|table`` to an argparse sub-parser set."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--zoo-dir", help=f"card folder (default: ${ZOO_ENV}, else the built-in zoo)")
-    parser = subparsers.add_parser("zoo", help="model zoo: list, inspect, download, export and publish checkpoints")
-    commands = parser.add_subparsers(dest="zoo_command", required=True, metavar="SUBCOMMAND")
-
-    listing = commands.add_parser("list", parents=[common], help="list the zoo's models")
-    listing.add_argument("pattern", nargs="?", help="shell pattern, e.g. 'luvizon-*'")
-    listing.set_defaults(func=run_list)
-
-    show = commands.add_parser("info", parents=[common], help="print a model card")
-    show.add_argument("name")
-    show.set_defaults(func=run_info)
-
-    fetch = commands.add_parser(
-        "download", parents=[common], help="fetch and verify a model's weights (Hugging Face cache)"
-    )
-    fetch.add_argument("name", help="zoo name or hf://ORG/NAME[@REVISION]")
-    fetch.add_argument("--revision", help="Hub branch, tag or commit instead of the pinned one")
-    fetch.add_argument("--cache-dir", help="Hugging Face cache folder (default: $HF_HUB_CACHE, $HF_HOME/hub)")
-    fetch.add_argument("--force", action="store_true", help="download again (replaces a corrupt cached file)")
-    fetch.set_defaults(func=run_download)
-
-    export = commands.add_parser(
-        "export", parents=[common], help="Lightning checkpoint -> Hub-ready folder + zoo card",
-        description="Write model.safetensors, config.json, README.md (Hub model card) and recipe.yaml, "
-        "and write or update the zoo card NAME.yaml.",
-    )
-    export.add_argument("checkpoint", help="Lightning .ckpt (read with weights_only=True)")
-    export.add_argument("--name", required=True, help="zoo name, <method>-<backbone>-<dataset>[-<variant>]")
-    export.add_argument("--out", required=True, help="export folder")
-    export.add_argument("--class-path", help="module class, when the checkpoint was not saved by 'poselit fit'")
-    export.add_argument("--fp16", action="store_true", help="store float tensors as fp16")
-    export.add_argument("--recipe", help="training configuration to include (default: the run's, stored in the checkpoint by 'poselit fit', "
-                        "else its config.yaml)")
-    export.add_argument("--evaluate", action="append", default=[], metavar="DATASET",
-                        help="measure on a split, e.g. lsp:test (repeatable)")
-    export.add_argument("--root", help="data root for --evaluate (default: $POSELIT_DATA)")
-    export.add_argument("--batch-size", type=int, default=16, help="batch size of --evaluate")
-    export.add_argument("--metrics", action="append", default=[], metavar="JSON",
-                        help="results measured already ('poselit eval --json'); repeatable")
-    export.add_argument(
-        "--training-data", nargs="+", metavar="DATASET", help="training datasets (default: the checkpoint's)"
-    )
-    export.add_argument("--description", default="", help="one paragraph for the card")
-    export.add_argument("--license", help="licence of the weights, e.g. bsd-3-clause")
-    export.add_argument("--citation", help="BibTeX to cite, or a file holding it")
-    export.add_argument("--repo-id", help="Hub repository it will be published to (ORG/NAME)")
-    export.add_argument(
-        "--ship", action="store_true", help="copy the weights next to the card (shipped in the package)"
-    )
-    export.add_argument("--no-card", action="store_true", help="write the folder only, not the zoo card")
-    export.set_defaults(func=run_export)
-
-    upload = commands.add_parser(
-        "publish", parents=[common], help="upload an export folder to the Hub, pin the commit in the card"
-    )
-    upload.add_argument("folder", help="folder written by 'poselit zoo export'")
-    upload.add_argument("--repo-id", help="ORG/NAME (default: the card's weights.hub.repo_id)")
-    upload.add_argument("--private", action="store_true", help="create the repository as private")
-    upload.add_argument("--message", help="commit message")
-    upload.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
-    upload.set_defaults(func=run_publish)
-
-    table = commands.add_parser("table", parents=[common], help="regenerate the zoo's README.md table from the cards")
-    table.add_argument("--check", action="store_true", help="only check; exit 1 when the table is stale")
-    table.set_defaults(func=run_table)
-    return parser
-
-
 def run_list(args: argparse.Namespace) -> int:
     cards = [info(name, zoo_dir=args.zoo_dir) for name in list_models(args.pattern, zoo_dir=args.zoo_dir)]
     if not cards:
@@ -1458,7 +1387,6 @@ __all__ = [
     "WeightsInfo",
     "WeightsNotFoundError",
     "ZooError",
-    "add_zoo_command",
     "builtin_zoo_dir",
     "download",
     "export_checkpoint",

@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import sys
 
 import cv2
 import pytest
@@ -57,3 +58,40 @@ def test_console_script_is_installed():
     assert exe, "the poselit console script is not on PATH (pip install -e .)"
     result = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("poselit ")
+
+
+HEAVY = ("torch", "pytorch_lightning", "lightning", "cv2", "wandb", "timm", "albumentations", "matplotlib")
+
+WALK_EVERY_HELP = """
+import argparse, contextlib, io, sys
+from poselit.cli import build_parser, main
+
+def helps(parser, path):
+    # every sub-command path below parser, each ending in --help
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                if sub.add_help:  # fit / validate / test: LightningCLI builds their help
+                    yield from helps(sub, [*path, name])
+    yield [*path, "--help"]
+
+paths = list(helps(build_parser(), []))
+for argv in [*paths, ["eval"], ["zoo", "export", "x.ckpt"], ["nonsense"]]:  # helps, then argument errors
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            assert exit_.code == (0 if argv[-1] == "--help" else 2), (argv, exit_.code)
+print(len(paths), sorted(m for m in HEAVY if m in sys.modules))
+"""
+
+
+def test_help_and_argument_errors_import_nothing_heavy():
+    """``poselit --help``, every subcommand's ``--help`` and argument errors answer without
+    importing torch, Lightning or OpenCV (they took 8-9 s when the parser imported them)."""
+    code = f"HEAVY = {HEAVY!r}\n" + WALK_EVERY_HELP
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    count, heavy = result.stdout.split(" ", 1)
+    assert int(count) >= 15 and heavy.strip() == "[]", result.stdout  # every command walked, nothing heavy
+

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from poselit.cli import main
+from poselit.commands import add_eval_command
 from poselit.data import read_annotations
 from poselit.evaluate import (
     EvaluationReport,
     PredictionError,
-    add_eval_command,
     align_predictions,
     evaluate_poses,
     evaluate_predictions,

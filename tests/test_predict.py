@@ -19,6 +19,7 @@ from PIL import Image
 
 import poselit.zoo
 from poselit.cli import main
+from poselit.commands import is_lightning_predict
 from poselit.data import read_annotations
 from poselit.data.dataset import ImageReadError, PoseDataset
 from poselit.data.records import PIXEL_STD, PoseRecord
@@ -28,7 +29,6 @@ from poselit.predict import (
     SAMPLES,
     InputError,
     Predictor,
-    is_lightning_predict,
     load_image,
     person_box,
     whole_image_box,
