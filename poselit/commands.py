@@ -63,6 +63,10 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--per-joint", action="store_true", help="also print per-joint (per-stick) tables")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction,
+        help="progress bar while scoring (default: for 100 people and more, on a terminal)",
+    )
+    parser.add_argument(
         "--plot", metavar="PNG", help="draw the PCK curve (with those of --reference result files) to this image"
     )
     parser.set_defaults(func=handler("poselit.evaluate:run_eval"))

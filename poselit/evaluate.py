@@ -50,11 +50,13 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torchmetrics import MetricCollection
+from tqdm import tqdm
 
 from poselit.data.readers.common import load_json
 from poselit.data.records import AnnotationSet
 from poselit.data.sources import DatasetSpec, read_annotations
 from poselit.metrics import MetricResult, pose_metrics
+from poselit.progress import show_progress
 from poselit.skeletons import LSP, LSP_TO_MPII, MPII, Skeleton, get_skeleton
 from poselit.tables import PAPERS, Reference, Row, Table, metric_table, per_item_table, published_rows
 
@@ -400,9 +402,13 @@ def evaluate_poses(
     dataset: str = "",
     label: str = "ours",
     batch_size: int = 1024,
+    progress: bool | None = None,
 ) -> EvaluationReport:
     """Score ``(N, K, 2)`` predicted keypoints (original pixels, record order) against the
-    records, with the dataset protocol's metrics (:func:`~poselit.metrics.pose_metrics`)."""
+    records, with the dataset protocol's metrics (:func:`~poselit.metrics.pose_metrics`).
+
+    ``progress``: a bar over the records on stderr (``None``: for 100 records and more,
+    when stderr is a terminal)."""
     records = annotations.records
     keypoints = torch.as_tensor(keypoints, dtype=torch.float64)
     k = annotations.skeleton.num_joints
@@ -417,8 +423,11 @@ def evaluate_poses(
     if scores is not None:
         inputs["scores"] = torch.as_tensor(scores, dtype=torch.float64)
     metrics = pose_metrics(annotations.skeleton, threshold, scores=scores is not None)
-    for start in range(0, len(records), batch_size):
-        metrics.update(**{name: value[start : start + batch_size] for name, value in inputs.items()})
+    show = show_progress(progress, len(records))
+    with tqdm(total=len(records), desc="scoring", unit="person", disable=not show) as bar:
+        for start in range(0, len(records), batch_size):
+            metrics.update(**{name: value[start : start + batch_size] for name, value in inputs.items()})
+            bar.update(min(batch_size, len(records) - start))
     return EvaluationReport.from_metrics(metrics, dataset or annotations.source, len(records), label)
 
 
@@ -429,6 +438,7 @@ def evaluate_predictions(
     *,
     threshold: float | None = None,
     label: str | None = None,
+    progress: bool | None = None,
 ) -> EvaluationReport:
     """Score a predictions file against a dataset split.
 
@@ -438,6 +448,7 @@ def evaluate_predictions(
         data_root: Folder holding the datasets (relative paths resolve against it).
         threshold: PCK threshold; default: the protocol's (0.5 PCKh, 0.2 PCK).
         label: Row label; default: the file's ``label``, else its file name.
+        progress: Progress bar, see :func:`evaluate_poses`.
     """
     file = predictions if isinstance(predictions, PredictionFile) else read_predictions(predictions)
     spec = spec or file.dataset
@@ -449,7 +460,8 @@ def evaluate_predictions(
     keypoints, scores = align_predictions(file, annotations)
     label = label or file.label or Path(file.path).stem
     return evaluate_poses(
-        annotations, keypoints, scores, threshold=threshold, dataset=str(DatasetSpec.parse(spec)), label=label
+        annotations, keypoints, scores, threshold=threshold, dataset=str(DatasetSpec.parse(spec)), label=label,
+        progress=progress,
     )
 
 
@@ -492,6 +504,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.root or default_data_root(),
         threshold=args.threshold,
         label=args.label,
+        progress=args.progress,
     )
     references = [_reference(r) for r in args.reference]
     tables = report.tables(references, per_item=args.per_joint)

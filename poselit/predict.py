@@ -65,7 +65,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, Union
 
 import cv2
 import numpy as np
@@ -73,12 +73,13 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from poselit.commands import DEMO_MODEL
 from poselit.data.dataset import read_image
 from poselit.data.readers.common import load_json
-from poselit.commands import DEMO_MODEL
 from poselit.data.records import DEFAULT_PADDING, PIXEL_STD
 from poselit.geometry import apply_affine, box_xywh_to_center_scale, crop_affine, invert_affine, warp_image
 from poselit.models.base import PoseLitModule
+from poselit.progress import show_progress
 from poselit.skeletons import Skeleton
 from poselit.visualize import draw_skeleton, save_image
 
@@ -422,6 +423,7 @@ class Predictor:
         color_order: ColorOrder = "rgb",
         names: Sequence[str] | None = None,
         return_heatmaps: bool = False,
+        progress: bool | None = None,
     ) -> list[PosePrediction]:
         """Poses of the people in one image or a list of images.
 
@@ -436,6 +438,8 @@ class Predictor:
             names: Names of the images in results and errors (default: the path, else
                 ``image[i]``).
             return_heatmaps: Keep each person's crop (and heatmaps, for heatmap methods).
+            progress: A progress bar over the images on stderr: ``True`` / ``False``;
+                ``None``: for 100 images and more, when stderr is a terminal.
 
         Returns:
             One :class:`PosePrediction` per person, in input order (images, then boxes).
@@ -452,8 +456,10 @@ class Predictor:
             images, boxes = [images], [box]
         if names is not None and len(names) != len(images):
             raise ValueError(f"got {len(images)} images but {len(names)} names")
-        people = self._people(images, boxes, names, box_format, color_order)
-        return [p for chunk in _chunks(people, self.batch_size) for p in self._run(chunk, return_heatmaps)]
+        bar = tqdm(total=len(images), desc="predicting", unit="image", disable=not show_progress(progress, len(images)))
+        with bar:
+            people = self._people(images, boxes, names, box_format, color_order, bar.update)
+            return [p for chunk in _chunks(people, self.batch_size) for p in self._run(chunk, return_heatmaps)]
 
     __call__ = predict
 
@@ -464,8 +470,10 @@ class Predictor:
         names: Sequence[str] | None,
         box_format: BoxFormat,
         color_order: ColorOrder,
+        done: Callable[[int], Any],
     ) -> Iterator[_Person]:
-        """Crops of every person, image by image (images are decoded one at a time)."""
+        """Crops of every person, image by image (images are decoded one at a time);
+        ``done(1)`` after each image."""
         size = self.model.input_size
         for i, (image, image_boxes) in enumerate(zip(images, boxes)):
             name = names[i] if names else str(image) if isinstance(image, (str, os.PathLike)) else f"image[{i}]"
@@ -479,6 +487,7 @@ class Predictor:
                 to_input = crop_affine(center, scale, size, padding=self.padding)
                 crop = warp_image(rgb, to_input, size, self.fill)
                 yield _Person(name, i, image_size, center, scale, to_input, crop)
+            done(1)
 
     def _run(self, people: list[_Person], return_heatmaps: bool) -> list[PosePrediction]:
         """One forward pass over a batch of crops; joints mapped back to each image."""
@@ -582,7 +591,9 @@ def predict_files(
         for chunk in _chunks(paths, predictor.batch_size):
             images = [load_image(p) for p in chunk]
             chunk_boxes = [boxes.get(str(p), boxes.get(p.name)) for p in chunk]
-            people = predictor.predict(images, boxes=chunk_boxes, box_format=box_format, names=[str(p) for p in chunk])
+            people = predictor.predict(
+                images, boxes=chunk_boxes, box_format=box_format, names=[str(p) for p in chunk], progress=False
+            )
             for i, (path, image) in enumerate(zip(chunk, images)):
                 mine = [p for p in people if p.image_index == i]
                 drawn = out / f"{path.stem}.png"

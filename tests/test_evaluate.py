@@ -233,6 +233,16 @@ def test_cli_main_wires_eval_when_present(lsp_test, tmp_path, capsys):
     assert "1 keypoints, expected 14" in capsys.readouterr().err
 
 
+def test_eval_progress_bar_on_request(lsp_test, tmp_path, capsys):
+    spec, annotations, truth = lsp_test
+    path = write(tmp_path, predictions_document(annotations, truth, dataset=spec))
+    assert eval_cli([str(path), "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "scoring" in err and "4/4" in err
+    assert eval_cli([str(path)]) == 0 and eval_cli([str(path), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 # --- the output of poselit predict ----------------------------------------------------------
 
 

@@ -199,6 +199,24 @@ def test_flip_test_agrees_with_unflipped_prediction_on_a_symmetric_image(tmp_pat
 # --------------------------------------------------------------------------- images and boxes
 
 
+def test_progress_bar_on_request_or_for_long_inputs_on_a_terminal(capsys, monkeypatch):
+    import sys
+
+    from poselit.progress import show_progress
+
+    torch.manual_seed(0)
+    predictor = Predictor(MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE), batch_size=2)
+    images = [np.zeros((20, 16, 3), np.uint8)] * 3
+    predictor(images, progress=True)
+    err = capsys.readouterr().err
+    assert "predicting" in err and "3/3" in err
+    predictor(images, progress=False)
+    predictor(images)  # default: short input, and stderr is not a terminal here
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert show_progress(None, 100) and not show_progress(None, 99) and not show_progress(False, 10**6)
+
+
 def test_image_conversions(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     gray = rgb[..., 0]

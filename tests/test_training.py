@@ -239,6 +239,14 @@ def test_missing_dataset_stops_before_training(smoke_data, tmp_path, capsys, mon
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_missing_data_root_names_the_options_fit_has(smoke_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.delenv("POSELIT_DATA", raising=False)
+    assert main(["fit", *_smoke(smoke_data, tmp_path, "--data.train=[lsp:train]")]) == 2
+    err = capsys.readouterr().err
+    assert "--data.data_root DIR (poselit fit" in err and "POSELIT_DATA=DIR" in err and "(--root" not in err
+
+
 def test_checkpoint_of_another_method_or_joint_count_stops_with_a_fix(smoke_data, tmp_path, capsys, monkeypatch):
     import torch
 

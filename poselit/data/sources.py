@@ -63,8 +63,9 @@ class DatasetSpec:
         if not path.is_absolute():
             if data_root is None and not self.path:
                 raise ValueError(
-                    f"dataset {self}: give a path (NAME:SPLIT@PATH) or a data root "
-                    f"(--root / POSELIT_DATA) holding the '{folder}' folder"
+                    f"dataset {self}: give a path (NAME:SPLIT@PATH) or a data root holding the "
+                    f"'{folder}' folder: POSELIT_DATA=DIR, or --data.data_root DIR (poselit fit, "
+                    f"validate, test), --root DIR (the other commands)"
                 )
             path = Path(data_root or ".") / path
         if not path.exists():
