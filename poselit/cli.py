@@ -27,6 +27,7 @@ from poselit.commands import (
     handler,
     is_lightning_predict,
 )
+from poselit.extras import MissingDependencyError
 
 # Nothing heavy at the top: parsing arguments, --help and argument errors must not wait for
 # torch or Lightning (tests/test_cli.py checks it). Handlers import what they use.
@@ -92,8 +93,9 @@ def data_synth(args: argparse.Namespace) -> int:
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
-USER_ERRORS = (FileNotFoundError, ValueError, KeyError, OSError)
-"""Errors that mean bad input: reported in one line, without a traceback."""
+USER_ERRORS = (FileNotFoundError, ValueError, KeyError, OSError, MissingDependencyError)
+"""Errors that mean bad input or a missing optional dependency: reported in one line,
+without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

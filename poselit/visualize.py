@@ -6,8 +6,10 @@ joints green. Occluded joints are drawn as hollow circles; not-annotated joints 
 drawn. Predicted joints can be drawn with an opacity that follows their score, so an
 uncertain joint fades instead of looking as sure as the others.
 
-Everything here takes and returns RGB ``(H, W, 3)`` uint8 NumPy images and draws with
-OpenCV (no plotting library needed); :func:`save_image` writes one to a file.
+Everything here takes and returns RGB ``(H, W, 3)`` uint8 NumPy images;
+:func:`save_image` writes one to a file. Overlays are drawn with OpenCV; plots
+(:func:`plot_pck_curve`) with matplotlib, an optional dependency
+(``pip install 'poselit[plot]'``; without it they raise an error saying so).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import cv2
 import numpy as np
 
+from poselit.extras import require
 from poselit.metrics import MetricResult
 from poselit.skeletons import Side, Skeleton
 
@@ -35,7 +38,8 @@ CURVE_COLORS: tuple[tuple[int, int, int], ...] = (
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
 )
-"""RGB colours of successive curves in :func:`plot_pck_curve` (matplotlib's ``tab10``)."""
+"""RGB colours of successive curves in :func:`plot_pck_curve` (matplotlib's ``tab10``, kept
+here so that plots and tests agree on them whatever matplotlib's style)."""
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -228,7 +232,7 @@ def plot_pck_curve(
     size: tuple[int, int] = (360, 480),
     title: str | None = None,
 ) -> np.ndarray:
-    """PCK (Total) against the normalised distance threshold, as an RGB image.
+    """PCK (Total) against the normalised distance threshold, as an RGB image (matplotlib).
 
     One line per result (reports of several models on one split compare at a glance),
     each with its AUC in the legend. Results come from ``poselit eval --json``
@@ -237,50 +241,34 @@ def plot_pck_curve(
 
     Args:
         results: Evaluation results, see :func:`pck_curves`.
-        size: Image ``(height, width)``.
+        size: Image ``(height, width)`` in pixels.
         title: Default: the metric name of the first curve.
+
+    Raises:
+        MissingDependencyError: matplotlib is not installed (``pip install 'poselit[plot]'``).
     """
     curves = pck_curves(results)
+    figure_module = require("matplotlib.figure", "plot", "plot_pck_curve")
+    agg = require("matplotlib.backends.backend_agg", "plot", "plot_pck_curve")
     height, width = size
-    left, right, top, bottom = 44, 14, 28, 40
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    t_max = max(max(r.curve["threshold"]) for _, r in curves)
-    ink = (0, 0, 0)
-
-    def to_pixel(t: np.ndarray, pck: np.ndarray) -> np.ndarray:
-        x = left + t / t_max * (width - left - right)
-        y = (height - bottom) - pck / 100 * (height - top - bottom)
-        return np.stack([x, y], axis=-1)
-
-    for value in range(0, 101, 20):  # horizontal grid with percent labels
-        (x0, y), (x1, _) = to_pixel(np.array([0.0, t_max]), np.array([value, value]))
-        cv2.line(canvas, (int(x0), int(y)), (int(x1), int(y)), (225, 225, 225), 1)
-        _text(canvas, f"{value}", (6, int(y) + 4), 0.35)
-    for tick in np.linspace(0, t_max, 6):  # x ticks
-        x, y = to_pixel(np.array(tick), np.array(0.0))
-        cv2.line(canvas, (int(x), int(y)), (int(x), int(y) + 4), ink, 1)
-        _text(canvas, f"{tick:g}", (int(x) - 10, int(y) + 16), 0.35)
-    origin, x_end, y_end = to_pixel(np.array([0.0, t_max, 0.0]), np.array([0.0, 0.0, 100.0])).astype(int)
-    cv2.line(canvas, tuple(origin), tuple(x_end), ink, 1)
-    cv2.line(canvas, tuple(origin), tuple(y_end), ink, 1)
-    _text(canvas, "normalised distance threshold", (width // 2 - 100, height - 8))
-    _text(canvas, "%", (8, top - 8))
-    _text(canvas, title or curves[0][1].metric, (left, 18), 0.5)
+    dpi = 100
+    figure = figure_module.Figure(figsize=(width / dpi, height / dpi), dpi=dpi)  # no pyplot: no global state
+    canvas = agg.FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
     for i, (label, result) in enumerate(curves):
-        color = CURVE_COLORS[i % len(CURVE_COLORS)]
-        t, pck = np.asarray(result.curve["threshold"]), np.asarray(result.curve["Total"], np.float64)
-        finite = np.isfinite(pck)
-        line = np.round(to_pixel(t[finite], pck[finite])).astype(np.int32)
-        cv2.polylines(canvas, [line], False, color, 2, cv2.LINE_AA)
         auc = result.columns.get("AUC", float("nan"))
-        x, y = left + 10, top + 14 + 16 * i  # legend top left, where PCK curves are still low
-        cv2.line(canvas, (x, y - 4), (x + 18, y - 4), color, 2, cv2.LINE_AA)
-        _text(canvas, f"{label} (AUC {auc:.1f})", (x + 24, y))
-    return canvas
-
-
-def _text(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.4) -> None:
-    cv2.putText(canvas, text, origin, FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        color = np.asarray(CURVE_COLORS[i % len(CURVE_COLORS)]) / 255
+        axes.plot(result.curve["threshold"], result.curve["Total"], color=color, linewidth=2, label=f"{label} (AUC {auc:.1f})")
+    axes.set_xlim(0, max(max(r.curve["threshold"]) for _, r in curves))
+    axes.set_ylim(0, 100)
+    axes.set_xlabel("normalised distance threshold")
+    axes.set_ylabel("%")
+    axes.set_title(title or curves[0][1].metric)
+    axes.grid(True, color="0.88")
+    axes.legend(loc="upper left", fontsize="small")  # where PCK curves are still low
+    figure.tight_layout()
+    canvas.draw()
+    return np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., :3])
 
 
 def image_grid(images: Sequence[np.ndarray], columns: int = 4, gap: int = 2) -> np.ndarray:

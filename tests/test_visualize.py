@@ -115,6 +115,28 @@ def test_pck_curve_plot_draws_one_line_per_report():
         pck_curves([r for r in good.results if r.curve is None])
 
 
+def test_pck_curve_without_matplotlib_says_which_extra_to_install(monkeypatch, tmp_path, capsys, synthetic_lsp):
+    import json
+    import sys
+
+    from poselit.cli import main
+    from poselit.data import read_annotations
+    from poselit.evaluate import predictions_document
+    from poselit.extras import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match=r"plot_pck_curve needs matplotlib.*pip install 'poselit\[plot\]'"):
+        plot_pck_curve(lsp_report("good", 2.0))
+    spec = f"lsp:test@{synthetic_lsp}"
+    annotations = read_annotations(spec)
+    truth = np.stack([r.keypoints for r in annotations.records])
+    predictions = tmp_path / "p.json"
+    predictions.write_text(json.dumps(predictions_document(annotations, truth, dataset=spec)))
+    assert main(["eval", str(predictions), "--plot", str(tmp_path / "pck.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("poselit: error: plot_pck_curve needs matplotlib") and "Traceback" not in err
+
+
 def test_image_grid_checks_sizes():
     with pytest.raises(ValueError, match="expected"):
         image_grid([canvas(64), canvas(32)])
