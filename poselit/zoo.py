@@ -651,10 +651,13 @@ def load_with_card(
     device: str | torch.device | None = None,
     cache_dir: str | Path | None = None,
     zoo_dir: str | Path | None = None,
+    expect: type[PoseLitModule] | None = None,
 ) -> tuple[PoseLitModule, ModelCard]:
     """:func:`load`, also returning the card (or ``config.json``) the model was built from,
     for what it says about the input (e.g. ``card.input["padding"]``)."""
     card, path = download(name, revision=revision, cache_dir=cache_dir, zoo_dir=zoo_dir)
+    if expect is not None:
+        check_card_class(card, expect)
     model = load_weights(card.build(), load_file(path), str(path))
     return model.to(device or "cpu").eval(), card
 
@@ -666,9 +669,13 @@ def load(
     device: str | torch.device | None = None,
     cache_dir: str | Path | None = None,
     zoo_dir: str | Path | None = None,
+    expect: type[PoseLitModule] | None = None,
 ) -> PoseLitModule:
     """A ready model: built from its card (or ``config.json``), weights checked and loaded
     strictly, in eval mode on ``device`` (default: CPU).
+
+    This is the one loading path: ``Method.from_pretrained(name)`` is
+    ``load(name, expect=Method)``.
 
     Args:
         name: Zoo name (``poselit.zoo.list()``), ``hf://ORG/NAME[@REVISION]``, or the path
@@ -677,8 +684,22 @@ def load(
         device: Where the model goes.
         cache_dir: Hugging Face cache folder (default: ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``).
         zoo_dir: Card folder instead of ``$POSELIT_ZOO`` / the built-in zoo.
+        expect: Refuse (:class:`ZooError`, before building anything) a card whose class is
+            not this class or a subclass of it.
     """
-    return load_with_card(name, revision=revision, device=device, cache_dir=cache_dir, zoo_dir=zoo_dir)[0]
+    return load_with_card(
+        name, revision=revision, device=device, cache_dir=cache_dir, zoo_dir=zoo_dir, expect=expect
+    )[0]
+
+
+def check_card_class(card: ModelCard, expected: type[PoseLitModule]) -> None:
+    """A :class:`ZooError` unless the card builds ``expected`` (or a subclass of it)."""
+    actual = resolve_class(card.class_path, str(card.source or card.name))
+    if not issubclass(actual, expected):
+        raise ZooError(
+            f"{card.source or card.name}: {card.name!r} is a {actual.__name__} ({card.class_path}), not a "
+            f"{expected.__name__}; load it with {actual.__name__}.from_pretrained(...) or poselit.zoo.load(...)"
+        )
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -1388,6 +1409,7 @@ __all__ = [
     "WeightsNotFoundError",
     "ZooError",
     "builtin_zoo_dir",
+    "check_card_class",
     "download",
     "export_checkpoint",
     "find_recipe",

@@ -140,6 +140,22 @@ def test_export_then_load_by_name_and_folder_gives_identical_outputs(checkpoint,
     assert zoo.table_is_current() and NAME in (zoo_dir / "README.md").read_text()
 
 
+def test_loading_as_a_method_refuses_a_card_of_another_class(checkpoint, zoo_dir, tmp_path, crops):
+    """``Method.from_pretrained(name)`` is ``zoo.load(name, expect=Method)``: any name form,
+    and a clear error for a checkpoint of another method."""
+    from poselit.models import BelagiannisRecurrent, PoseLitModule
+
+    export(checkpoint, tmp_path / "out")
+    for name in (NAME, str(tmp_path / "out")):
+        model = zoo.load(name, expect=LuvizonSoftArgmax)
+        assert isinstance(model, LuvizonSoftArgmax) and not model.training
+        assert isinstance(zoo.load(name, expect=PoseLitModule), LuvizonSoftArgmax)  # any method
+        torch.testing.assert_close(outputs(model, crops), outputs(zoo.load(name), crops))
+        with pytest.raises(zoo.ZooError, match=rf"'{NAME}' is a LuvizonSoftArgmax .*, not a BelagiannisRecurrent; "
+                                               r"load it with LuvizonSoftArgmax.from_pretrained"):
+            zoo.load(name, expect=BelagiannisRecurrent)
+
+
 def test_fp16_export_halves_the_file_and_loads_into_float32(checkpoint, crops, zoo_dir, tmp_path):
     export(checkpoint, tmp_path / "fp32", "--no-card")
     export(checkpoint, tmp_path / "fp16", "--fp16", "--ship")
