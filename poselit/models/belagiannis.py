@@ -187,8 +187,10 @@ class BelagiannisRecurrent(PoseLitModule):
     divided by ``heatmap_peak``, so about 1 for a confident joint and 0 for none. The maximum
     is the paper's visibility predictor (Sec. IV-B); the division changes no ranking.
 
-    **Other backbones**: any timm model name. Its deepest feature at stride 4 (else at the
-    nearest stride, the finer one on a tie) is both the skip and the deep feature, through
+    **Other backbones**: any timm model name. Its deepest feature at ``stride`` (default:
+    stride 4, else the nearest stride, the finer one on a tie), optionally with every deeper
+    feature fused in by a top-down neck (``neck_channels``), is both the skip and the deep
+    feature, through
     1x1 convolution + ReLU adapters to 128 and 512 channels (N(0, 0.01) like the rest); the
     heatmaps then have that stride and decoding uses it (:attr:`stride`). Give such a model
     its own ``mean`` / ``std`` (e.g. :data:`~poselit.models.base.IMAGENET_MEAN` / ``_STD``
@@ -228,6 +230,14 @@ class BelagiannisRecurrent(PoseLitModule):
         refine: Sub-pixel refinement of the argmax (:func:`~poselit.codecs.argmax_decode`).
         backbone: ``"poselit_belagiannis_trunk"`` (the paper's) or another timm model name.
         pretrained: Load timm's pretrained weights for ``backbone`` (downloads).
+        backbone_weights: Local weights file (or Hugging Face-style folder) for
+            ``backbone``, loaded offline (implies pretrained); see
+            :func:`poselit.backbones.create_backbone`.
+        stride: Another backbone's feature stride, hence the heatmaps' (``None``: the
+            stride nearest to the paper's 4; the paper's trunk has stride 4 only).
+        neck_channels: Fuse another backbone's deeper features into the ``stride`` map
+            with a top-down neck of this many channels
+            (:class:`poselit.backbones.TopDownNeck`) before the adapters.
         input_size: Input crop ``(height, width)``; the paper's is 248 x 248.
         mean: Per-channel mean, 0-255 units (the original: ``(I - 128) / 256``).
         std: Per-channel divisor, 0-255 units.
@@ -255,6 +265,9 @@ class BelagiannisRecurrent(PoseLitModule):
         refine: Refine | None = "quarter_offset",
         backbone: str = DEFAULT_BACKBONE,
         pretrained: bool = False,
+        backbone_weights: str | None = None,
+        stride: int | None = None,
+        neck_channels: int | None = None,
         input_size: tuple[int, int] = (248, 248),
         mean: Sequence[float] = (128.0, 128.0, 128.0),
         std: Sequence[float] = (256.0, 256.0, 256.0),
@@ -303,7 +316,9 @@ class BelagiannisRecurrent(PoseLitModule):
             "limb_pairs", torch.tensor(self.skeleton.limbs, dtype=torch.long).reshape(-1, 2), persistent=False
         )
 
-        self.backbone, self.stride, self.adapters = _build_backbone(backbone, pretrained)
+        self.backbone, self.stride, self.adapters = _build_backbone(
+            backbone, pretrained=pretrained, weights=backbone_weights, stride=stride, neck_channels=neck_channels
+        )
         self.conv9 = nn.Conv2d(DEEP_CHANNELS, FEATURE_CHANNELS, 1)
         self.conv10 = nn.Conv2d(FEATURE_CHANNELS, FEATURE_CHANNELS, 1)
         num_limbs = self.num_limbs if self.body_parts else None
@@ -445,19 +460,24 @@ def nearest_stride(strides: Sequence[int], wanted: int = 4) -> int:
     return min(sorted(set(strides)), key=lambda s: abs(math.log2(s / wanted)))
 
 
-def _build_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int, nn.ModuleDict | None]:
+def _build_backbone(
+    name: str, *, pretrained: bool, weights: str | None, stride: int | None, neck_channels: int | None
+) -> tuple[nn.Module, int, nn.ModuleDict | None]:
     """The feature extractor, its stride and, for a timm backbone, the 1x1 adapters."""
     if name == DEFAULT_BACKBONE:
-        trunk = create_backbone(name, pretrained=pretrained, out_indices=(-2, -1))
+        if stride not in (None, 4) or neck_channels is not None:
+            raise ValueError(f"{name} has one stride (4) and no neck: stride and neck_channels are for other backbones")
+        trunk = create_backbone(name, pretrained=pretrained, weights=weights, out_indices=(-2, -1))
         if trunk.channels != (SKIP_CHANNELS, DEEP_CHANNELS) or len(set(trunk.strides)) != 1:
             raise RuntimeError(f"unexpected {name} taps: {trunk.channels} at strides {trunk.strides}")
         return trunk, trunk.strides[0], None
-    if not timm.is_model(name):
-        create_backbone(name)  # raises the registry's KeyError, which lists close matches
-    with torch.device("meta"):  # the feature layout, without memory or init time
-        probe = timm.create_model(name)
-    stride = nearest_stride([info["reduction"] for info in probe.feature_info])
-    body = create_backbone(name, pretrained=pretrained, out_strides=stride)
+    if stride is None:
+        if not timm.is_model(name):
+            create_backbone(name)  # raises the registry's KeyError, which lists close matches
+        with torch.device("meta"):  # the feature layout, without memory or init time
+            probe = timm.create_model(name)
+        stride = nearest_stride([info["reduction"] for info in probe.feature_info])
+    body = create_backbone(name, pretrained=pretrained, weights=weights, out_strides=stride, neck_channels=neck_channels)
     chs = body.channels[0]
     adapters = nn.ModuleDict(
         {

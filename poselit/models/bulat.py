@@ -246,31 +246,38 @@ class HourglassRegressor(nn.Module):
     BN + ReLU, 1x1 conv (256) + BN + ReLU, a 1x1 scoring conv (``K``) and a 4x4/4
     deconvolution back to the input resolution. Inputs must be multiples of
     ``4 * 2**depth`` pixels (64 for depth 4).
+
+    ``width`` (the paper's 256) scales every layer in proportion (stem ``width / 4`` and
+    ``width / 2``, hourglass ``width`` -> ``2 * width``, head ``2 * width`` -> ``width``),
+    and ``depth`` sets the hourglass' levels: smaller regressors for a CPU.
     """
 
-    def __init__(self, in_chs: int, num_joints: int, depth: int = 4) -> None:
+    def __init__(self, in_chs: int, num_joints: int, depth: int = 4, width: int = 256) -> None:
         super().__init__()
+        if depth < 1 or width < 8 or width % 4:
+            raise ValueError(f"the hourglass needs depth >= 1 and a width divisible by 4 (>= 8), got {depth}, {width}")
         self.multiple = 4 * 2**depth
+        quarter, half = width // 4, width // 2
         self.stem = nn.Sequential(
-            nn.Conv2d(in_chs, 64, 7, stride=2, padding=3),
-            nn.BatchNorm2d(64),
+            nn.Conv2d(in_chs, quarter, 7, stride=2, padding=3),
+            nn.BatchNorm2d(quarter),
             nn.ReLU(inplace=True),
-            PreActBottleneck(64, 128),
+            PreActBottleneck(quarter, half),
             nn.MaxPool2d(2, 2),
-            PreActBottleneck(128, 128),
-            PreActBottleneck(128, 128),
-            PreActBottleneck(128, 256),
+            PreActBottleneck(half, half),
+            PreActBottleneck(half, half),
+            PreActBottleneck(half, width),
         )
-        self.hourglass = Hourglass(depth, 256, 512)
+        self.hourglass = Hourglass(depth, width, 2 * width)
         self.head = nn.Sequential(
-            nn.Conv2d(512, 512, 1),
-            nn.BatchNorm2d(512),
+            nn.Conv2d(2 * width, 2 * width, 1),
+            nn.BatchNorm2d(2 * width),
             nn.ReLU(inplace=True),
-            nn.Conv2d(512, 256, 1),
-            nn.BatchNorm2d(256),
+            nn.Conv2d(2 * width, width, 1),
+            nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
         )
-        self.score = nn.Conv2d(256, num_joints, 1)
+        self.score = nn.Conv2d(width, num_joints, 1)
         self.upsample = nn.ConvTranspose2d(num_joints, num_joints, 4, stride=4)
         # The paper zero-initialises the subnetwork except its deconvolutions (bilinear). All
         # zeros would leave every hidden gradient at zero, so only the scoring layer starts
@@ -440,7 +447,17 @@ class BulatCascade(PoseLitModule):
         regression_weight: Weight of the regression loss in stage ``"joint"``.
         dilation: Residual variant: keep timm's dilation in the stage(s) turned to stride 1
             (``True``) or make them plain stride-1 stages as the authors did (``False``).
-        input_size: Input crop ``(height, width)``: multiples of 64 (residual) or 32 (vgg).
+        detector_stride: Residual variant: stride of the trunk feature that is scored
+            and deconvolved back to the input (the paper's 16).
+        neck_channels: Residual variant: fuse the trunk's deeper features into the
+            ``detector_stride`` map with a top-down neck of this many channels
+            (:class:`poselit.backbones.TopDownNeck`) instead of turning the deeper stages to
+            stride 1 (``output_stride``): a pretrained mobile trunk keeps its strides.
+        regressor_width: Residual variant: width of the hourglass regressor (the paper's
+            256; see :class:`HourglassRegressor`).
+        regressor_depth: Residual variant: levels of the hourglass regressor (the paper's 4).
+        input_size: Input crop ``(height, width)``: multiples of 64 (residual) or 32 (vgg)
+            with the paper's regressor (``4 * 2**regressor_depth`` and ``detector_stride``).
         mean: Per-channel mean, 0-255 units (ImageNet's, for the ImageNet trunks).
         std: Per-channel divisor, 0-255 units.
         flip_test: Average heatmaps with those of the mirrored image at evaluation.
@@ -466,6 +483,10 @@ class BulatCascade(PoseLitModule):
         detection_weight: float = 1.0,
         regression_weight: float = 1.0,
         dilation: bool = False,
+        detector_stride: int = 16,
+        neck_channels: int | None = None,
+        regressor_width: int = 256,
+        regressor_depth: int = 4,
         input_size: tuple[int, int] = (256, 256),
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
@@ -488,8 +509,11 @@ class BulatCascade(PoseLitModule):
         )
         if variant not in DEFAULT_BACKBONES:
             raise ValueError(f"variant must be 'residual' or 'vgg', got {variant!r}")
-        if dilation and variant != "residual":
-            raise ValueError("dilation applies to the residual variant only")
+        residual_only = dict(dilation=dilation, detector_stride=detector_stride != 16, neck_channels=neck_channels,
+                             regressor_width=regressor_width != 256, regressor_depth=regressor_depth != 4)
+        changed = [name for name, value in residual_only.items() if value not in (None, False)]
+        if changed and variant != "residual":
+            raise ValueError(f"{', '.join(changed)} apply to the residual variant only")
         for name, value in (("regression_std", regression_std), ("detection_radius", detection_radius)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
@@ -510,9 +534,12 @@ class BulatCascade(PoseLitModule):
         num_joints = self.num_joints
         weights = dict(pretrained=pretrained, weights=backbone_weights)
         if variant == "residual":
-            trunk = _stride16_backbone(self.backbone_name, dilation, **weights)
+            if neck_channels is None:
+                trunk = _strided_backbone(self.backbone_name, detector_stride, dilation, **weights)
+            else:
+                trunk = create_backbone(self.backbone_name, out_strides=detector_stride, neck_channels=neck_channels, **weights)
             self.detector: nn.Module = ResidualDetector(trunk, num_joints)
-            self.regressor: nn.Module = HourglassRegressor(3 + num_joints, num_joints)
+            self.regressor: nn.Module = HourglassRegressor(3 + num_joints, num_joints, regressor_depth, regressor_width)
             self.multiple = _lcm(self.detector.stride, self.regressor.multiple)
         else:
             trunk = create_backbone(self.backbone_name, out_strides=(8, 16, 32), **weights)
@@ -649,11 +676,11 @@ def _lcm(a: int, b: int) -> int:
     return a * b // math.gcd(a, b)
 
 
-def _stride16_backbone(name: str, dilation: bool, **weights: Any) -> Backbone:
-    """A timm trunk whose deepest feature has stride 16 (``output_stride=16``), with the
-    dilation timm puts in the stride-1 stage removed unless ``dilation``."""
+def _strided_backbone(name: str, stride: int, dilation: bool, **weights: Any) -> Backbone:
+    """A timm trunk whose deepest feature has ``stride`` (``output_stride``; the paper's 16),
+    with the dilation timm puts in the stride-1 stages removed unless ``dilation``."""
     try:
-        trunk = create_backbone(name, output_stride=16, **weights)
+        trunk = create_backbone(name, output_stride=stride, **weights)
     except TypeError as err:  # models without output_stride keep their own stride
         if "output_stride" not in str(err):
             raise

@@ -343,6 +343,13 @@ class LuvizonSoftArgmax(PoseLitModule):
             32x32 maps at 256 input).
         pretrained: Load the backbone's pretrained timm weights (downloads them; other
             backbones then usually want ImageNet ``mean`` / ``std``).
+        backbone_weights: Local weights file (or Hugging Face-style folder) for the
+            backbone, loaded offline (implies pretrained); see
+            :func:`poselit.backbones.create_backbone`.
+        neck_channels: Fuse the backbone's deeper features into the ``stride`` map with a
+            top-down neck of this many channels (:class:`poselit.backbones.TopDownNeck`), so
+            that a pretrained trunk's deep features feed the blocks; ``None``: the plain
+            feature at ``stride`` (the paper's stem needs none).
         presence_weight: Weight of the presence cross-entropy against the coordinate loss.
         input_size: Input crop ``(height, width)``, multiples of ``stride``, at least
             ``2 * stride`` (paper: 256x256).
@@ -372,6 +379,8 @@ class LuvizonSoftArgmax(PoseLitModule):
         backbone: str = DEFAULT_BACKBONE,
         stride: int = 8,
         pretrained: bool = False,
+        backbone_weights: str | None = None,
+        neck_channels: int | None = None,
         presence_weight: float = 1.0,
         input_size: tuple[int, int] = (256, 256),
         mean: Sequence[float] = INPUT_MEAN,
@@ -404,7 +413,9 @@ class LuvizonSoftArgmax(PoseLitModule):
         self.stride = stride
         self.presence_weight = float(presence_weight)
 
-        self.backbone = create_backbone(backbone, pretrained=pretrained, out_strides=stride)
+        self.backbone = create_backbone(
+            backbone, pretrained=pretrained, weights=backbone_weights, out_strides=stride, neck_channels=neck_channels
+        )
         channels = self.backbone.channels[0]
         self.adapter = (
             nn.Identity()

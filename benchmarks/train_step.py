@@ -1,0 +1,184 @@
+"""CPU training speed of a recipe's model: the model alone and the real Lightning step.
+
+For each recipe, input size, precision (``32``, ``bf16-mixed``) and memory format
+(channels-first / channels-last) it measures, after warm-up:
+
+* ``model_alone``: samples/s of forward + loss + backward + optimiser step on one fixed
+  batch (a real batch of the recipe's data, reused), under the same autocast as Lightning;
+* ``lightning``: samples/s of ``Trainer.fit`` with the recipe's data module and its real
+  data loader (decode, crop, augment in the workers), timed from batch to batch;
+* ``ratio``: lightning / model_alone (1.0: the loader and the loop cost nothing);
+
+and, per recipe and size, the bf16 / fp32 speed-up. Prints one JSON object.
+
+    POSELIT_DATA=../shared/data python benchmarks/train_step.py recipes/cpu/luvizon.yaml \\
+        --sizes 128 160 192 --precisions 32 bf16-mixed --channels-last both
+
+``--smoke`` runs 2 steps of each on generated data (the test suite uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from poselit.callbacks import ChannelsLast
+from poselit.data.synthetic import write_synthetic_lsp
+from poselit.training import run_lightning
+
+
+def build(recipe: str, size: int, overrides: list[str]) -> tuple[pl.LightningModule, pl.LightningDataModule]:
+    """The recipe's model and data module at ``size`` x ``size`` (nothing runs)."""
+    cli = run_lightning(
+        ["-c", recipe, f"--data.input_size=[{size},{size}]", "--trainer.logger=false", *overrides], run=False
+    )
+    return cli.model, cli.datamodule
+
+
+def autocast(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
+
+
+def model_alone(model: pl.LightningModule, batch: dict, precision: str, channels_last: bool, steps: int, warmup: int) -> float:
+    """Samples/s of forward + loss + backward + optimiser step on one fixed batch."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    optimizer = model.optimizer_factory(model.parameters())
+    times = []
+    for step in range(warmup + steps):
+        start = time.perf_counter()
+        with autocast(precision):
+            loss = model.loss(model(model.normalize(batch["image"])), batch)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return len(batch["image"]) * len(times) / sum(times)
+
+
+class StepTimer(pl.Callback):
+    """Wall time from one training batch's start to the next's, after ``warmup`` batches."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.starts = warmup, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(time.perf_counter())
+        self.batch_size = len(batch["image"])
+
+    def samples_per_second(self) -> float:
+        starts = self.starts[self.warmup :]
+        return self.batch_size * (len(starts) - 1) / (starts[-1] - starts[0])
+
+
+def lightning_step(recipe: str, size: int, precision: str, channels_last: bool, steps: int, warmup: int,
+                   overrides: list[str]) -> float:
+    """Samples/s of the real ``Trainer.fit`` loop with the recipe's data loader."""
+    model, datamodule = build(recipe, size, overrides)
+    timer = StepTimer(warmup)
+    callbacks = [timer, *([ChannelsLast()] if channels_last else [])]
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = pl.Trainer(
+            accelerator="cpu", devices=1, precision=precision, max_steps=warmup + steps + 1, limit_val_batches=0,
+            num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, callbacks=callbacks, default_root_dir=tmp,
+        )
+        trainer.fit(model, datamodule=datamodule)
+    return timer.samples_per_second()
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = list(args.override)
+    if args.smoke:
+        root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=24, size=(96, 72), seed=0)
+        overrides += [f"--data.train=[lsp:train@{root}]", "--data.val=[]", "--data.holdout=2", "--data.num_workers=0",
+                      "--data.batch_size=4"]
+    memory_formats = {"both": (False, True), "yes": (True,), "no": (False,)}[args.channels_last]
+    rows = []
+    for recipe in args.recipes:
+        for size in args.sizes:
+            model, datamodule = build(recipe, size, overrides)
+            datamodule.setup("fit")
+            batch = next(iter(datamodule.train_dataloader()))
+            params = sum(p.numel() for p in model.parameters())
+            for precision in args.precisions:
+                for channels_last in memory_formats:
+                    torch.manual_seed(0)
+                    alone = model_alone(build(recipe, size, overrides)[0], batch, precision, channels_last,
+                                        args.steps, args.warmup)
+                    loop = lightning_step(recipe, size, precision, channels_last, args.steps, args.warmup, overrides)
+                    rows.append({
+                        "recipe": recipe, "method": type(model).__name__, "parameters": params, "input_size": size,
+                        "batch_size": len(batch["image"]), "precision": precision, "channels_last": channels_last,
+                        "model_alone_samples_per_s": round(alone, 2), "lightning_samples_per_s": round(loop, 2),
+                        "ratio": round(loop / alone, 3),
+                    })
+                    if args.verbose:
+                        print(json.dumps(rows[-1]), flush=True)
+    speedups = []
+    for row in rows:
+        if row["precision"] == "bf16-mixed":
+            base = [r for r in rows if r["precision"] == "32" and r["recipe"] == row["recipe"]
+                    and r["input_size"] == row["input_size"] and not r["channels_last"]]
+            if base:
+                speedups.append({
+                    "recipe": row["recipe"], "input_size": row["input_size"], "channels_last": row["channels_last"],
+                    "bf16_over_fp32_model_alone": round(row["model_alone_samples_per_s"] / base[0]["model_alone_samples_per_s"], 2),
+                    "bf16_over_fp32_lightning": round(row["lightning_samples_per_s"] / base[0]["lightning_samples_per_s"], 2),
+                })
+    return {
+        "benchmark": "train_step",
+        "rows": rows,
+        "speedups": speedups,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cpu": _cpu_name(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "smoke": args.smoke,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipes", nargs="+", help="recipe YAMLs (e.g. recipes/cpu/*.yaml)")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 160, 192])
+    parser.add_argument("--precisions", nargs="+", default=["32", "bf16-mixed"], choices=["32", "bf16-mixed"])
+    parser.add_argument("--channels-last", choices=["both", "yes", "no"], default="both")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps of each measurement")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--override", action="append", default=[], help="extra LightningCLI argument (repeatable)")
+    parser.add_argument("--smoke", action="store_true", help="2 steps on generated data (for the tests)")
+    parser.add_argument("--verbose", action="store_true", help="print each row as it is measured")
+    args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.warmup = 2, 1
+    print(json.dumps(measure(args)))
+
+
+if __name__ == "__main__":
+    main()
