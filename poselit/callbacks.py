@@ -1,5 +1,6 @@
-"""Training callbacks: pictures of predicted skeletons at every validation epoch, and the
-speed switches of the recipes (channels-last memory format, ``torch.compile``).
+"""Training callbacks: pictures of predicted skeletons at every validation epoch, the
+speed switches of the recipes (channels-last memory format, ``torch.compile``), and the
+training clock (wall and CPU hours, kept across resumes).
 
 Switch them on in a recipe's ``trainer.callbacks`` or on the command line, e.g.
 ``--trainer.callbacks+=poselit.callbacks.ChannelsLast``; mixed precision is Lightning's
@@ -8,6 +9,7 @@ Switch them on in a recipe's ``trainer.callbacks`` or on the command line, e.g.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +135,61 @@ class FreezeBackbone(pl.Callback):
             parameter.requires_grad_(not frozen)
         if frozen:
             trunk.eval()
+
+
+class TrainingClock(pl.Callback):
+    """Logs how much time training has taken so far: ``time/wall_hours`` and
+    ``time/cpu_hours`` (CPU time of the training process and its data-loader workers), with
+    every logged training step and validation.
+
+    The totals are kept in checkpoints, so a run resumed with ``--ckpt_path`` goes on
+    counting from where it stopped: plots of accuracy against CPU-hours
+    (``benchmarks/plot_training.py``) stay true across restarts. Validation time counts too.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset_wall = self.offset_cpu = 0.0  # hours spent before this process started
+        self._start_wall = self._start_cpu = 0.0
+
+    @staticmethod
+    def _cpu_seconds() -> float:
+        """CPU seconds (user + system) of this process and its live children (loader workers)."""
+        import psutil
+
+        process = psutil.Process()
+        processes = [process, *process.children(recursive=True)]
+        total = 0.0
+        for proc in processes:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:  # a worker that has just exited
+                continue
+            total += times.user + times.system
+        return total
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start_wall, self._start_cpu = time.monotonic(), self._cpu_seconds()
+
+    def hours(self) -> dict[str, float]:
+        """Wall-clock and CPU hours of training so far, this process included."""
+        return {
+            "time/wall_hours": self.offset_wall + (time.monotonic() - self._start_wall) / 3600,
+            "time/cpu_hours": self.offset_cpu + (self._cpu_seconds() - self._start_cpu) / 3600,
+        }
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0:
+            pl_module.log_dict(self.hours(), on_step=True, on_epoch=False)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            pl_module.log_dict(self.hours())
+
+    def state_dict(self) -> dict[str, float]:
+        hours = self.hours()
+        return {"wall_hours": hours["time/wall_hours"], "cpu_hours": hours["time/cpu_hours"]}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.offset_wall, self.offset_cpu = state_dict["wall_hours"], state_dict["cpu_hours"]
+        self._start_wall, self._start_cpu = time.monotonic(), self._cpu_seconds()

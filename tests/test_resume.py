@@ -65,3 +65,41 @@ def test_killed_mid_epoch_and_resumed_equals_uninterrupted(data, tmp_path):
     for (name, a), (_, b) in zip(reference.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**3)
+
+
+def test_training_clock_logs_hours_and_goes_on_counting_after_a_resume(data, tmp_path):
+    from pytorch_lightning.loggers import CSVLogger
+
+    from poselit.callbacks import TrainingClock
+
+    def fit(root, max_epochs, ckpt_path=None):
+        pl.seed_everything(0)
+        clock = TrainingClock()
+        model = TinyHeatmapModel(skeleton="lsp", input_size=(32, 32), flip_test=False)
+        datamodule = PoseDataModule(train=[f"lsp:train@{data}"], val=[f"lsp:test@{data}"], input_size=(32, 32),
+                                    batch_size=2, num_workers=0)
+        trainer = pl.Trainer(
+            accelerator="cpu", max_epochs=max_epochs, logger=CSVLogger(root), log_every_n_steps=1,
+            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1, default_root_dir=root,
+            callbacks=[clock, ModelCheckpoint(dirpath=root / "ckpt", save_last=True)],
+        )
+        trainer.fit(model, datamodule, ckpt_path=ckpt_path)
+        return clock, trainer
+
+    first, trainer = fit(tmp_path / "a", 1)
+    hours = first.hours()
+    assert 0 < hours["time/cpu_hours"] and 0 < hours["time/wall_hours"] < 0.5
+    logged = trainer.callback_metrics
+    assert 0 < logged["time/cpu_hours"] <= hours["time/cpu_hours"]  # logged at validation
+    saved = torch.load(tmp_path / "a" / "ckpt" / "last.ckpt", weights_only=True)
+    (state,) = [v for k, v in saved["callbacks"].items() if k.startswith("TrainingClock")]
+    assert state["cpu_hours"] >= logged["time/cpu_hours"].item()
+
+    resumed, _ = fit(tmp_path / "b", 2, ckpt_path=tmp_path / "a" / "ckpt" / "last.ckpt")
+    assert resumed.offset_cpu == state["cpu_hours"] and resumed.offset_wall == state["wall_hours"]
+    assert resumed.hours()["time/cpu_hours"] > state["cpu_hours"]  # it went on counting
+    import csv
+
+    (metrics,) = (tmp_path / "b").rglob("metrics.csv")
+    cpu = [float(r["time/cpu_hours"]) for r in csv.DictReader(metrics.open()) if r.get("time/cpu_hours")]
+    assert cpu and min(cpu) > state["cpu_hours"] and cpu == sorted(cpu)  # the CSV continues the first run's count
