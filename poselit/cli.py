@@ -2,6 +2,7 @@
 
 ``poselit data show``   grid of augmented training samples + JSON dataset summary
 ``poselit data synth``  write a small generated dataset in the LSP layout
+``poselit backbone import``  ImageNet weights of another library -> timm safetensors
 ``poselit eval``        score a predictions file against a dataset split (paper tables)
 ``poselit zoo``         model zoo: list, info, download, export, publish, table
 ``poselit reproduce``   test a checkpoint with a recipe, our row beside the paper's
@@ -91,6 +92,24 @@ def data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def backbone_import(args: argparse.Namespace) -> int:
+    """Convert a backbone weights file of another library to a timm safetensors file."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    from poselit.backbones import import_weights
+
+    state = import_weights(args.source, args.model)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, out, metadata={"timm_model": args.model, "source": Path(args.source).name})
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    print(f"wrote {out} ({len(state)} tensors of timm's {args.model!r}, sha256 {digest}); "
+          f"use it as backbone_weights: {out}")
+    return 0
+
+
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError, OSError, MissingDependencyError)
@@ -130,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--width", type=int, default=120)
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=handler("poselit.cli:data_synth"))
+
+    backbone = commands.add_parser("backbone", help="backbone weights for training").add_subparsers(
+        dest="backbone_command", required=True, metavar="SUBCOMMAND"
+    )
+    convert = backbone.add_parser(
+        "import",
+        help="convert ImageNet weights saved by another library (torchvision, ...) to a timm safetensors file",
+        description="Pair the tensors of SOURCE with those of timm's MODEL by position (same network, other "
+        "names; every shape must match) and save them for backbone_weights: in a recipe.",
+    )
+    convert.add_argument("source", help="weights file of the same network (.pth/.pt/.bin/.safetensors state dict)")
+    convert.add_argument("--model", required=True, help="timm model name, e.g. mobilenetv2_100")
+    convert.add_argument("--out", required=True, help="safetensors file to write")
+    convert.set_defaults(func=handler("poselit.cli:backbone_import"))
 
     add_eval_command(commands)
     add_zoo_command(commands)

@@ -7,9 +7,12 @@ batches on its device (flip test as the model's default, optional autocast) and 
 the joints back to the original image's pixels (the centre of the top-left pixel is
 (0, 0)):
 
->>> predictor = Predictor(poselit.zoo.load("luvizon-tiny-lsp-demo"))  # doctest: +SKIP
->>> pose = predictor("photo.jpg", box=[120, 40, 200, 420])[0]                 # doctest: +SKIP
->>> pose.keypoints, pose.scores, pose.joint_names                            # doctest: +SKIP
+>>> import numpy as np, poselit
+>>> predictor = Predictor(poselit.zoo.load("luvizon-tiny-lsp-demo"))
+>>> photo = np.zeros((480, 640, 3), np.uint8)        # or a path, a PIL image, a tensor
+>>> pose = predictor(photo, box=[120, 40, 200, 420])[0]  # [x, y, w, h]; no box: the whole image
+>>> pose.keypoints.shape, pose.scores.shape, pose.joint_names[-1]  # original-image pixels
+((14, 2), (14,), 'head_top')
 
 **Images** (one, or a list): a file path; a NumPy array ``(H, W)``, ``(H, W, 1)``,
 ``(H, W, 3)`` or ``(H, W, 4)`` in RGB(A) order, or BGR(A) with ``color_order="bgr"``

@@ -95,3 +95,25 @@ def test_help_and_argument_errors_import_nothing_heavy():
     count, heavy = result.stdout.split(" ", 1)
     assert int(count) >= 15 and heavy.strip() == "[]", result.stdout  # every command walked, nothing heavy
 
+
+
+def test_backbone_import_writes_timm_weights_that_a_recipe_can_load(tmp_path, capsys):
+    import timm
+    import torch
+
+    from poselit.backbones import create_backbone
+
+    source = timm.create_model("resnet18")
+    other_names = {f"features.{i}": v for i, (k, v) in enumerate(source.state_dict().items())}
+    torch.save(other_names, tmp_path / "resnet18-other-library.pth")
+    out = tmp_path / "weights" / "resnet18.safetensors"
+    assert main(["backbone", "import", str(tmp_path / "resnet18-other-library.pth"), "--model", "resnet18",
+                 "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    backbone = create_backbone("resnet18", weights=out, out_strides=32)
+    assert torch.equal(backbone.body.layer4[1].conv2.weight, source.layer4[1].conv2.weight)
+
+    assert main(["backbone", "import", str(tmp_path / "resnet18-other-library.pth"), "--model", "resnet34",
+                 "--out", str(tmp_path / "x.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("poselit: error: ") and "not the same network" in err and "resnet18-other-library.pth" in err

@@ -154,6 +154,11 @@ def test_loading_as_a_method_refuses_a_card_of_another_class(checkpoint, zoo_dir
         with pytest.raises(zoo.ZooError, match=rf"'{NAME}' is a LuvizonSoftArgmax .*, not a BelagiannisRecurrent; "
                                                r"load it with LuvizonSoftArgmax.from_pretrained"):
             zoo.load(name, expect=BelagiannisRecurrent)
+        # from_pretrained on each class is that same path
+        torch.testing.assert_close(outputs(LuvizonSoftArgmax.from_pretrained(name), crops), outputs(model, crops))
+        assert isinstance(PoseLitModule.from_pretrained(name), LuvizonSoftArgmax)
+        with pytest.raises(zoo.ZooError, match="not a BelagiannisRecurrent"):
+            BelagiannisRecurrent.from_pretrained(name)
 
 
 def test_fp16_export_halves_the_file_and_loads_into_float32(checkpoint, crops, zoo_dir, tmp_path):

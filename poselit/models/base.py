@@ -185,6 +185,26 @@ class PoseLitModule(pl.LightningModule):
     def num_joints(self) -> int:
         return self.skeleton.num_joints
 
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs: Any) -> "PoseLitModule":
+        """A trained model of this method, the Hugging Face way: a zoo name, an
+        ``hf://ORG/NAME[@REVISION]`` repository or an export folder, loaded by
+        :func:`poselit.zoo.load` (sha256-checked, strict, eval mode). A model of another
+        method is refused with a :class:`poselit.zoo.ZooError`; on
+        :class:`PoseLitModule` itself any method is accepted.
+
+        ``kwargs`` are :func:`poselit.zoo.load`'s (``revision``, ``device``, ``cache_dir``,
+        ``zoo_dir``).
+
+        >>> from poselit.models import LuvizonSoftArgmax
+        >>> model = LuvizonSoftArgmax.from_pretrained("luvizon-tiny-lsp-demo")
+        >>> model.num_joints, model.training
+        (14, False)
+        """
+        from poselit.zoo import load
+
+        return load(name, expect=cls, **kwargs)
+
     # --- what a method implements -------------------------------------------------------
 
     def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, Tensor]:
