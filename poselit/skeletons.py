@@ -17,7 +17,7 @@ and :meth:`Skeleton.from_coco_category` builds one for any COCO-format keypoint 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
@@ -82,6 +82,9 @@ class Skeleton:
             from ``left_``/``right_`` names when omitted.
         norm: Kind of PCK normaliser, see :data:`NormKind`.
         torso: The joint pair whose distance is the ``torso`` normaliser.
+        sigmas: Per-joint OKS constants ``sigma_i`` of COCO's keypoint evaluation
+            (:func:`oks_sigmas`); None: the documented default. Not part of equality: the
+            same joints with other sigmas are the same layout.
     """
 
     name: str
@@ -90,6 +93,7 @@ class Skeleton:
     flip_pairs: tuple[tuple[int, int], ...] | None = None
     norm: NormKind = "bbox"
     torso: tuple[int, int] | None = None
+    sigmas: tuple[float, ...] | None = field(default=None, compare=False)
     flip_index: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +117,11 @@ class Skeleton:
                     )
         object.__setattr__(self, "limbs", limbs)
         object.__setattr__(self, "flip_pairs", pairs)
+        if self.sigmas is not None:
+            sigmas = tuple(float(x) for x in self.sigmas)
+            if len(sigmas) != k or not all(0 < x < float("inf") for x in sigmas):
+                raise ValueError(f"skeleton {self.name!r}: sigmas must be {k} positive numbers, got {sigmas}")
+            object.__setattr__(self, "sigmas", sigmas)
         if self.norm == "torso" and self.torso is None:
             raise ValueError(f"skeleton {self.name!r}: norm='torso' needs the torso joints")
         flip = list(range(k))
@@ -154,13 +163,14 @@ class Skeleton:
         Inverse of :func:`skeleton_from_spec`; plain JSON, so recipes and exported model
         configs can carry custom keypoint layouts.
         """
-        if SKELETONS.get(self.name) == self:
+        if SKELETONS.get(self.name) == self and SKELETONS[self.name].sigmas == self.sigmas:
             return self.name
         return {
             "name": self.name,
             "keypoints": list(self.joints),
             "skeleton": [[a + 1, b + 1] for a, b in self.limbs],
             "flip_pairs": [list(p) for p in self.flip_pairs],
+            **({} if self.sigmas is None else {"sigmas": list(self.sigmas)}),
         }
 
     @classmethod
@@ -169,29 +179,59 @@ class Skeleton:
 
         Uses ``keypoints`` (names) and ``skeleton`` (1-based joint pairs) from the
         category; flip pairs come from an optional ``flip_pairs`` field (0-based) or are
-        derived from ``left_``/``right_`` names. The normaliser is the person box.
+        derived from ``left_``/``right_`` names; OKS ``sigmas`` (one per joint) are read
+        when given. The normaliser is the person box. Joint indices must be integers
+        (``2`` or ``2.0``; ``1.7`` is an error, never truncated).
         """
         where = f"COCO category {category.get('name', '?')!r}"
         names = category.get("keypoints")
-        if not names or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"{where}: field 'keypoints' must be a non-empty list of names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{where}: field 'keypoints' must be a non-empty list of names, got {names!r}")
         k = len(names)
-        limbs = []
-        for pair in category.get("skeleton", []):
-            if len(pair) != 2 or not all(1 <= int(j) <= k for j in pair):
-                raise ValueError(
-                    f"{where}: 'skeleton' entry {pair} is not a pair of 1-based joint "
-                    f"indices in [1, {k}]"
-                )
-            limbs.append((int(pair[0]) - 1, int(pair[1]) - 1))
+        limbs = _index_pairs(category.get("skeleton", []), "skeleton", 1, k, where)
         flip_pairs = category.get("flip_pairs")
+        sigmas = category.get("sigmas")
         return cls(
             name=name or str(category.get("name", "custom")),
             joints=tuple(names),
-            limbs=tuple(limbs),
-            flip_pairs=None if flip_pairs is None else tuple(map(tuple, flip_pairs)),
+            limbs=tuple((a - 1, b - 1) for a, b in limbs),
+            flip_pairs=None if flip_pairs is None else _index_pairs(flip_pairs, "flip_pairs", 0, k, where),
             norm="bbox",
+            sigmas=None if sigmas is None else _sigmas(sigmas, k, where),
         )
+
+
+def _index_pairs(value: object, field_name: str, base: int, k: int, where: str) -> tuple[tuple[int, int], ...]:
+    """A category's list of joint index pairs (``base``-based), checked: a list of
+    two-element lists of integers in ``[base, k + base)``; anything else (``null``, a
+    number, ``[1.7, 2]``) is an error naming the field and what was expected."""
+    pair_of = f"a pair of integer {base}-based joint indices in [{base}, {k + base - 1}]"
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{where}: field {field_name!r} must be a list of [a, b] entries, each {pair_of}; got {value!r}")
+    pairs = []
+    for pair in value:
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_integer(j) for j in pair)
+        if not ok or not all(base <= j < k + base for j in pair):
+            raise ValueError(f"{where}: {field_name!r} entry {pair!r} is not {pair_of}")
+        pairs.append((int(pair[0]), int(pair[1])))
+    return tuple(pairs)
+
+
+def _is_integer(value: object) -> bool:
+    """A JSON integer (``2``, or an integral float ``2.0``); booleans and ``1.7`` are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return float(value).is_integer()
+
+
+def _sigmas(value: object, k: int, where: str) -> tuple[float, ...]:
+    """A category's ``sigmas``: ``k`` positive finite numbers, or an error saying so."""
+    ok = isinstance(value, list) and len(value) == k and all(
+        not isinstance(s, bool) and isinstance(s, (int, float)) and 0 < s < float("inf") for s in value
+    )
+    if not ok:
+        raise ValueError(f"{where}: field 'sigmas' must be a list of {k} positive numbers (one per joint), got {value!r}")
+    return tuple(float(s) for s in value)
 
 
 MPII = Skeleton(
@@ -229,6 +269,19 @@ LSP = Skeleton(
     torso=(9, 2),
 )
 
+COCO_SIGMAS: tuple[float, ...] = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+)
+"""COCO's per-keypoint OKS constants (``kpt_oks_sigmas`` of pycocotools' ``cocoeval.py``:
+the standard deviation of each joint's annotation, relative to the object scale,
+measured on 5000 redundantly annotated images)."""
+
+DEFAULT_OKS_SIGMA = 0.067
+"""OKS sigma of a custom joint whose name is not a COCO joint and that the category gives
+no ``sigmas`` for: the mean of :data:`COCO_SIGMAS` (0.0669) rounded, i.e. a joint
+annotated as precisely as an average COCO joint."""
+
 COCO = Skeleton(
     name="coco",
     joints=(
@@ -244,6 +297,7 @@ COCO = Skeleton(
         (3, 5), (4, 6),
     ),
     norm="bbox",
+    sigmas=COCO_SIGMAS,
 )
 
 SKELETONS: dict[str, Skeleton] = {s.name: s for s in (MPII, LSP, COCO)}
@@ -290,6 +344,21 @@ def lsp_to_mpii(keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarr
     return remap_joints(keypoints, visibility, LSP_TO_MPII)
 
 
+def oks_sigmas(skeleton: Skeleton) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """The OKS sigmas of a skeleton's joints and the names of those given by default.
+
+    The skeleton's own :attr:`~Skeleton.sigmas` when it has them (COCO's for ``coco``,
+    a category's ``sigmas`` field); otherwise, joint by joint, COCO's sigma for a joint
+    of the same name (the same point is annotated as precisely) and
+    :data:`DEFAULT_OKS_SIGMA` for any other joint, which is then named in the second value.
+    """
+    if skeleton.sigmas is not None:
+        return skeleton.sigmas, ()
+    coco = dict(zip(COCO.joints, COCO_SIGMAS))
+    sigmas = tuple(coco.get(name, DEFAULT_OKS_SIGMA) for name in skeleton.joints)
+    return sigmas, tuple(name for name in skeleton.joints if name not in coco)
+
+
 def skeleton_from_spec(spec: str | Mapping | Skeleton) -> Skeleton:
     """A skeleton from a config value: a built-in name or a COCO-format category dict.
 
@@ -298,6 +367,7 @@ def skeleton_from_spec(spec: str | Mapping | Skeleton) -> Skeleton:
     """
     if isinstance(spec, (str, Skeleton)):
         return get_skeleton(spec)
-    if tuple(spec.get("keypoints", ())) == COCO.joints:
-        return COCO
-    return Skeleton.from_coco_category(spec)
+    skeleton = Skeleton.from_coco_category(spec)
+    if skeleton.joints == COCO.joints:
+        return COCO if skeleton.sigmas in (None, COCO.sigmas) else replace(COCO, sigmas=skeleton.sigmas)
+    return skeleton

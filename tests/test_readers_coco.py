@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from poselit.data.readers.coco import read_coco
-from poselit.data.records import AnnotationError
+from poselit.data.records import AnnotationError, CocoInstance
 from poselit.skeletons import COCO
 
 HANDS = {
@@ -148,6 +148,105 @@ def test_file_errors(tmp_path):
         read_coco(bad_category)
     with pytest.raises(FileNotFoundError, match="COCO annotation file not found"):
         read_coco(tmp_path / "missing.json")
+
+
+# --- malformed files: one clear error naming the file, the field and what was expected ---
+
+
+@pytest.mark.parametrize(
+    "skeleton, message",
+    [
+        (None, r"field 'skeleton' must be a list of \[a, b\] entries, each a pair of integer 1-based joint indices in \[1, 3\]; got None"),
+        (3, r"field 'skeleton' must be a list of \[a, b\] entries.*got 3"),
+        ([1, 2], r"'skeleton' entry 1 is not a pair of integer 1-based joint indices in \[1, 3\]"),
+        ([[1, 2, 3]], r"'skeleton' entry \[1, 2, 3\] is not a pair"),
+        ([[1.7, 2]], r"'skeleton' entry \[1.7, 2\] is not a pair of integer"),
+        ([["1", 2]], r"'skeleton' entry \['1', 2\] is not a pair of integer"),
+        ([[True, 2]], r"'skeleton' entry \[true, 2\] is not a pair of integer"),
+    ],
+)
+def test_bad_category_skeleton_is_one_clear_error(tmp_path, skeleton, message):
+    path = _write(tmp_path, [_annotation(1)], categories=[{**HANDS, "skeleton": skeleton}])
+    with pytest.raises(AnnotationError, match=re.escape(f"{path}: COCO category 'hands': ") + message.replace("true", "True")):
+        read_coco(path)
+
+
+def test_integral_float_indices_are_integers_not_truncations(tmp_path):
+    path = _write(tmp_path, [_annotation(1)], categories=[{**HANDS, "skeleton": [[1.0, 2.0], [1, 3]]}])
+    assert read_coco(path).skeleton.limbs == ((0, 1), (0, 2))
+    bad_flip = _write(tmp_path, [_annotation(1)], categories=[{**HANDS, "flip_pairs": [[1, 2.5]]}], name="flip.json")
+    with pytest.raises(AnnotationError, match=r"flip.json: COCO category 'hands': 'flip_pairs' entry \[1, 2.5\] is not a pair of integer 0-based"):
+        read_coco(bad_flip)
+
+
+def test_category_sigmas_are_read_and_checked(tmp_path):
+    path = _write(tmp_path, [_annotation(1)], categories=[{**HANDS, "sigmas": [0.02, 0.05, 0.05]}])
+    assert read_coco(path).skeleton.sigmas == (0.02, 0.05, 0.05)
+    bad = _write(tmp_path, [_annotation(1)], categories=[{**HANDS, "sigmas": [0.02, -1, 0.05]}], name="bad.json")
+    with pytest.raises(AnnotationError, match=r"bad.json: COCO category 'hands': field 'sigmas' must be a list of 3 positive numbers"):
+        read_coco(bad)
+
+
+def test_two_images_with_one_id_are_refused_naming_both(tmp_path):
+    images = [{"id": 10, "file_name": "a.jpg"}, {"id": 11, "file_name": "b.jpg"}, {"id": 10, "file_name": "c.jpg"}]
+    path = _write(tmp_path, [_annotation(1)], images=images)
+    message = f"{path}#image3: image id 10 is also the id of {path}#image1 ('a.jpg'); ids must be unique"
+    with pytest.raises(AnnotationError, match=re.escape(message)):
+        read_coco(path)
+
+
+def test_duplicated_annotations_are_refused_naming_both(tmp_path):
+    same_id = _write(tmp_path, [_annotation(1), _annotation(2, image_id=11), _annotation(1, image_id=11, bbox=[0, 0, 9, 9])])
+    with pytest.raises(AnnotationError, match=re.escape(f"{same_id}#3: annotation id 1 is also the id of {same_id}#1; ids must be unique")):
+        read_coco(same_id)
+    copied = _write(tmp_path, [_annotation(1), _annotation(2, image_id=11), _annotation(3)], name="copy.json")
+    message = f"{copied}#3 (annotation id 3): a duplicate of {copied}#1 (annotation id 1) (same image_id, category_id"
+    with pytest.raises(AnnotationError, match=re.escape(message)):
+        read_coco(copied)
+
+
+@pytest.mark.parametrize("ids", [[[1], 2], [1.5, 2]])
+def test_ids_must_be_integers_or_strings(tmp_path, ids):
+    path = _write(tmp_path, [_annotation(ids[0]), _annotation(ids[1])])
+    with pytest.raises(AnnotationError, match=re.escape(f"{path}#1: field 'id' must be an integer or a string")):
+        read_coco(path)
+
+
+def test_malformed_skeleton_ends_eval_in_one_line(tmp_path, capsys):
+    from poselit.cli import main
+
+    path = _write(tmp_path, [_annotation(1)], categories=[{**HANDS, "skeleton": None}])
+    predictions = tmp_path / "p.json"
+    predictions.write_text(json.dumps({"predictions": [{"index": 0, "keypoints": [[0, 0]] * 3}]}))
+    assert main(["eval", str(predictions), "--dataset", f"coco@{path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert err.startswith(f"poselit: error: {path}: COCO category 'hands': field 'skeleton' must be a list")
+
+
+# --- COCO evaluation fields -------------------------------------------------------------
+
+
+def test_records_keep_area_box_and_image_and_ignored_people_become_ignore_regions(tmp_path):
+    path = _write(
+        tmp_path,
+        [
+            _annotation(1, area=1234.5),
+            _annotation(2, iscrowd=1, area=99.0, keypoints=[0] * 9, bbox=[1, 2, 30, 40]),
+            _annotation(3, image_id=11, keypoints=[0] * 9, num_keypoints=0, bbox=[3, 4, 5, 6]),
+            _annotation(4, image_id=11, keypoints=[0] * 9, num_keypoints=0, bbox=[3, 4, 0, 6]),  # cannot be placed
+        ],
+    )
+    annotations = read_coco(path)
+    (record,) = annotations.records
+    assert record.coco == CocoInstance(image_id=10, box=(5.0, 10.0, 60.0, 80.0), area=1234.5, crowd=False)
+    assert annotations.skipped == {"crowd": 1, "no keypoints": 2}
+    crowd, empty = annotations.ignored
+    assert crowd.coco == CocoInstance(10, (1.0, 2.0, 30.0, 40.0), 99.0, crowd=True)
+    assert empty.coco == CocoInstance(11, (3.0, 4.0, 5.0, 6.0), None, crowd=False)
+    assert not empty.visibility.any() and empty.image == tmp_path / "sub/b.jpg"
+    with pytest.raises(AnnotationError, match=r"#1 \(annotation id 1\): field 'area' must be a number >= 0, got -1"):
+        read_coco(_write(tmp_path, [_annotation(1, area=-1)], name="area.json"))
 
 
 # --- real data --------------------------------------------------------------------------

@@ -119,3 +119,19 @@ def test_to_spec_round_trips_builtin_and_custom_skeletons():
     custom = Skeleton.from_coco_category({"name": "fin", "keypoints": ["tip", "left_a", "right_a"], "skeleton": [[1, 2]]})
     spec = custom.to_spec()
     assert spec["skeleton"] == [[1, 2]] and skeleton_from_spec(spec) == custom
+
+
+def test_oks_sigmas_coco_given_and_defaults_by_name():
+    from poselit.skeletons import COCO_SIGMAS, DEFAULT_OKS_SIGMA, oks_sigmas, skeleton_from_spec
+
+    assert oks_sigmas(COCO) == (COCO_SIGMAS, ()) and COCO_SIGMAS[COCO.index("left_hip")] == 0.107
+    custom = Skeleton.from_coco_category({"name": "fin", "keypoints": ["nose", "left_a", "right_a"]})
+    assert oks_sigmas(custom) == ((0.026, DEFAULT_OKS_SIGMA, DEFAULT_OKS_SIGMA), ("left_a", "right_a"))
+    given = Skeleton.from_coco_category({"name": "fin", "keypoints": ["nose", "left_a", "right_a"], "sigmas": [0.1, 0.2, 0.2]})
+    assert oks_sigmas(given) == ((0.1, 0.2, 0.2), ()) and given == custom  # sigmas are not part of the layout
+    assert skeleton_from_spec(given.to_spec()).sigmas == (0.1, 0.2, 0.2)
+    coco_own = skeleton_from_spec({"name": "person", "keypoints": list(COCO.joints), "sigmas": [0.05] * 17})
+    assert coco_own == COCO and coco_own.sigmas == (0.05,) * 17 and coco_own.to_spec()["sigmas"] == [0.05] * 17
+    assert COCO.to_spec() == "coco"
+    with pytest.raises(ValueError, match=r"skeleton 'x': sigmas must be 2 positive numbers"):
+        Skeleton("x", ("a", "b"), (), sigmas=(0.1, 0.0))

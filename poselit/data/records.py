@@ -36,6 +36,20 @@ class AnnotationError(ValueError):
     """An annotation file or record does not have the expected layout or values."""
 
 
+@dataclass(frozen=True)
+class CocoInstance:
+    """What COCO's keypoint evaluation (OKS AP, pycocotools' ``COCOeval``) needs of an
+    annotation besides its pose: the image it belongs to (people are matched per image),
+    its ``bbox`` ``(x, y, w, h)`` and segment ``area`` (the OKS scale ``s**2``; None when
+    the file gives none) and whether it is a crowd region.
+    """
+
+    image_id: int | str
+    box: tuple[float, float, float, float]
+    area: float | None
+    crowd: bool = False
+
+
 @dataclass(frozen=True, eq=False)
 class PoseRecord:
     """One annotated person.
@@ -49,6 +63,7 @@ class PoseRecord:
         norm: PCK normaliser in original-image pixels (0.0 = unknown).
         skeleton: Joint layout of ``keypoints``.
         source: Where the record came from, for error messages (``file#item``).
+        coco: The annotation's COCO evaluation fields (COCO-format readers only).
     """
 
     image: Path
@@ -59,6 +74,7 @@ class PoseRecord:
     norm: float
     skeleton: Skeleton
     source: str
+    coco: CocoInstance | None = None
 
     def __post_init__(self) -> None:
         k = self.skeleton.num_joints
@@ -101,13 +117,17 @@ class AnnotationSet:
     """What a reader returns: the records, their skeleton, and what was skipped and why.
 
     ``skipped`` counts items of the file that produced no record, by reason (e.g.
-    ``"crowd"``, ``"no keypoints"``), so that nothing is dropped silently.
+    ``"crowd"``, ``"no keypoints"``), so that nothing is dropped silently. ``ignored``
+    holds those of them that COCO's keypoint evaluation uses as ignore regions (crowds,
+    people without labelled keypoints: a prediction matched to one is neither a hit nor
+    a miss); they are never trained on or scored.
     """
 
     records: list[PoseRecord]
     skeleton: Skeleton
     source: str
     skipped: Counter = field(default_factory=Counter)
+    ignored: list[PoseRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -20,13 +20,14 @@ in COCO's order (so COCO data and zoo models agree on the skeleton's name):
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
 from poselit.data.readers.common import collect, load_json, require_array, require_field
-from poselit.data.records import PIXEL_STD, AnnotationError, AnnotationSet, PoseRecord
+from poselit.data.records import PIXEL_STD, AnnotationError, AnnotationSet, CocoInstance, PoseRecord
 from poselit.geometry import box_from_keypoints, box_xywh_to_center_scale
 from poselit.skeletons import Skeleton, skeleton_from_spec
 
@@ -51,14 +52,21 @@ def read_coco(
     files = _image_files(require_field(data, "images", path, kind=list), path)
     root = _image_root(path, images)
     annotations = require_field(data, "annotations", path, kind=list)
-    return collect(
-        (
-            _person(annotation, f"{path}#{n}", category, skeleton, files, root)
-            for n, annotation in enumerate(annotations, 1)
-        ),
-        skeleton,
-        path,
-    )
+    people = [
+        _person(annotation, where, category, skeleton, files, root)
+        for annotation, where in zip(annotations, _annotation_labels(annotations, path))
+    ]
+    result = collect((p.reason if isinstance(p, Ignored) else p for p in people), skeleton, path)
+    result.ignored = [p.region for p in people if isinstance(p, Ignored) and p.region is not None]
+    return result
+
+
+class Ignored(NamedTuple):
+    """An annotation that is not a record: why, and the ignore region it is for COCO's
+    keypoint evaluation (None when it has no usable box and no labelled joint to place it)."""
+
+    reason: str
+    region: PoseRecord | None
 
 
 def _keypoint_category(categories: list[Any], category_id: int | None, path: Path) -> Mapping:
@@ -90,14 +98,50 @@ def _skeleton(category: Mapping, path: Path) -> Skeleton:
         raise AnnotationError(f"{path}: {err}") from err
 
 
+def _unique_id(item: Any, where: str, seen: dict[Any, str], what: str) -> Any:
+    """``item["id"]`` (an integer or a string), refused when an earlier entry has it:
+    pycocotools indexes by id, so a repeated id silently swaps one entry for the other."""
+    value = require_field(item, "id", where)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise AnnotationError(f"{where}: field 'id' must be an integer or a string, got {value!r}")
+    if value in seen:
+        raise AnnotationError(f"{where}: {what} id {value!r} is also the id of {seen[value]}; ids must be unique")
+    seen[value] = where
+    return value
+
+
 def _image_files(images: list[Any], path: Path) -> dict[Any, str]:
-    """Image id -> ``file_name`` from the ``images`` list."""
-    files = {}
+    """Image id -> ``file_name`` from the ``images`` list (ids unique)."""
+    files: dict[Any, str] = {}
+    seen: dict[Any, str] = {}
     for n, image in enumerate(images, 1):
         where = f"{path}#image{n}"
-        image_id = require_field(image, "id", where)
+        image_id = _unique_id(image, where, seen, "image")
         files[image_id] = require_field(image, "file_name", where, kind=str)
+        seen[image_id] = f"{where} ({files[image_id]!r})"
     return files
+
+
+DUPLICATE_FIELDS = ("image_id", "category_id", "iscrowd", "keypoints", "bbox")
+"""Two annotations equal in all of these are one person entered twice."""
+
+
+def _annotation_labels(annotations: list[Any], path: Path) -> list[str]:
+    """Every annotation's label for messages, ``file#n (annotation id i)``, refusing
+    duplicates: a repeated id, or one person entered twice under two ids (equal
+    :data:`DUPLICATE_FIELDS`), which would otherwise be trained on and scored twice."""
+    labels: list[str] = []
+    seen: dict[Any, str] = {}
+    entries: dict[str, str] = {}
+    for n, annotation in enumerate(annotations, 1):
+        id_ = _unique_id(annotation, f"{path}#{n}", seen, "annotation")
+        labels.append(f"{path}#{n} (annotation id {id_})")
+        content = json.dumps([annotation.get(k) for k in DUPLICATE_FIELDS])
+        if content in entries:
+            fields = ", ".join(DUPLICATE_FIELDS)
+            raise AnnotationError(f"{labels[-1]}: a duplicate of {entries[content]} (same {fields}); remove one of them")
+        entries[content] = labels[-1]
+    return labels
 
 
 def _image_root(path: Path, images: str | Path | None) -> Path:
@@ -115,14 +159,43 @@ def _person(
     skeleton: Skeleton,
     files: Mapping[Any, str],
     root: Path,
-) -> PoseRecord | str:
-    """One annotation as a record, or the reason it is skipped."""
-    where = f"{where} (annotation id {require_field(annotation, 'id', where)})"
+) -> PoseRecord | Ignored | str:
+    """One annotation as a record, or the reason it is skipped (with its ignore region)."""
     if require_field(annotation, "category_id", where) != category["id"]:
         return "other category"
-    if annotation.get("iscrowd"):
-        return "crowd"
-    k = skeleton.num_joints
+    crowd = bool(annotation.get("iscrowd"))
+    keypoints, flags = _keypoints(annotation, where, category, skeleton.num_joints, crowd)
+    image_id = require_field(annotation, "image_id", where)
+    if image_id not in files:
+        raise AnnotationError(f"{where}: image_id {image_id!r} is not in the file's 'images'")
+    box = None if annotation.get("bbox") is None else require_array(annotation, "bbox", where, (4,))
+    coco = CocoInstance(image_id, None if box is None else tuple(box.tolist()), _area(annotation, where), crowd)
+    usable = box is not None and box[2] > 0 and box[3] > 0
+    center, scale = (
+        box_xywh_to_center_scale(box) if usable else box_from_keypoints(keypoints, flags) if flags.any() else (None, 0.0)
+    )
+    reason = "crowd" if crowd else None if flags.any() else "no keypoints"
+    record = None if center is None else PoseRecord(
+        image=root / files[image_id],
+        keypoints=keypoints,
+        visibility=flags,
+        center=center,
+        scale=scale,
+        norm=PIXEL_STD * scale,
+        skeleton=skeleton,
+        source=where,
+        coco=coco,
+    )
+    return record if reason is None else Ignored(reason, record)  # type: ignore[return-value]
+
+
+def _keypoints(
+    annotation: Mapping, where: str, category: Mapping, k: int, crowd: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, 2)`` coordinates and ``(K,)`` flags of the flat ``[x, y, v] * K`` list; a crowd
+    region without ``keypoints`` has none labelled."""
+    if crowd and "keypoints" not in annotation:
+        return np.zeros((k, 2)), np.zeros(k, np.uint8)
     values = require_array(annotation, "keypoints", where, (None,))
     if values.size != 3 * k:
         raise AnnotationError(
@@ -132,30 +205,14 @@ def _person(
     keypoints, flags = values.reshape(k, 3)[:, :2], values.reshape(k, 3)[:, 2]
     if not np.isin(flags, (0, 1, 2)).all():
         raise AnnotationError(f"{where}: keypoint flags v must be 0, 1 or 2, got {flags.tolist()}")
-    if not flags.any():
-        return "no keypoints"
-    image_id = require_field(annotation, "image_id", where)
-    if image_id not in files:
-        raise AnnotationError(f"{where}: image_id {image_id!r} is not in the file's 'images'")
-    center, scale = _person_box(annotation, keypoints, flags, where)
-    return PoseRecord(
-        image=root / files[image_id],
-        keypoints=keypoints,
-        visibility=flags,
-        center=center,
-        scale=scale,
-        norm=PIXEL_STD * scale,
-        skeleton=skeleton,
-        source=where,
-    )
+    return keypoints, flags.astype(np.uint8)
 
 
-def _person_box(
-    annotation: Mapping, keypoints: np.ndarray, visibility: np.ndarray, where: str
-) -> tuple[np.ndarray, float]:
-    """``(center, scale)`` of the ``bbox``, or of the labelled keypoints without a usable box."""
-    if annotation.get("bbox") is not None:
-        box = require_array(annotation, "bbox", where, (4,))
-        if box[2] > 0 and box[3] > 0:
-            return box_xywh_to_center_scale(box)
-    return box_from_keypoints(keypoints, visibility)
+def _area(annotation: Mapping, where: str) -> float | None:
+    """The annotation's ``area`` (pixels squared, >= 0), None when the file gives none."""
+    area = annotation.get("area")
+    if area is None:
+        return None
+    if isinstance(area, bool) or not isinstance(area, (int, float)) or not 0 <= area < float("inf"):
+        raise AnnotationError(f"{where}: field 'area' must be a number >= 0, got {area!r}")
+    return float(area)
