@@ -39,3 +39,18 @@ def test_real_coco_by_path(data_root):
     annotations = read_annotations("coco@coco-mini/person_keypoints.json", data_root)
     assert len(annotations) == 86 and annotations.skeleton.num_joints == 17
     assert annotations[0].image.parent == data_root / "coco-mini/images"
+
+
+def test_python_api_and_commands_resolve_the_data_root_alike(tmp_path, monkeypatch):
+    """``read_annotations(name)`` without a root reads ``$POSELIT_DATA``, as the commands do;
+    without either it says how to give one."""
+    for root in ("env", "given"):
+        person = {"image": f"{root}.jpg", "center": [5, 6], "scale": 1.0, "joints": [[1, 1]] * 16, "joints_vis": [1] * 16}
+        (tmp_path / root / "mpii").mkdir(parents=True)
+        (tmp_path / root / "mpii/valid.json").write_text(json.dumps([person]))
+    monkeypatch.setenv("POSELIT_DATA", str(tmp_path / "env"))
+    assert read_annotations("mpii:valid")[0].image == tmp_path / "env/mpii/env.jpg"
+    assert read_annotations("mpii:valid", tmp_path / "given")[0].image.name == "given.jpg"  # a given root wins
+    monkeypatch.delenv("POSELIT_DATA")
+    with pytest.raises(ValueError, match="give a path .* POSELIT_DATA=DIR"):
+        read_annotations("mpii:valid")

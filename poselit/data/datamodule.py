@@ -11,7 +11,6 @@ a test split, which is measured once, at the end.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -25,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from poselit.data.dataset import BadImagePolicy, PoseDataset
 from poselit.data.records import AnnotationSet
 from poselit.data.sampling import ConcatPoseDataset, ResumableDataLoader, SeededShuffleSampler
-from poselit.data.sources import DatasetSpec, read_annotations, source
+from poselit.data.sources import DatasetSpec, default_data_root, read_annotations, source
 from poselit.data.transforms import AugmentConfig
 from poselit.skeletons import Skeleton, get_skeleton
 
@@ -71,11 +70,6 @@ def split_holdout(sets: list[AnnotationSet], count: int, seed: int) -> tuple[lis
         held_out += [r for r, m in zip(annotations.records, mask) if m]
     sources = "+".join(a.source for a in sets)
     return kept, AnnotationSet(held_out, sets[0].skeleton, f"holdout {count} of {sources} (seed {seed})")
-
-
-def default_data_root() -> str | None:
-    """The data root from the ``POSELIT_DATA`` environment variable, if set."""
-    return os.environ.get("POSELIT_DATA") or None
 
 
 class PoseDataModule(pl.LightningDataModule):

@@ -20,11 +20,21 @@ Examples: ``"lsp:test"``, ``"mpii:valid"``, ``"coco@data/coco-mini/person_keypoi
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from poselit.data.records import AnnotationSet
+
+
+def default_data_root() -> str | None:
+    """The data root from the ``POSELIT_DATA`` environment variable, if set.
+
+    The one place the variable is read: the Python API (:func:`read_annotations`), the
+    data module and every command resolve a missing data root through it.
+    """
+    return os.environ.get("POSELIT_DATA") or None
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,10 @@ class DatasetSpec:
         return f"{self.name}:{self.split}" + (f"@{self.path}" if self.path else "")
 
     def resolve_path(self, data_root: str | Path | None) -> Path:
-        """The folder or file to read, from ``path`` and the data root."""
+        """The folder or file to read, from ``path`` and the data root (``None``:
+        :func:`default_data_root`)."""
         folder = source(self).folder
+        data_root = data_root or default_data_root()
         path = Path(self.path) if self.path else Path(folder)
         if not path.is_absolute():
             if data_root is None and not self.path:
@@ -144,6 +156,10 @@ def source(spec: DatasetSpec) -> Source:
 
 
 def read_annotations(spec: str | DatasetSpec, data_root: str | Path | None = None) -> AnnotationSet:
-    """Read the records of a dataset given by name, e.g. ``read_annotations("lsp:test", root)``."""
+    """Read the records of a dataset given by name, e.g. ``read_annotations("lsp:test", root)``.
+
+    Without ``data_root``, relative paths resolve against ``$POSELIT_DATA``
+    (:func:`default_data_root`), as in the commands.
+    """
     spec = DatasetSpec.parse(spec)
     return source(spec).read(spec.resolve_path(data_root), spec)
