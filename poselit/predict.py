@@ -76,6 +76,7 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from poselit.atomic import write_atomic
 from poselit.commands import DEMO_MODEL
 from poselit.data.dataset import read_image
 from poselit.data.readers.common import load_json
@@ -606,11 +607,11 @@ def predict_files(
                 if jsonl:
                     lines.append(json.dumps(document))
                 else:
-                    (out / f"{path.stem}.json").write_text(document_text(document))
+                    write_atomic(out / f"{path.stem}.json", document_text(document))
                     written.append(out / f"{path.stem}.json")
             bar.update(len(chunk))
     if jsonl:
-        (out / "predictions.jsonl").write_text("".join(line + "\n" for line in lines))
+        write_atomic(out / "predictions.jsonl", "".join(line + "\n" for line in lines))
         written.append(out / "predictions.jsonl")
     return written
 

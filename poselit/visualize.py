@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import cv2
 import numpy as np
 
+from poselit.atomic import write_atomic
 from poselit.extras import require
 from poselit.metrics import MetricResult
 from poselit.skeletons import Side, Skeleton
@@ -291,14 +292,14 @@ def image_grid(images: Sequence[np.ndarray], columns: int = 4, gap: int = 2) -> 
 
 def save_image(image: np.ndarray, path: str | Path) -> Path:
     """Write an RGB image to ``path`` (format from the extension, e.g. ``.png``, ``.jpg``),
-    creating its folder. OpenCV reports a failed write only by returning ``False``: here it
-    is an ``OSError`` naming the file."""
+    creating its folder. The image is encoded in memory and written whole or not at all
+    (:func:`poselit.atomic.write_atomic`); a failure is an ``OSError`` naming the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        written = cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+        encoded, data = cv2.imencode(path.suffix, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
     except cv2.error as err:  # e.g. an extension OpenCV has no encoder for
-        raise OSError(f"could not write image {path}: {err}") from err
-    if not written:
-        raise OSError(f"could not write image {path} (unknown image extension, or the folder is not writable)")
-    return path
+        raise OSError(f"{path}: could not encode the image ({err})") from err
+    if not encoded:
+        raise OSError(f"{path}: could not encode the image (unknown image extension {path.suffix!r}?)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, data.tobytes())

@@ -48,7 +48,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,10 +59,11 @@ import yaml
 from huggingface_hub import EvalResult, HfApi, ModelCardData, hf_hub_download
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import LocalEntryNotFoundError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 import poselit.models
 from poselit import __version__
+from poselit.atomic import write_atomic
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.readers.common import load_json
 from poselit.data.sources import DatasetSpec
@@ -364,8 +364,7 @@ def read_card(path: str | Path) -> ModelCard:
 def write_card(card: ModelCard, path: str | Path) -> Path:
     """Write a card as YAML (block style, flow style for short lists)."""
     path = Path(path)
-    path.write_text(CARD_HEADER + _dump_card(card))
-    return path
+    return write_atomic(path, CARD_HEADER + _dump_card(card))
 
 
 def read_config(path: str | Path) -> ModelCard:
@@ -959,7 +958,7 @@ def export_checkpoint(
     weights_path = out / WEIGHTS_FILE
     # one metadata key only: safetensors writes several in random order, and the same
     # checkpoint must give the same bytes (and sha256) on every export
-    save_file(tensors, weights_path, metadata={"format": "pt"})
+    write_atomic(weights_path, save(tensors, metadata={"format": "pt"}))
     card = ModelCard(
         name=name,
         class_path=class_path,
@@ -981,13 +980,13 @@ def export_checkpoint(
     )
     if update_zoo:
         card = add_to_zoo(card, weights_path, zoo_dir=zoo_dir, ship=ship)
-    (out / CONFIG_FILE).write_text(json.dumps(card.config_dict(), indent=2) + "\n")
+    write_atomic(out / CONFIG_FILE, json.dumps(card.config_dict(), indent=2) + "\n")
     if run_config:
-        (out / RECIPE_FILE).write_text(run_config.text)
+        write_atomic(out / RECIPE_FILE, run_config.text)
     else:
         (out / RECIPE_FILE).unlink(missing_ok=True)  # an earlier export's, not this checkpoint's
     example = card.name if update_zoo else str(out)
-    (out / README_FILE).write_text(hub_readme(card, has_recipe=run_config is not None, example=example))
+    write_atomic(out / README_FILE, hub_readme(card, has_recipe=run_config is not None, example=example))
     return card
 
 
@@ -1001,7 +1000,7 @@ def add_to_zoo(
     path = folder / f"{card.name}.yaml"
     if ship:
         shipped = folder / f"{card.name}.safetensors"
-        shutil.copyfile(weights_file, shipped)
+        write_atomic(shipped, weights_file.read_bytes())
         file = shipped.name
     else:
         file = os.path.relpath(weights_file.absolute(), folder.absolute())
@@ -1289,8 +1288,7 @@ def render_table(cards: Sequence[ModelCard]) -> str:
 def write_table(directory: str | Path | None = None) -> Path:
     """Regenerate the zoo folder's ``README.md`` from its cards."""
     path = zoo_folder(directory) / README_FILE
-    path.write_text(render_table(all_cards(directory)))
-    return path
+    return write_atomic(path, render_table(all_cards(directory)))
 
 
 def table_is_current(directory: str | Path | None = None) -> bool:

@@ -147,5 +147,5 @@ def test_save_image_writes_rgb_and_names_a_failed_write(tmp_path):
     image[..., 0] = 200  # red in RGB
     path = save_image(image, tmp_path / "new" / "folder" / "red.png")
     assert np.array_equal(cv2.imread(str(path))[..., ::-1], image)
-    with pytest.raises(OSError, match="could not write image .*red.xyz"):
+    with pytest.raises(OSError, match=r"red\.xyz: could not encode the image"):
         save_image(image, tmp_path / "red.xyz")

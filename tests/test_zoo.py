@@ -7,6 +7,7 @@ temporary folders exactly as ``huggingface_hub`` lays them out.
 import hashlib
 import json
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -159,6 +160,18 @@ def test_loading_as_a_method_refuses_a_card_of_another_class(checkpoint, zoo_dir
         assert isinstance(PoseLitModule.from_pretrained(name), LuvizonSoftArgmax)
         with pytest.raises(zoo.ZooError, match="not a BelagiannisRecurrent"):
             BelagiannisRecurrent.from_pretrained(name)
+
+
+def test_export_writes_whole_files_with_normal_permissions(checkpoint, zoo_dir, tmp_path):
+    """Weights, config, README, card and table go through ``write_atomic``: readable by
+    others like any new file (safetensors' own writer made the weights 0600), no temporary
+    files left."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    zoo.export_checkpoint(checkpoint, NAME, tmp_path / "export", ship=True)
+    files = sorted([*(tmp_path / "export").iterdir(), *zoo_dir.iterdir()])
+    assert {f.name for f in files} >= {"model.safetensors", "config.json", "README.md", f"{NAME}.yaml", f"{NAME}.safetensors"}
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(0o666 & ~umask) for f in files}
 
 
 def test_fp16_export_halves_the_file_and_loads_into_float32(checkpoint, crops, zoo_dir, tmp_path):

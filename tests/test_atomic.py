@@ -1,0 +1,104 @@
+"""Files are written whole or not at all (``poselit.atomic.write_atomic``), with normal
+permissions. Failed writes are real: a child process whose file-size limit
+(``RLIMIT_FSIZE``) stops the write half-way, as a full disk does."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from poselit.atomic import write_atomic
+
+resource = pytest.importorskip("resource", reason="RLIMIT_FSIZE needs a POSIX system")
+
+
+def normal_mode() -> int:
+    """The permissions of a new file under this process's umask (``0o666 & ~umask``)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def run_limited(limit: int, code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``code`` in a child Python whose writes stop at ``limit`` bytes per file (EFBIG,
+    like a full disk, instead of the default SIGXFSZ)."""
+    prologue = textwrap.dedent(
+        f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        """
+    )
+    return subprocess.run(
+        [sys.executable, "-c", prologue + textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_write_atomic_writes_text_and_bytes_with_normal_permissions(tmp_path):
+    text = write_atomic(tmp_path / "a.json", '{"é": 1}\n')
+    data = write_atomic(tmp_path / "b.bin", b"\x00\x01")
+    assert text.read_bytes() == '{"é": 1}\n'.encode() and data.read_bytes() == b"\x00\x01"
+    assert stat.S_IMODE(text.stat().st_mode) == stat.S_IMODE(data.stat().st_mode) == normal_mode()
+    write_atomic(text, "replaced")
+    assert text.read_text() == "replaced" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.bin"]
+
+
+def test_a_write_failing_half_way_keeps_the_old_file_and_leaves_nothing(tmp_path):
+    target = tmp_path / "doc.json"
+    target.write_text("old and complete")
+    result = run_limited(
+        4096,
+        f"""
+        from poselit.atomic import write_atomic
+        try:
+            write_atomic({str(target)!r}, "x" * 100_000)
+        except OSError as err:
+            print(err)
+        """,
+        tmp_path,
+    )
+    assert result.stdout.startswith(f"{target}: could not write the file (File too large)"), result.stderr
+    assert target.read_text() == "old and complete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.json"]
+
+
+def test_a_write_into_a_read_only_folder_names_the_file(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who may write into read-only folders (root)")
+        with pytest.raises(OSError, match=r"locked/out\.json: could not write the file \(Permission denied\)"):
+            write_atomic(folder / "out.json", "{}")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_predict_leaves_no_half_written_outputs(tmp_path):
+    """``poselit predict`` stopped by a full disk: exit 2, one line naming the file, the
+    earlier complete outputs untouched, no temporary files."""
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (96, 80, 3), np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "person.png").write_bytes(b"earlier output")
+    command = f"""
+        import sys
+        from poselit.cli import main
+        sys.exit(main(["predict", {str(image)!r}, "--model", "luvizon-tiny-lsp-demo", "--device", "cpu",
+                       "--quiet", "--out", {str(out)!r}]))
+        """
+    result = run_limited(4096, command, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"poselit: error: {out / 'person.png'}: could not write")
+    assert sorted(p.name for p in out.iterdir()) == ["person.png"]
+    assert (out / "person.png").read_bytes() == b"earlier output"
