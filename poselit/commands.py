@@ -36,7 +36,7 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
     :func:`poselit.evaluate.run_eval`."""
     parser = subparsers.add_parser(
         "eval",
-        help="score a predictions file against a dataset split (PCKh/PCK, AUC, PCP, visibility AP)",
+        help="score a predictions file against a dataset split (PCKh/PCK, AUC, PCP, visibility AP, COCO OKS AP)",
         description=(
             "Score a predictions JSON against a dataset split and print the papers' tables. "
             "Schema: see poselit.evaluate (python -m pydoc poselit.evaluate)."
@@ -50,6 +50,11 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--root", help="data root folder (default: $POSELIT_DATA)")
     parser.add_argument("--threshold", type=float, help="PCK threshold (default: 0.5 for PCKh, 0.2 for PCK)")
+    parser.add_argument(
+        "--sigmas", type=float, nargs="+", metavar="SIGMA",
+        help="per-joint OKS sigmas of COCO-format data, one per joint in the dataset's order (default: the "
+        "category's 'sigmas', COCO's for COCO's 17 joints, else poselit.skeletons.DEFAULT_OKS_SIGMA)",
+    )
     parser.add_argument(
         "--reference",
         action="append",

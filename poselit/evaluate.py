@@ -29,6 +29,12 @@ top-left pixel is (0, 0)), one ``[x, y]`` per joint, finite numbers even for joi
 are not annotated. ``scores`` (one per joint, any range, higher = more visible) are
 optional; when every prediction has them, the visibility AP is reported too.
 
+On COCO-format data (records read by :func:`~poselit.data.readers.coco.read_coco`, which
+keep each person's image, box and ``area`` and the file's crowds and people without
+keypoints as ignore regions), COCO's OKS-based keypoint AP/AR is reported too
+(:class:`~poselit.metrics.KeypointAP`), equal to pycocotools' ``COCOeval`` on the same
+predictions; a prediction's score is the mean of its joint ``scores`` (1 without them).
+
 ``"skeleton": "mpii"`` on an LSP split reads the 16 MPII slots of models trained on MPII
 (Bulat et al.'s LSP model, for one) through :data:`~poselit.skeletons.LSP_TO_MPII`; any
 other pair of skeletons is matched by joint name.
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -53,9 +60,9 @@ from torchmetrics import MetricCollection
 from tqdm import tqdm
 
 from poselit.data.readers.common import load_json
-from poselit.data.records import AnnotationSet
+from poselit.data.records import AnnotationSet, PoseRecord
 from poselit.data.sources import DatasetSpec, read_annotations
-from poselit.metrics import MetricResult, pose_metrics
+from poselit.metrics import CocoPeople, MetricResult, pose_metrics
 from poselit.progress import show_progress
 from poselit.skeletons import LSP, LSP_TO_MPII, MPII, Skeleton, get_skeleton
 from poselit.tables import PAPERS, Reference, Row, Table, metric_table, per_item_table, published_rows
@@ -399,13 +406,16 @@ def evaluate_poses(
     scores: np.ndarray | torch.Tensor | None = None,
     *,
     threshold: float | None = None,
+    sigmas: Sequence[float] | None = None,
     dataset: str = "",
     label: str = "ours",
     batch_size: int = 1024,
     progress: bool | None = None,
 ) -> EvaluationReport:
     """Score ``(N, K, 2)`` predicted keypoints (original pixels, record order) against the
-    records, with the dataset protocol's metrics (:func:`~poselit.metrics.pose_metrics`).
+    records, with the dataset protocol's metrics (:func:`~poselit.metrics.pose_metrics`),
+    COCO's OKS AP/AR included for COCO-format records (``sigmas``: see
+    :class:`~poselit.metrics.KeypointAP`).
 
     ``progress``: a bar over the records on stderr (``None``: for 100 records and more,
     when stderr is a terminal)."""
@@ -422,7 +432,14 @@ def evaluate_poses(
     inputs = {"preds": keypoints, "target": target, "visibility": visibility, "norm": norm}
     if scores is not None:
         inputs["scores"] = torch.as_tensor(scores, dtype=torch.float64)
-    metrics = pose_metrics(annotations.skeleton, threshold, scores=scores is not None)
+    coco = coco_people(annotations)
+    if coco is not None:
+        inputs["area"], inputs["image"] = torch.as_tensor(coco[0].area), torch.as_tensor(coco[0].image)
+    elif sigmas is not None:
+        raise ValueError(f"{annotations.source}: OKS sigmas apply to COCO-format data with 'area' only")
+    metrics = pose_metrics(
+        annotations.skeleton, threshold, scores=scores is not None, coco=None if coco is None else coco[1], sigmas=sigmas
+    )
     show = show_progress(progress, len(records))
     with tqdm(total=len(records), desc="scoring", unit="person", disable=not show) as bar:
         for start in range(0, len(records), batch_size):
@@ -431,12 +448,38 @@ def evaluate_poses(
     return EvaluationReport.from_metrics(metrics, dataset or annotations.source, len(records), label)
 
 
+def coco_people(annotations: AnnotationSet) -> tuple[CocoPeople, CocoPeople] | None:
+    """``(records, ignore regions)`` of COCO-format annotations as COCO's keypoint evaluation
+    sees them, image keys ranked as the COCO image ids sort; None unless every record
+    and region has its :attr:`~poselit.data.records.PoseRecord.coco` fields with an ``area``."""
+    people = annotations.records + annotations.ignored
+    if not annotations.records or any(p.coco is None or p.coco.area is None for p in people):
+        return None
+    ids = sorted({p.coco.image_id for p in people}, key=lambda i: (isinstance(i, str), i))  # type: ignore[union-attr]
+    rank = {image_id: n for n, image_id in enumerate(ids)}
+    return _people(annotations.records, rank), _people(annotations.ignored, rank)
+
+
+def _people(records: Sequence[PoseRecord], rank: Mapping[Any, int]) -> CocoPeople:
+    k = records[0].skeleton.num_joints if records else 0
+    coco = [r.coco for r in records]
+    return CocoPeople(
+        image=np.array([rank[c.image_id] for c in coco], np.int64),  # type: ignore[union-attr]
+        keypoints=np.stack([r.keypoints for r in records]).astype(np.float64) if records else np.zeros((0, k, 2)),
+        visibility=np.stack([r.visibility for r in records]) if records else np.zeros((0, k)),
+        area=np.array([c.area for c in coco], np.float64),  # type: ignore[union-attr]
+        box=np.array([c.box or (math.nan,) * 4 for c in coco], np.float64).reshape(-1, 4),  # type: ignore[union-attr]
+        crowd=np.array([c.crowd for c in coco], bool),  # type: ignore[union-attr]
+    )
+
+
 def evaluate_predictions(
     predictions: str | Path | PredictionFile,
     spec: str | DatasetSpec | None = None,
     data_root: str | Path | None = None,
     *,
     threshold: float | None = None,
+    sigmas: Sequence[float] | None = None,
     label: str | None = None,
     progress: bool | None = None,
 ) -> EvaluationReport:
@@ -447,6 +490,7 @@ def evaluate_predictions(
         spec: Dataset split, ``NAME[:SPLIT][@PATH]``; default: the file's ``dataset``.
         data_root: Folder holding the datasets (relative paths resolve against it).
         threshold: PCK threshold; default: the protocol's (0.5 PCKh, 0.2 PCK).
+        sigmas: Per-joint OKS sigmas for COCO-format data (default: the skeleton's).
         label: Row label; default: the file's ``label``, else its file name.
         progress: Progress bar, see :func:`evaluate_poses`.
     """
@@ -460,8 +504,8 @@ def evaluate_predictions(
     keypoints, scores = align_predictions(file, annotations)
     label = label or file.label or Path(file.path).stem
     return evaluate_poses(
-        annotations, keypoints, scores, threshold=threshold, dataset=str(DatasetSpec.parse(spec)), label=label,
-        progress=progress,
+        annotations, keypoints, scores, threshold=threshold, sigmas=sigmas, dataset=str(DatasetSpec.parse(spec)),
+        label=label, progress=progress,
     )
 
 
@@ -503,6 +547,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.dataset,
         args.root or default_data_root(),
         threshold=args.threshold,
+        sigmas=args.sigmas,
         label=args.label,
         progress=args.progress,
     )
@@ -537,6 +582,7 @@ __all__ = [
     "PredictionError",
     "PredictionFile",
     "align_predictions",
+    "coco_people",
     "evaluate_poses",
     "evaluate_predictions",
     "joint_slots",

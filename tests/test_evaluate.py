@@ -371,3 +371,46 @@ def test_real_mpii_valid_file_round_trip(data_root, tmp_path, capsys):
     assert ap.columns["AP"] == 100
     assert ap.counts == {"visible": (visibility == 2).sum(), "occluded": (visibility == 1).sum()}
     assert pcp.metric == "PCP@0.5" and pcp.counts["head"] > 2900
+
+
+def test_coco_format_eval_reports_oks_ap_with_given_sigmas(tmp_path, capsys):
+    """A custom COCO-format file written here: OKS AP next to PCK, the category's sigmas
+    (or --sigmas) used, clear one-line errors for sigmas that do not fit."""
+    category = {"id": 1, "name": "hands", "keypoints": ["nose", "left_hand", "right_hand"], "skeleton": [[1, 2], [1, 3]]}
+    people = [
+        {"id": n, "image_id": n % 2, "category_id": 1, "iscrowd": 0, "area": 2500.0, "bbox": [0, 0, 50, 50],
+         "keypoints": [10 + 100 * n, 10, 2, 20 + 100 * n, 30, 2, 30 + 100 * n, 30, 1]}
+        for n in range(4)
+    ]
+    crowd = {"id": 9, "image_id": 0, "category_id": 1, "iscrowd": 1, "area": 900.0, "bbox": [60, 60, 30, 30],
+             "keypoints": [0] * 9}
+    data = {"images": [{"id": 0, "file_name": "a.jpg"}, {"id": 1, "file_name": "b.jpg"}],
+            "annotations": [*people, crowd], "categories": [{**category, "sigmas": [0.02, 0.05, 0.05]}]}
+    path = write(tmp_path, data, "hands.json")
+    spec = f"coco@{path}"
+    annotations = read_annotations(spec)
+    truth = np.stack([r.keypoints for r in annotations.records]).astype(np.float64)
+    truth[:, 0, 0] += 1.0  # 1 px on the nose: OKS exp(-1 / (2 * 2500 * (2 * 0.02)^2)) / 3 + 2/3 = 0.961
+    preds = write(tmp_path, predictions_document(annotations, truth, dataset=spec, label="mine"))
+    assert eval_cli([str(preds), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "OKS AP" in out and "PCK@0.2" in out and "default OKS sigma" not in out
+    oks = next(r for r in json.loads((tmp_path / "r.json").read_text())["results"] if r["metric"] == "OKS AP")
+    assert oks["columns"]["AP"] == 100.0 and oks["counts"] == {"people": 4, "ignore regions": 1}
+    # A much tighter nose sigma: OKS 2/3 + exp(-1 / (2 * 2500 * 0.002^2)) / 3 = 0.667, below 0.70.
+    assert eval_cli([str(preds), "--sigmas", "0.001", "0.05", "0.05", "--json", str(tmp_path / "s.json")]) == 0
+    oks = next(r for r in json.loads((tmp_path / "s.json").read_text())["results"] if r["metric"] == "OKS AP")
+    assert oks["columns"]["AP50"] == 100.0 and oks["columns"]["AP75"] == 0.0
+    capsys.readouterr()
+    assert main(["eval", str(preds), "--sigmas", "0.1", "0.1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "poselit: error: OKS sigmas: expected 3 positive numbers for skeleton 'hands', got [0.1, 0.1]"
+    )
+
+
+def test_sigmas_on_data_without_coco_areas_is_an_error(lsp_test, tmp_path):
+    spec, annotations, truth = lsp_test
+    path = write(tmp_path, predictions_document(annotations, truth, dataset=spec))
+    with pytest.raises(ValueError, match="OKS sigmas apply to COCO-format data with 'area' only"):
+        evaluate_predictions(path, sigmas=[0.1] * 14)
+    assert all(r.metric != "OKS AP" for r in evaluate_predictions(path).results)

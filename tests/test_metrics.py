@@ -1,6 +1,7 @@
 """PCK / PCKh / AUC / PCP / visibility AP: hand-computed cases, protocol choices, DDP merging,
 and the real MPII valid / LSP test splits with a known perturbation."""
 
+import json
 import math
 import socket
 
@@ -12,6 +13,8 @@ import torch.multiprocessing as mp
 
 from poselit.data import read_annotations
 from poselit.metrics import (
+    CocoPeople,
+    KeypointAP,
     PCK,
     PCP,
     VisibilityAP,
@@ -465,3 +468,122 @@ def test_real_mpii_valid_with_known_perturbation(data_root):
     assert result.columns == pytest.approx(columns, abs=1e-9)
     assert result.counts["head_top"] == (visibility[:, MPII.index("head_top")] > 0).sum()
     assert result.degenerate == 0
+
+
+# --- COCO keypoint evaluation (OKS AP / AR) ---------------------------------------------
+
+
+def _people(keypoints, visibility, area, image=None, box=None, crowd=None) -> CocoPeople:
+    keypoints = np.asarray(keypoints, np.float64)
+    n = len(keypoints)
+    return CocoPeople(
+        np.zeros(n, np.int64) if image is None else np.asarray(image),
+        keypoints,
+        np.asarray(visibility, np.float64),
+        np.asarray(area, np.float64),
+        np.full((n, 4), np.nan) if box is None else np.asarray(box, np.float64),
+        np.zeros(n, bool) if crowd is None else np.asarray(crowd),
+    )
+
+
+def test_oks_hand_computed_over_labelled_joints_and_outside_the_box_without_them():
+    from poselit.metrics import object_keypoint_similarity
+
+    sigmas = np.array([0.05, 0.1])
+    person = _people([[[10.0, 10.0], [20.0, 20.0]]], [[2, 0]], [400.0])
+    pred = np.array([[[13.0, 14.0], [99.0, 99.0]]])  # 5 px off on the labelled joint
+    expected = np.exp(-25 / (2 * 400 * (2 * 0.05) ** 2))  # exp(-d^2 / (2 s^2 k^2)), k = 2 sigma
+    assert object_keypoint_similarity(pred, person, sigmas)[0, 0] == pytest.approx(expected, rel=1e-12)
+    # No labelled joint: distance outside the box [x - w, x + 2w] x [y - h, y + 2h] (here [0, 30]^2).
+    region = _people([[[0.0, 0.0]] * 2], [[0, 0]], [400.0], box=[[10, 10, 10, 10]])
+    inside_and_4_px_out = np.array([[[5.0, 25.0], [34.0, 30.0]]])
+    expected = (1 + np.exp(-16 / (2 * 400 * 0.2**2))) / 2
+    assert object_keypoint_similarity(inside_and_4_px_out, region, sigmas)[0, 0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_matching_prefers_people_over_ignore_regions_and_crowds_absorb_many():
+    from poselit.metrics import match_predictions
+
+    oks = np.array([[0.6, 0.9], [0.7, 0.8], [0.1, 0.95]])  # columns: a person, then a crowd region
+    matched, ignored = match_predictions(oks, np.array([False, True]), np.array([False, True]), 0.5)
+    # The first takes the person although the crowd is closer; the rest fall to the crowd (ignored).
+    assert matched.tolist() == [True, True, True] and ignored.tolist() == [False, True, True]
+    matched, ignored = match_predictions(oks, np.array([False, False]), np.array([False, False]), 0.5)
+    assert matched.tolist() == [True, True, False]  # one prediction per person
+
+
+def test_keypoint_ap_hand_computed_ranking():
+    # Two people on one image, a third on another; the best-scored prediction is wrong.
+    target = torch.tensor([[[0.0, 0.0]], [[100.0, 0.0]], [[0.0, 0.0]]])
+    preds = target.clone()
+    preds[0, 0, 0] = 50.0  # far from both people of image 0
+    metric = KeypointAP(Skeleton("dot", ("dot",), ()), sigmas=[0.1])
+    metric.update(preds, target, torch.full((3, 1), 2), torch.full((3,), 100.0), torch.tensor([0, 0, 1]),
+                  scores=torch.tensor([[0.9], [0.5], [0.4]]))
+    result = metric.result()
+    # Ranked: miss, hit, hit: precision 0, 1/2, 2/3 at recall 0, 1/3, 2/3. Interpolated (the best
+    # precision at any recall >= r), it is 2/3 at the 67 recall points 0..0.66 and 0 from 0.67 on.
+    precision = np.r_[np.full(67, 2 / 3), np.zeros(34)]
+    assert result.columns["AP"] == pytest.approx(100 * precision.mean())
+    assert result.columns["AR"] == pytest.approx(100 * 2 / 3)
+    assert math.isnan(result.columns["APm"]) and result.warnings == ()  # no person of 32^2..96^2 px^2
+    defaulted = KeypointAP(Skeleton("dot", ("dot",), ()))
+    assert "default OKS sigma 0.067" in defaulted.result().warnings[0]
+    with pytest.raises(ValueError, match="OKS sigmas: expected 1 positive numbers"):
+        KeypointAP(Skeleton("dot", ("dot",), ()), sigmas=[0.1, 0.2])
+
+
+def _pycocotools_stats(path, results) -> np.ndarray:
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(path))
+        evaluation = COCOeval(truth, truth.loadRes(results), "keypoints")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return evaluation.stats
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.05, 0.15, 0.4])
+@pytest.mark.parametrize("with_scores", [True, False], ids=["scores", "tied"])
+def test_real_coco_mini_oks_ap_equals_pycocotools(data_root, noise, with_scores):
+    """Ground truth moved by known, area-scaled offsets: our ten numbers are pycocotools'
+    COCOeval(iouType='keypoints') on the same predictions (tied scores included)."""
+    from poselit.data.readers.coco import read_coco
+    from poselit.evaluate import coco_people, evaluate_poses
+
+    path = data_root / "coco-mini/person_keypoints.json"
+    annotations = read_coco(path)
+    records = annotations.records
+    assert (len(records), len(annotations.ignored)) == (86, 61)  # 5 crowds, 56 without keypoints
+    raw = {a["id"]: np.reshape(a["keypoints"], (-1, 3)) for a in json.loads(path.read_text())["annotations"]}
+    truth = np.stack([raw[int(r.source.rsplit(" ", 1)[1].rstrip(")"))][:, :2] for r in records])
+    rng = np.random.default_rng(7)
+    scale = np.sqrt([r.coco.area for r in records])[:, None, None]
+    preds = truth + noise * scale * rng.standard_normal(truth.shape)
+    scores = rng.uniform(size=(len(records), 17)) if with_scores else None
+    report = evaluate_poses(annotations, preds, scores)
+    ours = np.array(list(next(r for r in report.results if r.metric == "OKS AP").columns.values())) / 100
+    results = [
+        {
+            "image_id": r.coco.image_id,
+            "category_id": 1,
+            "keypoints": np.c_[p, np.ones(17)].ravel().tolist(),
+            "score": 1.0 if scores is None else float(s.mean()),
+        }
+        for r, p, s in zip(records, preds, scores if scores is not None else preds)
+    ]
+    reference = _pycocotools_stats(path, results)
+    np.testing.assert_allclose(ours, reference, atol=1e-6, rtol=0)
+    if noise == 0.05 and with_scores:  # a level where the ignore regions change the numbers
+        assert 0.1 < reference[0] < 0.9
+        without = coco_people(annotations)[0]
+        metrics = KeypointAP(COCO)
+        metrics.update(torch.tensor(preds), torch.tensor(without.keypoints), torch.tensor(without.visibility),
+                       torch.tensor(without.area), torch.tensor(without.image), torch.tensor(scores))
+        assert abs(metrics.result().columns["AP"] / 100 - reference[0]) > 1e-3
