@@ -15,7 +15,8 @@ Functions accept NumPy arrays or torch tensors, batched over leading dimensions.
 from __future__ import annotations
 
 import math
-from typing import Sequence, TypeVar
+import numbers
+from typing import Any, Sequence, TypeVar
 
 import cv2
 import numpy as np
@@ -23,6 +24,49 @@ import numpy as np
 from poselit.data.records import PIXEL_STD
 
 Array = TypeVar("Array")  # np.ndarray or torch.Tensor
+
+
+IMAGE_MARGIN = 1.0
+"""How far outside its image a person may reach, in units of the image's longer side.
+
+Annotated joints and box centres farther out, and person boxes larger than the image with
+this margin on every side (3x its longer side), are absurd (a 1e30 coordinate, a person
+thousands of pixels off a 640 px photograph): readers and the predictor refuse them rather
+than crop black squares. Real data stay well inside: LSP-extended's farthest annotated
+joint is 0.6 longer sides out, the largest box of LSP, MPII and COCO 1.3 longer sides.
+"""
+
+
+def check_padding(padding: Any, what: str = "padding", error: type[Exception] = ValueError) -> float:
+    """``padding`` as a float, or ``error`` saying ``what`` must be a number > 0.
+
+    The crop side is ``200 * scale * padding`` px: zero, negative, non-finite or
+    non-numeric paddings have no meaning.
+    """
+    number = isinstance(padding, numbers.Real) and not isinstance(padding, bool)
+    if not (number and math.isfinite(padding) and padding > 0):
+        raise error(f"{what} must be a number > 0 (the crop side is 200 * scale * padding), got {padding!r}")
+    return float(padding)
+
+
+def outside_image(points: np.ndarray, names: Sequence[str], side: float, size: tuple[int, int]) -> str | None:
+    """Why a person cannot be in an image of ``size = (height, width)``, or ``None``.
+
+    ``points`` are ``(N, 2)`` positions named by ``names`` (its annotated joints, its box
+    centre) and ``side`` its box side in pixels; limits: :data:`IMAGE_MARGIN`.
+    """
+    height, width = size
+    longer = max(height, width)
+    reach = IMAGE_MARGIN * longer
+    low, high = -0.5 - reach, np.array([width, height]) - 0.5 + reach
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    far = np.flatnonzero(~((points >= low) & (points <= high)).all(axis=1))
+    if far.size:
+        x, y = points[far[0]]
+        return f"{names[far[0]]} at ({x:.6g}, {y:.6g}) lies more than {reach:g} px outside the {width}x{height} image"
+    if not side <= longer + 2 * reach:
+        return f"person box of side {side:.6g} px is more than {1 + 2 * IMAGE_MARGIN:g}x the {width}x{height} image's longer side"
+    return None
 
 
 def box_from_keypoints(keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, float]:

@@ -116,7 +116,7 @@ def load_image(image: ImageInput, *, color_order: ColorOrder = "rgb", name: str 
     ``name`` identifies the image in errors (a path names itself).
     """
     if isinstance(image, (str, os.PathLike)):
-        return cv2.cvtColor(read_image(Path(image)), cv2.COLOR_BGR2RGB)  # upright by EXIF
+        return read_image(Path(image))  # upright by EXIF; pixel limit; truncated files refused
     if isinstance(image, Image.Image):
         return _to_rgb(np.asarray(ImageOps.exif_transpose(image).convert("RGB")), "rgb", name)
     if isinstance(image, torch.Tensor):

@@ -133,3 +133,31 @@ def test_real_lsp_flip_maps_every_joint_to_its_mirrored_partner(data_root):
             back = apply_affine(sample["keypoints"].double(), sample["affine"].double()).numpy()
             order = partner if sample is flipped else list(range(14))
             assert np.abs(back[order] - records[i].keypoints).max() < 1e-3
+
+
+def test_truncated_and_oversized_images_follow_the_bad_image_policy(records, tmp_path, monkeypatch):
+    """A truncated JPEG is an error, not a partly grey crop; an image whose header claims
+    more pixels than the limit (here also more than OpenCV allows) is refused before
+    decoding. ``on_bad_image="skip"`` counts both."""
+    from dataclasses import replace
+
+    from bad_files import png_claiming, truncated_jpeg
+
+    truncated = truncated_jpeg(tmp_path / "truncated.jpg")
+    huge = png_claiming(tmp_path / "huge.png", 40000, 40000)
+    bad = [replace(records[0], image=truncated), replace(records[1], image=huge), records[2]]
+    with pytest.raises(ImageReadError, match=r"cannot be decoded: .*truncated.jpg \(record .*#1\): image file is truncated"):
+        PoseDataset(bad)[0]
+    with pytest.raises(ImageReadError, match=r"image too large: .*huge.png \(record .*#2\).*1600000000 pixels.*not decoded"):
+        PoseDataset(bad)[1]
+    dataset = PoseDataset(bad, (32, 32), on_bad_image="skip")
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        assert int(dataset[0]["index"]) == 2
+    assert dataset.num_skipped == 2
+    # the limit is configurable, and checked from the header of a real, readable image
+    monkeypatch.setenv("POSELIT_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(ImageReadError, match=r"image too large: .*im0003.jpg .*: 72x96 pixels, above the limit of 1000"):
+        PoseDataset(records)[2]
+    monkeypatch.setenv("POSELIT_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(ValueError, match="POSELIT_MAX_IMAGE_PIXELS must be a whole number of pixels > 0, got 'lots'"):
+        PoseDataset(records)[2]

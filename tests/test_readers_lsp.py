@@ -1,5 +1,6 @@
 """LSP and LSP-extended readers: conventions, splits, errors, and the real files."""
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
@@ -95,3 +96,34 @@ def test_real_lsp_and_lspet_counts(data_root):
     assert extended[9999].image.name == "im10000.jpg" and extended[9999].image.is_file()
     missing = sum(int((r.visibility == 0).sum()) for r in extended)
     assert 0 < missing < 0.2 * 14 * 10000
+
+
+@pytest.mark.parametrize("reader, layout, flag", [(read_lsp, (3, 14, 2), 2), (read_lspet, (14, 3, 2), -1)])
+def test_flags_other_than_0_and_1_are_refused_naming_the_image(tmp_path, reader, layout, flag):
+    joints = np.ones(layout) * 30
+    flags = joints[2] if layout[0] == 3 else joints[:, 2]  # (14, N) either way
+    flags[:] = 1
+    flags[LSP.index("left_wrist"), 1] = flag
+    with pytest.raises(AnnotationError, match=rf"joints.mat#2: field 'joints flag' of joint left_wrist is {flag}, expected 0 or 1"):
+        reader(write_lsp(tmp_path, joints), **({"split": "all"} if reader is read_lsp else {}))
+
+
+def test_joints_absurdly_far_outside_their_image_are_refused(tmp_path):
+    """Checked against the image's size from its header (here real 100x80 JPEGs): a 1e30
+    coordinate, or a whole person thousands of pixels away, names the record; joints just
+    outside the image are fine, and records of missing images are not checked."""
+    joints = np.zeros((3, 14, 4))
+    joints[:2] = 40
+    joints[0, :, 1] += np.linspace(-70, 70, 14)  # reaches 30 px past both sides of the image: fine
+    joints[1, LSP.index("head_top"), 2] = 1e30
+    joints[0, :, 3] += 5000  # the whole person, thousands of px to the right
+    root = write_lsp(tmp_path, joints)
+    for i in range(3):
+        cv2.imwrite(str(root / "images" / f"im{i + 1:04d}.jpg"), np.zeros((100, 80, 3), np.uint8))
+    assert len(read_lsp(root, "train")) == 2
+    with pytest.raises(AnnotationError, match=r"joints.mat#3: head_top at \(39, 1e\+30\) lies more than 100 px outside the 80x100 image \(.*im0003.jpg\)"):
+        read_lsp(root, "test")
+    (root / "images" / "im0003.jpg").unlink()
+    (root / "images" / "im0004.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((100, 80, 3), np.uint8))[1].tobytes())
+    with pytest.raises(AnnotationError, match=r"joints.mat#4: right_ankle at \(5039, 39\) lies more than 100 px outside"):
+        read_lsp(root, "test")

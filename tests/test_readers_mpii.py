@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import cv2
 import h5py
 import numpy as np
 import pytest
@@ -80,7 +81,7 @@ def test_json_images_folder_and_skipped_people(tmp_path):
         ({k: v for k, v in _json_person().items() if k != "scale"}, r"#1: no field 'scale'"),
         (_json_person(center=[1.0]), r"#1: field 'center' has shape \(1,\), expected \(2\)"),
         (_json_person(joints=[[float("nan"), 1.0]] + RAW_JOINTS[1:].tolist()), r"#1: .*non-finite.*right_ankle"),
-        (_json_person(joints_vis=[2] * K), r"#1: 'joints_vis' must be 0 or 1"),
+        (_json_person(joints_vis=[2] * K), r"#1: field 'joints_vis' of joint right_ankle is 2, expected 0 or 1 \(16 bad flags in all\)"),
         (_json_person(image=7), r"#1: field 'image' must be a str"),
         (_json_person(scale=0.0), r"#1: person scale must be > 0"),
         ([1, 2], r"#1: expected an object with field 'joints'"),
@@ -388,3 +389,21 @@ def test_real_json_and_h5_agree(real_json, real_h5):
         np.testing.assert_array_equal(from_json.visibility > 0, from_h5.visibility > 0)
         # The .h5 rounded the (interpolated) neck and head-top coordinates down.
         np.testing.assert_allclose(from_json.keypoints, from_h5.keypoints, atol=1.0)
+
+
+def test_h5_visible_flags_other_than_0_and_1_are_refused_naming_the_person(tmp_path):
+    fields = _h5_fields(3)
+    fields["visible"][2, MPII.index("upper_neck")] = 2
+    with pytest.raises(AnnotationError, match=r"valid.h5#3: field 'visible' of joint upper_neck is 2, expected 0 or 1"):
+        read_mpii(_write_h5(tmp_path, fields))
+
+
+def test_h5_box_absurdly_large_for_its_image_is_refused(tmp_path):
+    """A scale of 1e27 with sane joints: refused against the real image's header size."""
+    fields = _h5_fields(2)
+    fields["scale"][1] = 1e27
+    path = _write_h5(tmp_path, fields)
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((120, 160, 3), np.uint8))
+    with pytest.raises(AnnotationError, match=r"valid.h5#2: person box of side 1.6e\+29 px is more than 3x the 160x120 image's longer side \(.*b.jpg\)"):
+        read_mpii(path)

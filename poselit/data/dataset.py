@@ -22,13 +22,14 @@ key            type / shape         meaning
 from __future__ import annotations
 
 import multiprocessing
+import os
 import warnings
 from pathlib import Path
 from typing import Literal, Sequence
 
-import cv2
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from poselit.data.records import PIXEL_STD, AnnotationSet, PoseRecord
@@ -38,24 +39,74 @@ from poselit.skeletons import Skeleton
 
 BadImagePolicy = Literal["raise", "skip"]
 
+MAX_IMAGE_PIXELS = 100_000_000
+"""Default largest image (width x height) :func:`read_image` decodes: 100 megapixels, about
+300 MB decoded. Larger files are refused from their header, before decoding; set
+``POSELIT_MAX_IMAGE_PIXELS`` (or pass ``max_pixels=``) to change it. Pillow's own ceiling,
+twice ``PIL.Image.MAX_IMAGE_PIXELS`` (179 megapixels by default), still applies above that."""
+
+MAX_IMAGE_PIXELS_ENV = "POSELIT_MAX_IMAGE_PIXELS"
+
 
 class ImageReadError(OSError):
-    """An image file is missing or cannot be decoded."""
+    """An image file is missing, truncated, too large or cannot be decoded."""
 
 
-def read_image(path: Path, source: str = "") -> np.ndarray:
-    """Decode an image file to an (H, W, 3) uint8 **BGR** array (OpenCV's order).
+def max_image_pixels() -> int:
+    """The pixel limit of :func:`read_image`: ``$POSELIT_MAX_IMAGE_PIXELS``, else
+    :data:`MAX_IMAGE_PIXELS`."""
+    text = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not text:
+        return MAX_IMAGE_PIXELS
+    if not text.isdigit() or int(text) == 0:
+        raise ValueError(f"{MAX_IMAGE_PIXELS_ENV} must be a whole number of pixels > 0, got {text!r}")
+    return int(text)
 
-    Grayscale images are expanded to three channels and alpha is dropped, by OpenCV's
-    ``IMREAD_COLOR``. The error names the file and the record it belongs to.
+
+def read_image(path: Path, source: str = "", max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image file to an (H, W, 3) uint8 RGB array.
+
+    The size is read from the file's header first: an image of more than ``max_pixels``
+    (default :func:`max_image_pixels`) is refused before it is decoded. A truncated or
+    corrupt file is an error, not a partly grey image (OpenCV decodes those with only a
+    libjpeg warning). Decoding is Pillow's (the same libjpeg-turbo pixels as OpenCV's
+    ``imread``): EXIF orientation applied, grayscale expanded to three channels, alpha
+    dropped, 16-bit samples reduced to their 8 high bits. Errors name the file and the
+    record it belongs to.
     """
     where = f" (record {source})" if source else ""
     if not path.is_file():
         raise ImageReadError(f"image not found: {path}{where}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageReadError(f"image cannot be decoded: {path}{where}")
-    return image
+    limit = max_image_pixels() if max_pixels is None else max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is ours
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > limit:
+                    raise ImageReadError(
+                        f"image too large: {path}{where}: {width}x{height} pixels, above the limit of "
+                        f"{limit} ({MAX_IMAGE_PIXELS_ENV} raises it); not decoded"
+                    )
+                image.load()  # raises on truncated and corrupt data
+                ImageOps.exif_transpose(image, in_place=True)
+                rgb = _rgb_array(image)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as err:  # above Pillow's own ceiling, seen in the header too
+        raise ImageReadError(f"image too large: {path}{where}: {err}; not decoded") from err
+    except (OSError, ValueError, SyntaxError) as err:
+        raise ImageReadError(f"image cannot be decoded: {path}{where}: {err}") from err
+    return rgb
+
+
+def _rgb_array(image: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a loaded Pillow image; 16-bit grayscale keeps its high
+    byte, as OpenCV does (Pillow's own conversion would clip it)."""
+    if image.mode.startswith("I;16"):
+        gray = (np.asarray(image) >> 8).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    return np.array(image if image.mode == "RGB" else image.convert("RGB"))  # writable, like imread's
 
 
 class PoseDataset(Dataset):
@@ -69,8 +120,9 @@ class PoseDataset(Dataset):
         augment: Augmentation ranges (training only); defaults follow the papers.
         padding: Box enlargement: the crop side is ``200 * scale * padding`` px.
         fill: Value of pixels that fall outside the original image (Belagiannis: 128).
-        on_bad_image: ``"raise"`` stops at a missing/unreadable image; ``"skip"`` warns,
-            counts it in :attr:`num_skipped` and returns the next readable sample.
+        on_bad_image: ``"raise"`` stops at a missing, truncated, too large or otherwise
+            unreadable image (:func:`read_image`); ``"skip"`` warns, counts it in
+            :attr:`num_skipped` and returns the next readable sample.
     """
 
     def __init__(
@@ -132,7 +184,7 @@ class PoseDataset(Dataset):
         record = self.records[index]
         image = read_image(record.image, record.source)
         to_input = self.crop_affine(record, params)
-        crop = cv2.cvtColor(warp_image(image, to_input, self.input_size, self.fill), cv2.COLOR_BGR2RGB)
+        crop = warp_image(image, to_input, self.input_size, self.fill)
         if self.photometric is not None:
             self.photometric.set_random_seed(rng_seed)
             crop = self.photometric(image=crop)["image"]

@@ -4,14 +4,17 @@ errors that name the file, the record and the field."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import scipy.io
+from PIL import Image
 
-from poselit.data.records import AnnotationError, AnnotationSet, PoseRecord
+from poselit.data.records import PIXEL_STD, AnnotationError, AnnotationSet, PoseRecord
+from poselit.geometry import outside_image
 from poselit.skeletons import Skeleton
 
 
@@ -85,18 +88,70 @@ def require_array(
     return array
 
 
+def require_flags(
+    flags: np.ndarray, key: str, item: Callable[[int], str], skeleton: Skeleton, allowed: tuple[int, ...] = (0, 1)
+) -> np.ndarray:
+    """``(N, K)`` per-joint flags checked to be ``allowed`` values; the error names the
+    first bad item (``item(i)``, e.g. ``file#3``) and joint, and how many are bad.
+
+    Flags are meanings (visible, occluded, labelled): any other value would be read as one
+    of them silently.
+    """
+    flags = np.asarray(flags)
+    bad = np.argwhere(~np.isin(flags, allowed))
+    if bad.size:
+        i, j = bad[0]
+        more = f" ({len(bad)} bad flags in all)" if len(bad) > 1 else ""
+        raise AnnotationError(
+            f"{item(int(i))}: field {key!r} of joint {skeleton.joints[j]} is {flags[i, j]:g}, expected "
+            f"{' or '.join(map(str, allowed))}{more}"
+        )
+    return flags
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file from its header (nothing is decoded), or
+    ``None`` when it is missing or unreadable: the dataset reports such images when it
+    loads them."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.height, image.width
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def check_in_image(record: PoseRecord, size: tuple[int, int]) -> PoseRecord:
+    """``record``, or an error naming it when its joints or box are absurdly far outside
+    its image of ``size = (height, width)`` (:func:`poselit.geometry.outside_image`)."""
+    annotated = np.flatnonzero(record.visibility > 0)
+    points = np.vstack([record.keypoints[annotated], record.center[None]])
+    names = [record.skeleton.joints[j] for j in annotated] + ["box centre"]
+    reason = outside_image(points, names, PIXEL_STD * record.scale, size)
+    if reason:
+        raise AnnotationError(f"{record.source}: {reason} ({record.image}); fix or drop this annotation")
+    return record
+
+
 def collect(
     items: Iterable[PoseRecord | str], skeleton: Skeleton, source: str | Path
 ) -> AnnotationSet:
     """Gather a reader's per-item results: a record, or the reason the item was skipped.
 
-    Readers yield one result per item of the file, so every skipped item is counted.
+    Readers yield one result per item of the file, so every skipped item is counted. Every
+    reader's records pass here, and each is checked against its image's size, read from
+    the file header (:func:`check_in_image`; records of missing images are not checked).
     """
     records: list[PoseRecord] = []
     skipped: Counter = Counter()
+    sizes: dict[Path, tuple[int, int] | None] = {}
     for item in items:
         if isinstance(item, str):
             skipped[item] += 1
-        else:
-            records.append(item)
+            continue
+        if item.image not in sizes:
+            sizes[item.image] = image_size(item.image)
+        size = sizes[item.image]
+        records.append(item if size is None else check_in_image(item, size))
     return AnnotationSet(records, skeleton, str(source), skipped)

@@ -7,6 +7,9 @@
   that is 1 for **visible** joints; flag 0 marks joints that were not labelled (their
   coordinates are meaningless), which become "not annotated" here.
 
+A flag other than 0 or 1 is refused, naming the image and joint: it would otherwise be
+read silently as one of the two meanings.
+
 Neither has person boxes: the box is the tight box of the annotated joints
 (:func:`~poselit.geometry.box_from_keypoints`); the dataset's padding enlarges it. The
 PCK normaliser is the torso, ||left shoulder - right hip||, as in the LSP evaluation code.
@@ -14,13 +17,12 @@ PCK normaliser is the torso, ||left shoulder - right hip||, as in the LSP evalua
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from poselit.data.readers.common import load_mat, require_array
+from poselit.data.readers.common import collect, load_mat, require_array, require_flags
 from poselit.data.records import AnnotationError, AnnotationSet, PoseRecord
 from poselit.geometry import box_from_keypoints
 from poselit.skeletons import LSP
@@ -42,25 +44,36 @@ def _records(
     joints: np.ndarray, visibility: np.ndarray, image_names: list[Path], mat_path: Path, first: int
 ) -> AnnotationSet:
     """Records from (N, 14, 2) 0-based joints and (N, 14) visibility flags."""
-    records, skipped = [], Counter()
-    for i, (kps, vis, image) in enumerate(zip(joints, visibility, image_names)):
-        if not vis.any():
-            skipped["no keypoints"] += 1
-            continue
-        center, scale = box_from_keypoints(kps, vis)
-        records.append(
-            PoseRecord(
-                image=image,
-                keypoints=kps,
-                visibility=vis,
-                center=center,
-                scale=scale,
-                norm=LSP.torso_size(kps, vis),
-                skeleton=LSP,
-                source=f"{mat_path}#{first + i + 1}",
-            )
-        )
-    return AnnotationSet(records, LSP, str(mat_path), skipped)
+    return collect(
+        (
+            _record(kps, vis, image, f"{mat_path}#{first + i + 1}")
+            for i, (kps, vis, image) in enumerate(zip(joints, visibility, image_names))
+        ),
+        LSP,
+        mat_path,
+    )
+
+
+def _record(keypoints: np.ndarray, visibility: np.ndarray, image: Path, source: str) -> PoseRecord | str:
+    """One person, boxed by its annotated joints; ``"no keypoints"`` when none is."""
+    if not visibility.any():
+        return "no keypoints"
+    center, scale = box_from_keypoints(keypoints, visibility)
+    return PoseRecord(
+        image=image,
+        keypoints=keypoints,
+        visibility=visibility,
+        center=center,
+        scale=scale,
+        norm=LSP.torso_size(keypoints, visibility),
+        skeleton=LSP,
+        source=source,
+    )
+
+
+def _flags(joints: np.ndarray, path: Path, first: int) -> np.ndarray:
+    """The (N, 14) flag row of (N, 14, 3) joints, checked to be 0 or 1 (naming the image)."""
+    return require_flags(joints[..., 2], "joints flag", lambda i: f"{path}#{first + i + 1}", LSP)
 
 
 def read_lsp(root: str | Path, split: Literal["train", "test", "all"] = "train") -> AnnotationSet:
@@ -83,8 +96,8 @@ def read_lsp(root: str | Path, split: Literal["train", "test", "all"] = "train")
         raise AnnotationError(f"{path}: LSP needs an even number of images to split, got {joints.shape[2]}")
     rows = split_slice(split, joints.shape[2])
     joints = joints.transpose(2, 1, 0)[rows]  # (N, 14, 3)
-    visibility = np.where(joints[..., 2] == 1, 1, 2).astype(np.uint8)
     first = rows.start
+    visibility = np.where(_flags(joints, path, first) == 1, 1, 2).astype(np.uint8)
     images = [root / "images" / f"im{first + i + 1:04d}.jpg" for i in range(len(joints))]
     return _records(joints[..., :2] - 1.0, visibility, images, path, first)
 
@@ -102,6 +115,6 @@ def read_lspet(root: str | Path) -> AnnotationSet:
         hint=" (LSP-extended joints.mat; LSP files are (3, 14, 2000): use the 'lsp' reader)",
     )
     joints = joints.transpose(2, 0, 1)  # (N, 14, 3)
-    visibility = np.where(joints[..., 2] > 0, 2, 0).astype(np.uint8)
+    visibility = np.where(_flags(joints, path, 0) == 1, 2, 0).astype(np.uint8)
     images = [root / "images" / f"im{i + 1:05d}.jpg" for i in range(len(joints))]
     return _records(joints[..., :2] - 1.0, visibility, images, path, 0)

@@ -23,7 +23,8 @@ Per layout:
   enlargement, which is divided out. Joints that were not annotated are stored as
   (0, 0); every other joint is annotated, including the few head tops and necks just
   outside the image (y <= 0), which MPII marks visible. ``visible`` is 1 for visible
-  joints and 0 for occluded or missing ones. ``normalize`` is the head size in pixels.
+  joints and 0 for occluded or missing ones (other values are refused, naming the
+  person). ``normalize`` is the head size in pixels.
 * official ``.mat`` (struct ``RELEASE``): persons of the training images
   (``img_train == 1``) with keypoints, ``objpos`` and ``scale``. The test persons carry
   no keypoints. A point's ``is_visible`` is 0/1, '0'/'1', empty or absent in the
@@ -45,6 +46,7 @@ from poselit.data.readers.common import (
     require_array,
     require_field,
     require_file,
+    require_flags,
 )
 from poselit.data.records import AnnotationError, AnnotationSet, PoseRecord
 from poselit.skeletons import MPII
@@ -115,8 +117,7 @@ def _json_person(person: Any, where: str, images_dir: Path) -> PoseRecord | str:
     """One JSON person as a record, or ``"no keypoints"`` when no joint is annotated."""
     joints = require_array(person, "joints", where, (None, 2))
     flags = require_array(person, "joints_vis", where, (None,))
-    if not np.isin(flags, (0, 1)).all():
-        raise AnnotationError(f"{where}: 'joints_vis' must be 0 or 1, got {flags.tolist()}")
+    require_flags(flags[None], "joints_vis", lambda _: where, MPII)
     if not flags.any():
         return "no keypoints"
     scale = float(require_array(person, "scale", where, ()))
@@ -154,6 +155,7 @@ def _h5_people(
     center = require_array(fields, "center", path, (n, 2))
     part = require_array(fields, "part", path, (n, _NUM_JOINTS, 2), hint=" (16 MPII joints)")
     visible = require_array(fields, "visible", path, (n, _NUM_JOINTS), hint=" (16 MPII joints)")
+    require_flags(visible, "visible", lambda i: f"{path}#{i + 1}", MPII)
     head_size = require_array(fields, "normalize", path, (n,))
     names = _h5_image_names(fields, path, n)
     annotated = (part != 0).any(axis=-1)  # missing joints are stored as (0, 0)
