@@ -28,15 +28,20 @@ four numbers ``[x, y, w, h]`` (``box_format="xywh"``, COCO's) or ``[x1, y1, x2, 
 convention: a square of side ``200 * s`` px). A box is the tight box around the person:
 the crop adds the model's margin (``padding``, 1.25 as in training). Without a box the
 whole image is the crop (its longer side fills the model input, no margin added). A box
-with zero size, a non-finite number, or entirely outside the image raises an error
-naming the image and the box; a box partly outside the image is fine (the outside is
-filled with ``fill``).
+with zero size, a non-finite number, entirely outside the image, smaller than
+:data:`MIN_BOX_SIDE` or absurdly large (over 3x the image's longer side, see
+:data:`poselit.geometry.IMAGE_MARGIN`) raises an :class:`InputError` naming the image and
+the box; a box partly outside the image is fine (the outside is filled with ``fill``).
+Files above the pixel limit (:func:`poselit.data.dataset.max_image_pixels`, 100
+megapixels; ``POSELIT_MAX_IMAGE_PIXELS``) are refused from their header, before decoding;
+truncated files are errors, not partly grey images.
 
 **Results**: one :class:`PosePrediction` per person, in input order.
 
 **Files** (``poselit predict``): one JSON document per image, ``<out>/<image stem>.json``
 (or one per line of ``<out>/predictions.jsonl`` with ``--jsonl``), and the annotated
-image ``<out>/<image stem>.png``. A document::
+image ``<out>/<image stem>.png`` (downscaled to :data:`ANNOTATED_MAX_SIDE` px on its
+longer side). A document::
 
     {
       "image": "photos/a.jpg",          # the input path
@@ -81,7 +86,15 @@ from poselit.commands import DEMO_MODEL
 from poselit.data.dataset import read_image
 from poselit.data.readers.common import load_json
 from poselit.data.records import DEFAULT_PADDING, PIXEL_STD
-from poselit.geometry import apply_affine, box_xywh_to_center_scale, crop_affine, invert_affine, warp_image
+from poselit.geometry import (
+    apply_affine,
+    box_xywh_to_center_scale,
+    check_padding,
+    crop_affine,
+    invert_affine,
+    outside_image,
+    warp_image,
+)
 from poselit.models.base import PoseLitModule
 from poselit.progress import show_progress
 from poselit.skeletons import Skeleton
@@ -101,6 +114,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
 """The bundled sample images of ``poselit demo`` (origin and licence in ``SOURCES.md`` there)."""
+
+
+MIN_BOX_SIDE = 1.0
+"""Smallest longer side of a person box, in pixels: below it the crop magnifies nothing."""
+
+ANNOTATED_MAX_SIDE = 2048
+"""Longest side of the annotated images ``poselit predict`` writes; larger images are
+downscaled for the picture (the JSON keeps original-image pixels)."""
 
 
 class InputError(ValueError):
@@ -187,10 +208,16 @@ def person_box(
     x0, y0, w, h = _box_xywh(box, box_format, where)
     if not (w > 0 and h > 0):
         raise InputError(f"{where}: the box has zero or negative size ({box_format})")
+    if max(w, h) < MIN_BOX_SIDE:
+        raise InputError(f"{where}: the box is smaller than {MIN_BOX_SIDE:g} px ({box_format})")
     height, width = size
     if x0 + w <= -0.5 or y0 + h <= -0.5 or x0 >= width - 0.5 or y0 >= height - 0.5:
         raise InputError(f"{where}: the box lies entirely outside the {width}x{height} image")
-    return box_xywh_to_center_scale([x0, y0, w, h])
+    center, scale = box_xywh_to_center_scale([x0, y0, w, h])
+    reason = outside_image(center, ["box centre"], PIXEL_STD * scale, size)
+    if reason:
+        raise InputError(f"{where}: {reason}")
+    return center, scale
 
 
 def _box_xywh(box: BoxInput, box_format: BoxFormat, where: str) -> list[float]:
@@ -222,12 +249,18 @@ def _describe(box: Any) -> str:
     return json.dumps(box.tolist() if hasattr(box, "tolist") else box, default=str)
 
 
-def _box_list(boxes: Any) -> list[Any]:
-    """One image's boxes as a list: ``None`` -> ``[None]`` (whole image), one box -> ``[box]``."""
+def _box_list(boxes: Any, name: str = "image") -> list[Any]:
+    """One image's boxes as a list: ``None`` -> ``[None]`` (whole image), one box -> ``[box]``;
+    anything else (``true``, a number, a string) is an :class:`InputError` naming the image."""
     if boxes is None:
         return [None]
     if hasattr(boxes, "tolist"):
         boxes = boxes.tolist()
+    if isinstance(boxes, (str, bytes)) or not isinstance(boxes, (Sequence, Mapping)):
+        raise InputError(
+            f"{name}: expected a box ([x, y, w, h] or {{\"center\": [x, y], \"scale\": s}}), a list of "
+            f"boxes or null, got {_describe(boxes)}"
+        )
     if isinstance(boxes, Mapping) or (len(boxes) > 0 and isinstance(boxes[0], numbers.Real)):
         return [boxes]
     return list(boxes)
@@ -360,7 +393,8 @@ class Predictor:
             setting (on for every method by default).
         autocast: Mixed precision: ``True`` (bfloat16 on CPU, float16 on GPUs) or a dtype.
         device: Where to run; ``None``: where the model is.
-        padding: Margin around a given person box, as in training (``PoseDataset``).
+        padding: Margin around a given person box, as in training (``PoseDataset``); a
+            number > 0, else ``ValueError``.
         fill: Value of crop pixels outside the image, as in training.
     """
 
@@ -384,7 +418,7 @@ class Predictor:
         if autocast is True:
             autocast = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         self.autocast_dtype: torch.dtype | None = autocast or None
-        self.padding = padding
+        self.padding = check_padding(padding)
         self.fill = fill
 
     @classmethod
@@ -483,7 +517,7 @@ class Predictor:
             name = names[i] if names else str(image) if isinstance(image, (str, os.PathLike)) else f"image[{i}]"
             rgb = load_image(image, color_order=color_order, name=name)
             image_size = rgb.shape[:2]
-            for box in _box_list(image_boxes):
+            for box in _box_list(image_boxes, name):
                 if box is None:
                     center, scale = whole_image_box(image_size, self.padding)
                 else:
@@ -524,11 +558,19 @@ class Predictor:
         ]
 
 
-def draw_predictions(image: np.ndarray, people: Sequence[PosePrediction]) -> np.ndarray:
-    """``image`` (RGB) with every person's skeleton, joint opacity by score."""
+def draw_predictions(
+    image: np.ndarray, people: Sequence[PosePrediction], max_side: int | None = None
+) -> np.ndarray:
+    """``image`` (RGB) with every person's skeleton, joint opacity by score; first
+    downscaled (area averaging) so that its longer side is at most ``max_side``."""
+    factor = 1.0 if max_side is None else min(1.0, max_side / max(image.shape[:2]))
+    if factor < 1:
+        height, width = (max(1, round(side * factor)) for side in image.shape[:2])
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     for person in people:
         visible = np.full(person.skeleton.num_joints, 2)
-        image = draw_skeleton(image, person.keypoints, visible, person.skeleton, scores=person.scores)
+        keypoints = (person.keypoints + 0.5) * factor - 0.5  # pixel centres stay pixel centres
+        image = draw_skeleton(image, keypoints, visible, person.skeleton, scores=person.scores)
     return image
 
 
@@ -601,7 +643,7 @@ def predict_files(
             for i, (path, image) in enumerate(zip(chunk, images)):
                 mine = [p for p in people if p.image_index == i]
                 drawn = out / f"{path.stem}.png"
-                save_image(draw_predictions(image, mine), drawn)
+                save_image(draw_predictions(image, mine, ANNOTATED_MAX_SIDE), drawn)
                 written.append(drawn)
                 document = image_document(str(path), image.shape[:2], predictor.skeleton, mine, model)
                 if jsonl:

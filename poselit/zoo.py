@@ -68,6 +68,7 @@ from poselit.data.datamodule import PoseDataModule
 from poselit.data.readers.common import load_json
 from poselit.data.sources import DatasetSpec
 from poselit.evaluate import EvaluationReport
+from poselit.geometry import check_padding
 from poselit.models.base import PoseLitModule, load_checkpoint
 from poselit.models.base import class_path as class_path_of
 from poselit.tables import Row, Table
@@ -258,13 +259,16 @@ class ModelCard:
         for i, entry in enumerate(metrics):
             if not isinstance(entry, Mapping) or not isinstance(entry.get("results"), Mapping):
                 raise ZooError(f"{where}: field 'metrics[{i}]' must be a mapping with 'dataset' and 'results'")
+        input_ = dict(_field(data, "input", Mapping, where, required=False) or {})
+        if input_.get("padding") is not None:
+            check_padding(input_["padding"], f"{where}: field 'input.padding'", ZooError)
         return cls(
             name=name,
             class_path=_field(data, "class_path", str, where),
             init_args=dict(_field(data, "init_args", Mapping, where)),
             weights=_weights_from_dict(_field(data, "weights", Mapping, where), where),
             description=_field(data, "description", str, where, required=False) or "",
-            input=dict(_field(data, "input", Mapping, where, required=False) or {}),
+            input=input_,
             training=dict(_field(data, "training", Mapping, where, required=False) or {}),
             metrics=tuple(dict(m) for m in metrics),
             license=_field(data, "license", str, where, required=False),

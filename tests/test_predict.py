@@ -285,6 +285,10 @@ def test_unreadable_and_missing_files_are_named(tmp_path):
         ({"center": [5, 5]}, "xywh", "exactly the keys"),
         ([1, 2, float("nan"), 4], "xywh", "four finite numbers"),
         ([1, 2, 3], "xywh", "four finite numbers"),
+        ([-1e9, -1e9, 1e9, 1e9], "xyxy", r"person box of side 2e\+09 px is more than 3x the 40x30 image's longer side"),
+        ([0, 0, 1e9, 1e9], "xywh", r"box centre at \(5e\+08, 5e\+08\) lies more than 40 px outside"),
+        ({"center": [5, 5], "scale": 1e27}, "xywh", "more than 3x the 40x30 image"),
+        ([10, 10, 0.001, 0.0005], "xywh", "smaller than 1 px"),
     ],
 )
 def test_bad_boxes_raise_errors_naming_image_and_box(box, box_format, message):
@@ -447,3 +451,61 @@ def test_readme_quickstart_runs_on_a_photo(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md#quickstart", "exec"), {})
     assert Image.open(tmp_path / "pose.png").size == (512, 512)
+
+
+def test_bad_padding_and_box_entries_are_refused_in_python():
+    model = MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE)
+    for padding in (0, -1.0, float("nan"), "1.25", True):
+        with pytest.raises(ValueError, match=r"padding must be a number > 0 \(the crop side is 200 \* scale \* padding\)"):
+            Predictor(model, padding=padding)
+    with pytest.raises(ValueError, match="padding must be a number > 0"):
+        PoseDataset(read_annotations_stub(), padding=0)
+    image = np.zeros((30, 40, 3), np.uint8)
+    for entry, shown in ((True, "true"), (5, "5"), ("box", '"box"')):
+        with pytest.raises(InputError, match=re.escape(f"image[0]: expected a box ([x, y, w, h] or") + f".*got {shown}"):
+            Predictor(model).predict([image], boxes=[entry])
+
+
+def read_annotations_stub() -> list[PoseRecord]:
+    """One LSP record, for constructor checks that need no image."""
+    return [PoseRecord(Path("x.jpg"), np.zeros((14, 2)), np.full(14, 2), np.zeros(2), 1.0, 0.0, LSP, "stub#1")]
+
+
+def test_cli_bad_padding_box_entries_truncated_and_huge_images_end_in_one_line(tmp_path, fake_zoo, capsys):
+    """Each ends with exit 2 and one line ``poselit: error: ...`` naming what is wrong; the
+    40000x40000 PNG header (more pixels than OpenCV allows) is refused before decoding."""
+    from bad_files import png_claiming, truncated_jpeg
+
+    image = tmp_path / "one.png"
+    cv2.imwrite(str(image), np.zeros((20, 20, 3), np.uint8))
+    for entry in (True, 5):
+        (tmp_path / f"boxes-{entry}.json").write_text(json.dumps({"one.png": entry}))
+    cases = [
+        (["--padding", "0"], "padding must be a number > 0 (the crop side is 200 * scale * padding), got 0.0"),
+        (["--padding", "-2"], "padding must be a number > 0"),
+        (["--boxes", str(tmp_path / "boxes-True.json")], f"{image}: expected a box ([x, y, w, h] or"),
+        (["--boxes", str(tmp_path / "boxes-5.json")], "or null, got 5"),
+    ]
+    for extra, message in cases:
+        assert main(["predict", str(image), "--model", "tiny", "--out", str(tmp_path / "out"), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("poselit: error: ") and err.count("\n") == 1 and message in err, err
+    for bad, message in (
+        (truncated_jpeg(tmp_path / "cut.jpg"), f"image cannot be decoded: {tmp_path / 'cut.jpg'}: image file is truncated"),
+        (png_claiming(tmp_path / "huge.png", 40000, 40000), f"image too large: {tmp_path / 'huge.png'}: "),
+    ):
+        assert main(["predict", str(bad), "--model", "tiny", "--out", str(tmp_path / "out"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"poselit: error: {message}") and err.count("\n") == 1, err
+        with pytest.raises(ImageReadError, match=re.escape(str(bad))):
+            load_image(bad)
+
+
+def test_cli_annotated_images_are_downscaled(tmp_path, fake_zoo):
+    """A 2600x1300 photograph: the JSON keeps its pixels, the picture is 2048 px wide."""
+    image = tmp_path / "wide.jpg"
+    cv2.imwrite(str(image), np.full((1300, 2600, 3), 90, np.uint8))
+    assert main(["predict", str(image), "--model", "tiny", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    document = json.loads((tmp_path / "out" / "wide.json").read_text())
+    assert (document["width"], document["height"]) == (2600, 1300)
+    assert cv2.imread(str(tmp_path / "out" / "wide.png")).shape == (1024, 2048, 3)

@@ -449,6 +449,8 @@ def test_cards_and_configs_of_a_newer_version_are_refused(card, tmp_path):
         ({"class_path": "json.JSONDecoder"}, "does not name a PoseLitModule subclass"),
         ({"class_path": "not_imported_pkg.Model"}, "not_imported_pkg is not imported"),
         ({"init_args": {"num_blocks": 1, "wings": 2}}, "takes no argument 'wings'"),
+        ({"input": {"padding": "wide"}}, r"field 'input.padding' must be a number > 0 .*got 'wide'"),
+        ({"input": {"padding": 0}}, r"field 'input.padding' must be a number > 0 .*got 0"),
     ],
 )
 def test_card_errors_name_the_file_and_field(card, change, message):

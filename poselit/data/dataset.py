@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from poselit.data.records import PIXEL_STD, AnnotationSet, PoseRecord
 from poselit.data.transforms import AugmentConfig, AugmentParams, build_photometric, sample_augment
-from poselit.geometry import affine_scale, apply_affine, crop_affine, invert_affine, warp_image
+from poselit.geometry import affine_scale, apply_affine, check_padding, crop_affine, invert_affine, warp_image
 from poselit.skeletons import Skeleton
 
 BadImagePolicy = Literal["raise", "skip"]
@@ -151,7 +151,7 @@ class PoseDataset(Dataset):
         self.train = train
         self.augment = augment or AugmentConfig()
         self.photometric = build_photometric(self.augment) if train else None
-        self.padding = padding
+        self.padding = check_padding(padding)
         self.fill = fill
         self.on_bad_image = on_bad_image
         # A spawn-context counter is inherited by forked DataLoader workers and can also be
