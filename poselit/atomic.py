@@ -11,6 +11,7 @@ No ``fsync``: this protects against failed and interrupted writes, not against p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -31,7 +32,8 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
             file.write(payload)
         os.replace(temporary, path)
     except BaseException as err:  # also KeyboardInterrupt: leave nothing behind
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the folder is not one: there is nothing to remove
+            temporary.unlink(missing_ok=True)
         if isinstance(err, OSError):
             raise OSError(f"{path}: could not write the file ({err.strerror or err})") from err
         raise

@@ -70,17 +70,14 @@ def test_a_write_failing_half_way_keeps_the_old_file_and_leaves_nothing(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.json"]
 
 
-def test_a_write_into_a_read_only_folder_names_the_file(tmp_path):
+def test_a_write_whose_file_cannot_be_created_names_the_file(tmp_path):
+    """The temporary file cannot be created (here: the "folder" is a file, which fails for
+    root too, unlike a read-only folder): an OSError naming the target, nothing left."""
     folder = tmp_path / "locked"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user who may write into read-only folders (root)")
-        with pytest.raises(OSError, match=r"locked/out\.json: could not write the file \(Permission denied\)"):
-            write_atomic(folder / "out.json", "{}")
-    finally:
-        folder.chmod(0o755)
+    folder.write_text("a file, not a folder")
+    with pytest.raises(OSError, match=r"locked/out\.json: could not write the file \(Not a directory\)"):
+        write_atomic(folder / "out.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked"] and folder.read_text() == "a file, not a folder"
 
 
 def test_predict_leaves_no_half_written_outputs(tmp_path):
