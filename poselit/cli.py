@@ -43,6 +43,7 @@ def data_show(args: argparse.Namespace) -> int:
     from poselit.data.datamodule import default_data_root
     from poselit.data.dataset import PoseDataset
     from poselit.data.sources import read_annotations
+    from poselit.atomic import write_atomic
     from poselit.data.transforms import AugmentConfig
     from poselit.visualize import draw_skeleton, image_grid, save_image
 
@@ -73,7 +74,7 @@ def data_show(args: argparse.Namespace) -> int:
         "drawn_samples": len(tiles),
         "unreadable_images_skipped_while_drawing": dataset.num_skipped,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     print(
         f"{args.dataset}: {summary['records']} records, {summary['annotated_joints']} annotated joints "
         f"({summary['occluded_joints']} occluded), skipped {dict(annotations.skipped) or 'none'}, "
@@ -96,15 +97,17 @@ def backbone_import(args: argparse.Namespace) -> int:
     """Convert a backbone weights file of another library to a timm safetensors file."""
     import hashlib
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
+    from poselit.atomic import write_atomic
     from poselit.backbones import import_weights
 
     state = import_weights(args.source, args.model)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, out, metadata={"timm_model": args.model, "source": Path(args.source).name})
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    data = save(state, metadata={"timm_model": args.model, "source": Path(args.source).name})
+    write_atomic(out, data)
+    digest = hashlib.sha256(data).hexdigest()
     print(f"wrote {out} ({len(state)} tensors of timm's {args.model!r}, sha256 {digest}); "
           f"use it as backbone_weights: {out}")
     return 0

@@ -59,6 +59,7 @@ from scipy.optimize import linear_sum_assignment
 from torchmetrics import MetricCollection
 from tqdm import tqdm
 
+from poselit.atomic import write_atomic
 from poselit.data.readers.common import load_json
 from poselit.data.records import AnnotationSet, PoseRecord
 from poselit.data.sources import DatasetSpec, read_annotations
@@ -557,7 +558,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**report.to_dict(), "tables": [t.to_dict() for t in tables]}, indent=2))
+        write_atomic(path, json.dumps({**report.to_dict(), "tables": [t.to_dict() for t in tables]}, indent=2))
         print(f"\nwrote {path}")
     if args.plot:
         from poselit.visualize import plot_pck_curve, save_image

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
+from poselit.atomic import write_atomic
+
 if TYPE_CHECKING:  # poselit.tables imports torch; 'poselit reproduce --help' must not
     from poselit.tables import Reference, Table
 
@@ -135,6 +137,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
     """Handler of ``poselit reproduce``."""
     tables = reproduce(args.recipe, args.ckpt, args.overrides)
     if args.json:
-        Path(args.json).write_text(json.dumps([t.to_dict() for t in tables], indent=2))
+        write_atomic(args.json, json.dumps([t.to_dict() for t in tables], indent=2))
         print(f"wrote {args.json}")
     return 0
