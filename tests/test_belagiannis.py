@@ -440,3 +440,12 @@ def test_overfits_four_real_lsp_images(data_root):
     dm.datasets = {part: [dm.make_dataset(records, train=part == "train")] for part in ("train", "val")}
     pck, epochs, seconds = overfit(dm, 96, max_epochs=150)
     assert pck >= 95.0, f"PCK@0.2 {pck:.1f}% after {epochs} epochs ({seconds:.0f} s)"
+
+
+def test_another_backbone_at_a_chosen_stride_with_a_neck():
+    model = BelagiannisRecurrent(backbone="resnet18", stride=8, neck_channels=16, input_size=(64, 64))
+    assert model.stride == 8 and model.feature_extractor().channels == (16,)
+    outputs = model(torch.randn(2, 3, 64, 64))
+    assert outputs["heatmaps"].shape == (2, 14, 8, 8) and outputs["keypoints"].shape == (2, 14, 2)
+    with pytest.raises(ValueError, match="has one stride"):
+        BelagiannisRecurrent(stride=8)  # the paper's trunk

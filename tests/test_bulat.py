@@ -398,6 +398,8 @@ def test_clear_errors_for_bad_arguments():
         BulatCascade(variant="inception")
     with pytest.raises(ValueError, match="residual variant only"):
         BulatCascade(variant="vgg", dilation=True, input_size=TINY)
+    with pytest.raises(ValueError, match=r"^neck_channels, regressor_width: settings of the residual variant only, not of 'vgg'$"):
+        BulatCascade(variant="vgg", neck_channels=64, regressor_width=64, input_size=TINY)
     with pytest.raises(ValueError, match="regression_std"):
         tiny_model(regression_std=0)
     with pytest.raises(ValueError, match=r"image size \(64, 96\)"):
@@ -466,3 +468,14 @@ def test_overfits_four_real_lsp_images(data_root):
     dm = few_samples("lsp:train", TINY, data_root=data_root, limit=4)
     pck = overfit(dm, max_epochs=150, regression_std=3.0)
     assert pck >= 95.0
+
+
+def test_cpu_sized_cascade_on_a_neck_scores_at_the_detector_stride_and_regresses_at_full_resolution():
+    model = BulatCascade(backbone="resnet18", neck_channels=16, detector_stride=8, regressor_width=16,
+                         regressor_depth=2, input_size=(64, 64))
+    assert model.detector.stride == 8 and model.multiple == 16  # lcm(8, 4 * 2**2)
+    assert model.feature_extractor().channels == (16,) and model.feature_extractor().strides == (8,)
+    outputs = model(torch.randn(2, 3, 64, 64))
+    logits, maps = outputs["stages"]
+    assert logits.shape == maps.shape == (2, 14, 64, 64)  # detection and regression at the input resolution
+    assert model.regressor.hourglass.up[0].body[2].in_channels == 16  # the hourglass at regressor_width

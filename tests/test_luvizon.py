@@ -439,3 +439,10 @@ def test_overfits_four_real_lsp_images(data_root):
     }
     pck, epochs, seconds = overfit(dm, 64)
     assert pck >= 95.0, f"PCK@0.2 {pck:.1f}% after {epochs} epochs ({seconds:.0f} s)"
+
+
+def test_a_pretrained_style_trunk_with_a_neck_feeds_the_blocks():
+    model = LuvizonSoftArgmax(backbone="resnet18", neck_channels=32, width=32, num_blocks=1, input_size=(64, 64))
+    assert model.feature_extractor().channels == (32,) and isinstance(model.adapter, torch.nn.Identity)
+    outputs = model(torch.randn(2, 3, 64, 64))
+    assert outputs["map_size"] == (8, 8) and outputs["keypoints"].shape == (2, 14, 2)

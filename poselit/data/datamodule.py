@@ -12,13 +12,14 @@ a test split, which is measured once, at the end.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-import numpy as np
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from poselit.data.dataset import BadImagePolicy, PoseDataset
@@ -179,15 +180,16 @@ class PoseDataModule(pl.LightningDataModule):
     def annotations(self, part: str) -> list[AnnotationSet]:
         """The annotation sets of a part (``train`` / ``val`` / ``test``), hold-out applied:
         ``train`` without the held-out people, ``val`` with them first."""
-        sets = [self.read(s) for s in self.specs(part)]
         if not self.hparams.holdout or part == "test":
-            return sets
-        train, held_out = split_holdout(
-            sets if part == "train" else [self.read(s) for s in self.train_specs],
-            self.hparams.holdout,
-            self.hparams.holdout_seed,
-        )
-        return train if part == "train" else [held_out, *sets]
+            return [self.read(s) for s in self.specs(part)]
+        train, held_out = self._holdout_split
+        return train if part == "train" else [held_out, *(self.read(s) for s in self.val_specs)]
+
+    @cached_property
+    def _holdout_split(self) -> tuple[list[AnnotationSet], AnnotationSet]:
+        """The training sets read once and split once, for ``train`` and ``val`` alike."""
+        sets = [self.read(s) for s in self.train_specs]
+        return split_holdout(sets, self.hparams.holdout, self.hparams.holdout_seed)
 
     def setup(self, stage: str | None = None) -> None:
         for part in self.parts(stage):

@@ -509,11 +509,16 @@ class BulatCascade(PoseLitModule):
         )
         if variant not in DEFAULT_BACKBONES:
             raise ValueError(f"variant must be 'residual' or 'vgg', got {variant!r}")
-        residual_only = dict(dilation=dilation, detector_stride=detector_stride != 16, neck_channels=neck_channels,
-                             regressor_width=regressor_width != 256, regressor_depth=regressor_depth != 4)
-        changed = [name for name, value in residual_only.items() if value not in (None, False)]
+        residual_only = (  # (argument, value, default): the residual variant's own settings
+            ("dilation", dilation, False),
+            ("detector_stride", detector_stride, 16),
+            ("neck_channels", neck_channels, None),
+            ("regressor_width", regressor_width, 256),
+            ("regressor_depth", regressor_depth, 4),
+        )
+        changed = [name for name, value, default in residual_only if value != default]
         if changed and variant != "residual":
-            raise ValueError(f"{', '.join(changed)} apply to the residual variant only")
+            raise ValueError(f"{', '.join(changed)}: settings of the residual variant only, not of {variant!r}")
         for name, value in (("regression_std", regression_std), ("detection_radius", detection_radius)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
