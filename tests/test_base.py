@@ -207,3 +207,21 @@ def test_channels_last_and_compile_switches_keep_the_numbers(datamodule):
     assert model.net[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert "forward" in vars(model) and "net.0.weight" in model.state_dict()  # compiled, names unchanged
     assert torch.allclose(model.predict_poses(images)["heatmaps"], expected, atol=1e-5)
+
+
+def test_damaged_checkpoints_are_refused_naming_the_file(tmp_path):
+    """Zero-byte, truncated and text files: one ValueError naming the file, whether
+    read whole or memory-mapped (torch's own errors name no file, and for a non-zip file
+    torch blames mmap)."""
+    from poselit.models.base import load_checkpoint
+
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"w": torch.arange(4096.0)}}, good)
+    data = good.read_bytes()
+    cases = {"empty.ckpt": b"", "truncated.ckpt": data[: len(data) // 2], "text.ckpt": b"not a checkpoint"}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        for mmap in (False, True):
+            with pytest.raises(ValueError, match=rf"{name}: not a checkpoint: torch.save writes a zip archive"):
+                load_checkpoint(tmp_path / name, mmap=mmap)
+    assert load_checkpoint(good)["state_dict"]["w"].shape == (4096,)

@@ -291,3 +291,13 @@ def test_checkpoint_of_another_method_or_joint_count_stops_with_a_fix(smoke_data
     assert main(["fit", *_smoke(smoke_data, tmp_path, f"--ckpt_path={mpii}")]) == 2
     err = capsys.readouterr().err
     assert "trained for 16 joints (mpii) but the data have 14 (lsp)" in err and "init_from" in err
+
+
+def test_a_truncated_checkpoint_ends_fit_and_test_in_one_line(smoke_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    truncated = tmp_path / "last.ckpt"
+    truncated.write_bytes(b"PK\x03\x04 half of a checkpoint")
+    for command in ("fit", "test"):
+        assert main([command, *_smoke(smoke_data, tmp_path, f"--ckpt_path={truncated}")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"poselit: error: {truncated}: not a checkpoint"), err

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -63,8 +64,16 @@ def load_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # what torch.save writes; torch's own errors name no file
+        size = path.stat().st_size
+        raise ValueError(
+            f"{path}: not a checkpoint: torch.save writes a zip archive, this file ({size} bytes) is "
+            f"{'empty' if not size else 'not one (truncated, damaged, another format, or a pre-1.6 torch.save)'}"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (RuntimeError, EOFError) as err:  # a zip archive whose content is damaged
+        raise ValueError(f"{path}: the checkpoint cannot be read (damaged?): {str(err).splitlines()[0]}") from None
     except pickle.UnpicklingError as err:  # torch's message advises weights_only=False: not here
         found = [line.split(" was not")[0].strip() for line in str(err).splitlines() if "Unsupported global" in line]
         raise ValueError(
