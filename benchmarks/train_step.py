@@ -37,12 +37,18 @@ from poselit.data.synthetic import write_synthetic_lsp
 from poselit.training import run_lightning
 
 
-def build(recipe: str, size: int, overrides: list[str]) -> tuple[pl.LightningModule, pl.LightningDataModule]:
-    """The recipe's model and data module at ``size`` x ``size`` (nothing runs)."""
-    cli = run_lightning(
-        ["-c", recipe, f"--data.input_size=[{size},{size}]", "--trainer.logger=false", *overrides], run=False
-    )
+def build(recipe: str, size: int | None, overrides: list[str]) -> tuple[pl.LightningModule, pl.LightningDataModule]:
+    """The recipe's model and data module at ``size`` x ``size`` (``None``: the recipe's; nothing runs)."""
+    resize = [] if size is None else [f"--data.input_size=[{size},{size}]"]
+    cli = run_lightning(["-c", recipe, *resize, "--trainer.logger=false", *overrides], run=False)
     return cli.model, cli.datamodule
+
+
+def smoke_overrides() -> list[str]:
+    """Recipe overrides for a smoke run: generated LSP-format data, batches of 4, no weights file."""
+    root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=24, size=(96, 72), seed=0)
+    return [f"--data.train=[lsp:train@{root}]", "--data.val=[]", "--data.test=[]", "--data.holdout=2",
+            "--data.num_workers=0", "--data.batch_size=4", "--model.init_args.backbone_weights=null"]
 
 
 def autocast(precision: str):
@@ -101,11 +107,7 @@ def lightning_step(recipe: str, size: int, precision: str, channels_last: bool, 
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = list(args.override)
-    if args.smoke:
-        root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=24, size=(96, 72), seed=0)
-        overrides += [f"--data.train=[lsp:train@{root}]", "--data.val=[]", "--data.test=[]", "--data.holdout=2",
-                      "--data.num_workers=0", "--data.batch_size=4", "--model.init_args.backbone_weights=null"]
+    overrides = list(args.override) + (smoke_overrides() if args.smoke else [])
     memory_formats = {"both": (False, True), "yes": (True,), "no": (False,)}[args.channels_last]
     rows = []
     for recipe in args.recipes:
@@ -147,14 +149,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "warmup": args.warmup,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "machine": platform.machine(),
         "torch": torch.__version__,
         "smoke": args.smoke,
     }
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

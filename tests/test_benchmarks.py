@@ -45,3 +45,26 @@ def test_plot_training_merges_resumed_logs_and_writes_the_png(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "benchmarks/plot_training.py"), str(tmp_path / "empty"),
                            "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 1 and "no metrics.csv under it" in done.stderr
+
+
+def test_precision_check_trains_fp32_and_bf16_from_the_same_start_and_reports_the_difference():
+    result = _run("benchmarks/precision_check.py", "recipes/cpu/luvizon.yaml", "--smoke", "--size", "64")
+    assert [run["precision"] for run in result["runs"]] == ["32", "bf16-mixed"] and result["steps"] == 2
+    fp32, bf16 = (run["validation"] for run in result["runs"])
+    assert set(fp32) == set(bf16) >= {"val/pck", "val/loss"}
+    assert result["bf16_minus_fp32"]["val/pck"] == pytest.approx(bf16["val/pck"] - fp32["val/pck"], abs=1e-2)
+    assert all(run["seconds"] > 0 for run in result["runs"])
+
+
+def test_latency_benchmark_splits_end_to_end_time_into_stages():
+    result = _run("benchmarks/latency.py", "luvizon-tiny-lsp-demo", "--smoke", "--variants", "fp32", "bf16-cl",
+                  "--threads", "1", "--flip", "both")
+    rows = result["rows"]
+    assert {(r["variant"], r["flip_test"]) for r in rows} == {(v, f) for v in ("fp32", "bf16-cl") for f in (False, True)}
+    for row in rows:
+        ms = row["ms"]
+        assert row["threads"] == 1 and row["input_size"] == [128, 128] and row["images_per_s_batch32"] > 0
+        assert all(ms[stage] >= 0 for stage in ("decode", "crop", "network", "flip", "other")) and ms["end_to_end"] > 0
+        assert (ms["flip"] == 0) == (not row["flip_test"]) or ms["flip"] == 0
+        assert ms["pre_post_fraction"] == pytest.approx(1 - (ms["network"] + ms["flip"]) / ms["end_to_end"], abs=2e-3)
+    assert result["images"] == 3 and result["smoke"]

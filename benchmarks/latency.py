@@ -1,0 +1,193 @@
+"""End-to-end CPU latency of pose models, and where the time goes.
+
+For each model (a zoo name, or a recipe YAML: latency does not depend on the weights, so
+an untrained model built from a recipe measures the same), each thread count and each
+variant, it measures on real images (the first ``--images`` LSP test images, whole image,
+no box, as MoveNet is measured):
+
+* ``end_to_end_ms``: median of ``Predictor(model)(path)`` at batch 1 (decode the file,
+  crop, network, flip test, decoding, mapping back to the image), after warm-up;
+* the same split into stages, each a median over the same images: ``decode`` (read the
+  file), ``crop`` (box + affine warp), ``network`` (forward on one crop, including the
+  heatmap decoding of heatmap methods: ``decoding`` reports that part), ``flip`` (the extra
+  cost of the flip test) and ``other`` (the rest: mapping back, Python);
+* ``pre_post_fraction``: (end to end - network - flip) / end to end;
+* ``images_per_s_batch32``: throughput of ``Predictor(model, batch_size=32)`` on 32 files.
+
+Variants: ``fp32`` (eager float32), ``fp32-cl`` (channels-last), ``bf16`` (bfloat16
+autocast), ``bf16-cl``, ``compile`` (``torch.compile``, float32). Prints one JSON object.
+
+    POSELIT_DATA=../shared/data python benchmarks/latency.py luvizon-mobilenetv2-lsp \\
+        recipes/cpu/bulat.yaml --threads 1 2 --flip both
+
+``--smoke`` measures 3 repeats on generated images (the test suite uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+
+import poselit
+from poselit.data.synthetic import write_synthetic_lsp
+from poselit.geometry import crop_affine, warp_image
+from poselit.models.base import PoseLitModule
+from poselit.predict import Predictor, load_image, whole_image_box
+from train_step import build, cpu_name
+
+VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl", "compile")
+
+
+def median_ms(function: Callable[[Any], Any], items: list[Any]) -> float:
+    """Median wall time of ``function(item)`` over ``items``, in milliseconds."""
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        function(item)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def load_model(name: str) -> tuple[PoseLitModule, float]:
+    """A zoo model, or an untrained model built from a recipe YAML; with its crop padding."""
+    if name.endswith((".yaml", ".yml")):
+        model, datamodule = build(name, None, ["--model.init_args.backbone_weights=null"])
+        return model, datamodule.hparams.padding
+    model, card = poselit.zoo.load_with_card(name)
+    return model, card.input["padding"]
+
+
+def prepare(model: PoseLitModule, variant: str) -> tuple[PoseLitModule, bool]:
+    """The model as ``variant`` runs it, and whether to autocast to bfloat16."""
+    model = model.eval()
+    if variant.endswith("-cl"):
+        model = model.to(memory_format=torch.channels_last)
+    if variant == "compile":
+        model.compile()
+    return model, variant.startswith("bf16")
+
+
+def stages(predictor: Predictor, padding: float, paths: list[Path], flip: bool) -> dict[str, float]:
+    """Median milliseconds of each stage of one image's prediction (see the module docs)."""
+    model, size = predictor.model, predictor.model.input_size
+    images = [load_image(path) for path in paths]
+    crops = []
+    for image in images:
+        center, scale = whole_image_box(image.shape[:2], padding)
+        crops.append(warp_image(image, crop_affine(center, scale, size, padding=padding), size))
+    tensors = [torch.from_numpy(crop).permute(2, 0, 1)[None] for crop in crops]
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=predictor.autocast_dtype is not None)
+
+    def network(crop: torch.Tensor, flip_test: bool) -> dict[str, Any]:
+        with torch.inference_mode(), autocast:
+            return model.predict_poses(crop, flip_test=flip_test)
+
+    def crop_one(image: np.ndarray) -> np.ndarray:
+        center, scale = whole_image_box(image.shape[:2], padding)
+        return warp_image(image, crop_affine(center, scale, size, padding=padding), size)
+
+    result = {
+        "end_to_end": median_ms(lambda path: predictor(path), paths),
+        "decode": median_ms(load_image, paths),
+        "crop": median_ms(crop_one, images),
+        "network": median_ms(lambda crop: network(crop, False), tensors),
+    }
+    result["flip"] = max(0.0, median_ms(lambda crop: network(crop, True), tensors) - result["network"]) if flip else 0.0
+    heatmaps = network(tensors[0], False).get("heatmaps")
+    if heatmaps is not None:
+        with torch.inference_mode():
+            result["decoding"] = median_ms(lambda _: model.decode_heatmaps(heatmaps.float()), tensors)
+    result["other"] = max(0.0, result["end_to_end"] - result["decode"] - result["crop"] - result["network"] - result["flip"])
+    result = {name: round(ms, 2) for name, ms in result.items()}
+    result["pre_post_fraction"] = round(1 - (result["network"] + result["flip"]) / result["end_to_end"], 3)
+    return result
+
+
+def throughput(predictor: Predictor, paths: list[Path], batch: int = 32) -> float:
+    """Images per second of ``predictor`` on ``batch`` files at a time (best of 2 passes)."""
+    files = (paths * (batch // len(paths) + 1))[:batch]
+    best = min(_seconds(lambda: predictor(files)) for _ in range(2))
+    return round(batch / best, 2)
+
+
+def _seconds(function: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def image_paths(count: int, smoke: bool) -> list[Path]:
+    """The first ``count`` LSP test images (``POSELIT_DATA``), or generated ones for ``--smoke``."""
+    if smoke:
+        root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=2 * count, size=(96, 72), seed=0)
+        return sorted((root / "images").glob("*.jpg"))[:count]
+    records = poselit.data.read_annotations("lsp:test").records
+    return [Path(record.image_path) for record in records[:count]]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    paths = image_paths(args.images, args.smoke)
+    flips = {"both": (False, True), "on": (True,), "off": (False,)}[args.flip]
+    rows = []
+    for name in args.models:
+        for variant in args.variants:
+            model, padding = load_model(name)
+            model, bf16 = prepare(model, variant)
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                cv2.setNumThreads(threads)
+                for flip in flips:
+                    predictor = Predictor(model, batch_size=1, flip_test=flip, autocast=bf16, padding=padding)
+                    for path in paths[: args.warmup]:
+                        predictor(path)
+                    row = {"model": name, "method": type(model).__name__, "variant": variant, "threads": threads,
+                           "flip_test": flip, "input_size": list(model.input_size),
+                           "parameters": sum(p.numel() for p in model.parameters()),
+                           "ms": stages(predictor, padding, paths, flip)}
+                    predictor.batch_size = 32
+                    row["images_per_s_batch32"] = throughput(predictor, paths)
+                    rows.append(row)
+                    if args.verbose:
+                        print(json.dumps(row), flush=True)
+    return {
+        "benchmark": "latency",
+        "rows": rows,
+        "images": len(paths),
+        "image_source": "generated" if args.smoke else "LSP test (first images, whole image, no box)",
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu_name(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "smoke": args.smoke,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="zoo model names or recipe YAMLs")
+    parser.add_argument("--variants", nargs="+", default=["fp32", "bf16-cl"], choices=VARIANTS)
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--flip", choices=["both", "on", "off"], default="both")
+    parser.add_argument("--images", type=int, default=200, help="images timed (median over them)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed predictions first")
+    parser.add_argument("--smoke", action="store_true", help="3 generated images (for the tests)")
+    parser.add_argument("--verbose", action="store_true", help="print each row as it is measured")
+    args = parser.parse_args()
+    if args.smoke:
+        args.images, args.warmup = 3, 1
+    print(json.dumps(measure(args)))
+
+
+if __name__ == "__main__":
+    main()
