@@ -65,6 +65,6 @@ def test_latency_benchmark_splits_end_to_end_time_into_stages():
         ms = row["ms"]
         assert row["threads"] == 1 and row["input_size"] == [128, 128] and row["images_per_s_batch32"] > 0
         assert all(ms[stage] >= 0 for stage in ("decode", "crop", "network", "flip", "other")) and ms["end_to_end"] > 0
-        assert (ms["flip"] == 0) == (not row["flip_test"]) or ms["flip"] == 0
+        assert row["flip_test"] or ms["flip"] == 0  # no flip test, no flip time
         assert ms["pre_post_fraction"] == pytest.approx(1 - (ms["network"] + ms["flip"]) / ms["end_to_end"], abs=2e-3)
     assert result["images"] == 3 and result["smoke"]
