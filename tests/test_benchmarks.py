@@ -47,13 +47,17 @@ def test_plot_training_merges_resumed_logs_and_writes_the_png(tmp_path):
     assert done.returncode == 1 and "no metrics.csv under it" in done.stderr
 
 
-def test_precision_check_trains_fp32_and_bf16_from_the_same_start_and_reports_the_difference():
-    result = _run("benchmarks/precision_check.py", "recipes/cpu/luvizon.yaml", "--smoke", "--size", "64")
-    assert [run["precision"] for run in result["runs"]] == ["32", "bf16-mixed"] and result["steps"] == 2
-    fp32, bf16 = (run["validation"] for run in result["runs"])
-    assert set(fp32) == set(bf16) >= {"val/pck", "val/loss"}
-    assert result["bf16_minus_fp32"]["val/pck"] == pytest.approx(bf16["val/pck"] - fp32["val/pck"], abs=1e-2)
-    assert all(run["seconds"] > 0 for run in result["runs"])
+def test_precision_check_trains_fp32_and_bf16_from_the_same_start_per_seed():
+    result = _run("benchmarks/precision_check.py", "recipes/cpu/luvizon.yaml", "--smoke", "--size", "64",
+                  "--seeds", "0", "1")
+    runs = result["runs"]
+    assert [(run["seed"], run["precision"]) for run in runs] == [(0, "32"), (0, "bf16-mixed"), (1, "32"), (1, "bf16-mixed")]
+    for run in runs:
+        assert set(run["validation"]) == set(run["validation_fp32"]) >= {"val/pck", "val/loss"} and run["seconds"] > 0
+    fp32 = [run["validation"]["val/pck"] for run in runs if run["precision"] == "32"]
+    assert result["mean_val_pck"]["32"] == pytest.approx(sum(fp32) / 2, abs=1e-2)
+    assert result["fp32_seed_spread"] == pytest.approx(max(fp32) - min(fp32), abs=1e-2)
+    assert runs[0]["validation_fp32"]["val/pck"] == pytest.approx(runs[0]["validation"]["val/pck"], abs=1e-2)
 
 
 def test_latency_benchmark_splits_end_to_end_time_into_stages():
