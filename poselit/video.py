@@ -1,0 +1,366 @@
+"""Poses in a video: one person tracked from frame to frame, :func:`predict_video`.
+
+The first frame is cropped whole (as :class:`~poselit.predict.Predictor` does without a
+box). Every later frame is cropped around the previous frame's pose: the tight box
+around its confident joints (score >= ``min_score``), to which the predictor adds the
+model's margin (``padding``), exactly as training crops are built around the annotated
+joints. The person is **lost** when fewer than ``min_confident`` (a fraction of the
+skeleton's joints) are confident, when their box does not fit the frame (centre outside
+it, or a side longer than the frame's longer side), or when it is so small that its crop
+would magnify the frame more than :data:`MAX_ZOOM` times (typically all joints collapsed
+onto one spot by a model that sees no person); the next frame is then cropped whole
+again. Optional temporal smoothing (:class:`~poselit.smoothing.OneEuroFilter`, frame
+``i`` at ``i / fps`` seconds) filters the confident joints of tracked frames; it restarts
+when the person is lost. The crops follow the raw poses, so smoothing never makes a crop
+lag behind the person.
+
+Outputs, in ``out_dir``, named after the video (``clip.mp4`` -> ``clip.*``):
+
+* ``clip.mp4``: the video with the skeleton drawn on each frame ("lost" written on frames
+  where the person is lost), same size and frame rate, MPEG-4 Part 2 (``mp4v``: written
+  by every OpenCV build with FFmpeg, no extra codec libraries);
+* ``clip.jsonl``: one JSON document per frame, :func:`~poselit.predict.image_document`'s
+  (the image is the video's path, one person, their box the crop's) with the frame's
+  ``frame`` index (from 0), ``time`` in seconds and whether the person is ``lost``;
+  keypoints are the smoothed ones when smoothing is on.
+
+Both files are written under temporary names beside their destination (``.clip.*.tmp.*``)
+and renamed into place when the video ends, however it ends: a video that stops early, a
+frame that fails or an interrupt leaves both complete and valid up to the last frame
+processed (none processed: no file; a killed process leaves only the temporaries).
+
+**Bad input**: a video that is missing or cannot be opened or decoded raises
+:class:`VideoReadError` naming it, before anything is written. A video that ends before
+the frame count in its header is processed up to its end, with a warning naming it and
+both counts (:attr:`VideoResult.ended_early`). A frame whose size differs from the first
+frame's raises :class:`VideoReadError` naming the file and the frame's index, the frames
+before it written (a size change has no place in one output video, and tracking boxes
+do not carry over between sizes). OpenCV's FFmpeg reader itself rescales such frames to
+the first size; other sources (image sequences) do not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import math
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from poselit.geometry import PIXEL_STD, box_from_keypoints
+from poselit.predict import PosePrediction, Predictor, draw_predictions, image_document
+from poselit.progress import PROGRESS_MIN_ITEMS, show_progress
+from poselit.smoothing import FilterState, OneEuroFilter
+from poselit.visualize import draw_label
+
+FOURCC = "mp4v"
+"""Codec of the annotated videos (in an ``.mp4`` container)."""
+
+MAX_ZOOM = 4.0
+"""Largest magnification of a tracking crop (model input side / crop side): a smaller
+person box holds too few pixels for a pose, and a crop of it would lock onto that spot."""
+
+DEFAULT_FPS = 30.0
+"""Frame rate assumed for a video whose header gives none (with a warning)."""
+
+
+class VideoReadError(OSError):
+    """A video file is missing, cannot be opened or decoded, or changes frame size."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video's frame count (``None`` when its header gives none), frame rate, and frame
+    ``size = (height, width)`` (the first frame's)."""
+
+    frames: int | None
+    fps: float
+    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class TrackedFrame:
+    """One frame's result: the RGB ``image``, its ``index`` (from 0) and ``time`` in
+    seconds, the ``pose`` (smoothed when smoothing is on) and whether the person is
+    ``lost`` in it."""
+
+    image: np.ndarray
+    index: int
+    time: float
+    pose: PosePrediction
+    lost: bool
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """What :func:`predict_video` did.
+
+    Args:
+        video: The annotated video written.
+        frames_file: The JSON lines written, one per frame.
+        frames: Frames processed (and written).
+        lost: Frames in which the person was lost.
+        expected_frames: The frame count in the video's header (``None``: unknown).
+        fps: The frame rate used for times and for the annotated video.
+    """
+
+    video: Path
+    frames_file: Path
+    frames: int
+    lost: int
+    expected_frames: int | None
+    fps: float
+
+    @property
+    def ended_early(self) -> bool:
+        """Whether fewer frames could be read than the header announces."""
+        return self.expected_frames is not None and self.frames < self.expected_frames
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def header_counts(capture: cv2.VideoCapture, path: Path) -> tuple[int | None, float]:
+    """Frame count (``None``: unknown) and rate of an opened video; an unknown rate is
+    :data:`DEFAULT_FPS`, with a warning naming the file."""
+    count, fps = capture.get(cv2.CAP_PROP_FRAME_COUNT), capture.get(cv2.CAP_PROP_FPS)
+    if not (math.isfinite(fps) and fps > 0):
+        warnings.warn(f"{path}: the video gives no frame rate; assuming {DEFAULT_FPS:g} frames/s", stacklevel=2)
+        fps = DEFAULT_FPS
+    return (int(count) if math.isfinite(count) and count > 0 else None), float(fps)
+
+
+def read_frames(capture: cv2.VideoCapture, path: Path) -> Iterator[np.ndarray]:
+    """The frames of an opened video as ``(H, W, 3)`` RGB arrays, until one cannot be read;
+    a frame of another size than the first raises :class:`VideoReadError`."""
+    first_size = None
+    for index in itertools.count():
+        ok, frame = capture.read()
+        if not ok:
+            return
+        first_size = first_size or frame.shape[:2]
+        if frame.shape[:2] != first_size:
+            raise VideoReadError(
+                f"{path}: frame {index} is {frame.shape[1]}x{frame.shape[0]} px, the frames before it "
+                f"{first_size[1]}x{first_size[0]}; a video must keep one frame size"
+            )
+        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+@contextlib.contextmanager
+def open_video(path: Path) -> Iterator[tuple[VideoInfo, Iterator[np.ndarray]]]:
+    """The header's :class:`VideoInfo` and the frames (:func:`read_frames`) of a video file,
+    released at the end; :class:`VideoReadError` naming it if it is missing or unreadable."""
+    if not path.is_file():
+        raise VideoReadError(f"{path}: no such video file")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise VideoReadError(
+                f"{path}: cannot open the video (not a video, damaged, or a codec OpenCV cannot decode)"
+            )
+        count, fps = header_counts(capture, path)
+        frames = read_frames(capture, path)
+        first = next(frames, None)
+        if first is None:
+            raise VideoReadError(f"{path}: the video has no frame that can be decoded")
+        yield VideoInfo(count, fps, first.shape[:2]), itertools.chain([first], frames)
+    finally:
+        capture.release()
+
+
+# --- tracking -----------------------------------------------------------------------------
+
+
+def tracking_box(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    size: tuple[int, int],
+    *,
+    min_score: float,
+    min_confident: float,
+    min_side: float,
+) -> dict[str, Any] | None:
+    """The next frame's person box (``{"center", "scale"}``, tight around the joints scoring
+    >= ``min_score``), or ``None`` when the person is lost (see the module docs) in a frame
+    of ``size = (height, width)``; ``min_side`` is the smallest box side, px."""
+    confident = np.asarray(scores) >= min_score
+    if not confident.any() or confident.sum() < min_confident * len(confident):
+        return None
+    center, scale = box_from_keypoints(keypoints, confident)
+    height, width = size
+    inside = -0.5 <= center[0] <= width - 0.5 and -0.5 <= center[1] <= height - 0.5
+    if not inside or not min_side <= PIXEL_STD * scale <= max(height, width):
+        return None
+    return {"center": center.tolist(), "scale": scale}
+
+
+def track(
+    predictor: Predictor,
+    frames: Iterable[np.ndarray],
+    *,
+    fps: float,
+    name: str = "video",
+    smoothing: OneEuroFilter | None = None,
+    min_score: float = 0.3,
+    min_confident: float = 0.5,
+) -> Iterator[TrackedFrame]:
+    """One person followed through RGB ``frames`` (``fps`` frames per second), see the
+    module docs; ``name`` is the video's name in the poses and in errors."""
+    box, state = None, FilterState.empty(predictor.skeleton.num_joints)
+    rules = {
+        "min_score": min_score,
+        "min_confident": min_confident,
+        "min_side": predictor.model.input_size[0] / (MAX_ZOOM * predictor.padding),
+    }
+    for index, frame in enumerate(frames):
+        pose = predictor.predict(frame, box=box, names=[name], progress=False)[0]
+        box = tracking_box(pose.keypoints, pose.scores, frame.shape[:2], **rules)
+        time = index / fps
+        if box is None:  # lost: the next track starts afresh
+            state = FilterState.empty(len(pose.scores))
+        elif smoothing is not None:
+            keypoints, state = smoothing.step(state, pose.keypoints, time, pose.scores >= min_score)
+            pose = dataclasses.replace(pose, keypoints=keypoints.astype(np.float32))
+        yield TrackedFrame(image=frame, index=index, time=time, pose=pose, lost=box is None)
+
+
+def frame_document(frame: TrackedFrame, model: str | None = None) -> dict[str, Any]:
+    """The JSON line of one frame (see the module docs)."""
+    pose = frame.pose
+    document = image_document(pose.image, pose.image_size, pose.skeleton, [pose], model)
+    return {"frame": frame.index, "time": round(frame.time, 6), "lost": frame.lost, **document}
+
+
+def annotated_frame(frame: TrackedFrame) -> np.ndarray:
+    """The RGB frame with its skeleton, and "lost" written on it where the person is lost."""
+    drawn = draw_predictions(frame.image, [frame.pose])
+    return draw_label(drawn, "lost") if frame.lost else drawn
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+class VideoOutputs:
+    """The annotated video and the JSON lines of one video, written under temporary names
+    beside their destinations; :meth:`close` moves them into place once at least one frame
+    is written (a video of no frame is no valid file), else removes them."""
+
+    def __init__(self, video: Path, lines: Path, fps: float, size: tuple[int, int]) -> None:
+        self.paths = (video, lines)
+        token = secrets.token_hex(4)  # the suffix stays last: OpenCV picks the container by it
+        self.temporaries = tuple(p.with_name(f".{p.stem}.{token}.tmp{p.suffix}") for p in self.paths)
+        self.frames = 0
+        self.lines = self.temporaries[1].open("w", encoding="utf-8")
+        self.video = cv2.VideoWriter(str(self.temporaries[0]), cv2.VideoWriter_fourcc(*FOURCC), fps, (size[1], size[0]))
+        if not self.video.isOpened():
+            self.close()
+            raise OSError(f"{video}: OpenCV cannot write a {FOURCC} video there")
+
+    def write(self, image: np.ndarray, document: dict[str, Any]) -> None:
+        """Append one annotated RGB frame and its JSON line (flushed)."""
+        self.video.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        self.lines.write(json.dumps(document) + "\n")
+        self.lines.flush()
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finalise both files and move them into place, or remove them if no frame was written."""
+        self.video.release()
+        self.lines.close()
+        for temporary, path in zip(self.temporaries, self.paths):
+            if self.frames:
+                os.replace(temporary, path)
+            else:
+                temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoOutputs:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def predict_video(
+    predictor: Predictor,
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    smoothing: OneEuroFilter | None = None,
+    min_score: float = 0.3,
+    min_confident: float = 0.5,
+    model: str | None = None,
+    progress: bool | None = None,
+) -> VideoResult:
+    """Track one person through a video file and write the annotated video and the JSON
+    lines into ``out_dir`` (see the module docs).
+
+    Args:
+        predictor: The pose model and its settings (flip test, device, padding...).
+        path: The video file (anything OpenCV's FFmpeg reads).
+        out_dir: Folder for ``<stem>.mp4`` and ``<stem>.jsonl`` (created if needed).
+        smoothing: Temporal smoothing of the keypoints; ``None``: raw keypoints.
+        min_score: A joint scoring at least this is confident (scores depend on the
+            method; the zoo's are in [0, 1]).
+        min_confident: Fraction of the joints that must be confident for the person to
+            count as tracked.
+        model: The model's name for the documents' ``model`` field.
+        progress: A progress bar over the frames: ``True`` / ``False``; ``None``: for
+            long videos (or of unknown length), when stderr is a terminal.
+
+    Returns:
+        A :class:`VideoResult`; a warning tells when the video ended early.
+    """
+    path, out = Path(path), Path(out_dir)
+    video_path, lines_path = out / f"{path.stem}.mp4", out / f"{path.stem}.jsonl"
+    if path.resolve() in (video_path.resolve(), lines_path.resolve()):
+        raise ValueError(f"writing into {out} would overwrite the input video {path}; choose another folder")
+    lost = 0
+    with open_video(path) as (info, frames):
+        out.mkdir(parents=True, exist_ok=True)
+        shown = show_progress(progress, info.frames or PROGRESS_MIN_ITEMS)
+        with VideoOutputs(video_path, lines_path, info.fps, info.size) as outputs, tqdm(
+            total=info.frames, desc=path.name, unit="frame", disable=not shown
+        ) as bar:
+            tracked = track(
+                predictor, frames, fps=info.fps, name=str(path),
+                smoothing=smoothing, min_score=min_score, min_confident=min_confident,
+            )
+            for frame in tracked:
+                outputs.write(annotated_frame(frame), frame_document(frame, model))
+                lost += frame.lost
+                bar.update()
+    result = VideoResult(video_path, lines_path, outputs.frames, lost, info.frames, info.fps)
+    if result.ended_early:
+        warnings.warn(
+            f"{path}: the video ended after {result.frames} of the {info.frames} frames its header "
+            f"announces; wrote those {result.frames}",
+            stacklevel=2,
+        )
+    return result
+
+
+__all__ = [
+    "DEFAULT_FPS",
+    "FOURCC",
+    "MAX_ZOOM",
+    "TrackedFrame",
+    "VideoInfo",
+    "VideoOutputs",
+    "VideoReadError",
+    "VideoResult",
+    "frame_document",
+    "predict_video",
+    "track",
+    "tracking_box",
+]

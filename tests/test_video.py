@@ -1,0 +1,234 @@
+"""Video prediction: tracking on a generated moving figure, the files written, bad videos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from poselit.geometry import PIXEL_STD
+from poselit.data.synthetic import random_pose, render_figure
+from poselit.predict import PosePrediction, Predictor, whole_image_box
+from poselit.skeletons import LSP
+from poselit.smoothing import OneEuroFilter
+from poselit.video import FOURCC, VideoReadError, predict_video, track, tracking_box
+from tiny_models import TinyHeatmapModel
+
+HEIGHT, WIDTH, FRAMES, FPS = 72, 128, 24, 25.0
+STEP = 3.0
+"""The figure moves right by this many px per frame."""
+
+
+def walking_figure(frames: int = FRAMES, hidden: tuple[int, ...] = ()) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """BGR frames of a stick figure walking right, and its true (14, 2) joints per frame
+    (``None`` on the ``hidden`` frames, which show the background only)."""
+    rng = np.random.default_rng(0)
+    start = random_pose(rng, HEIGHT, WIDTH) - [(frames - 1) * STEP / 2, 0]
+    poses = [None if t in hidden else start + [t * STEP, 0] for t in range(frames)]
+    none = np.ones(LSP.num_joints, bool)
+    images = [render_figure(start if p is None else p, none if p is None else ~none, rng, HEIGHT, WIDTH) for p in poses]
+    return images, poses
+
+
+def write_video(path: Path, images: list[np.ndarray], fourcc: str = FOURCC) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), FPS, (images[0].shape[1], images[0].shape[0]))
+    for image in images:
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def count_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+class CropStub:
+    """A perfect model that sees only its crop, to test the tracking around it: the true
+    joints inside the crop (score 0.9), the crop's centre for those outside (score 0.05).
+    Records the crops (``center``, ``side`` in px) it was given."""
+
+    skeleton = LSP
+    padding = 1.25
+    model = SimpleNamespace(input_size=(64, 64))
+
+    def __init__(self, poses: list[np.ndarray | None]) -> None:
+        self.poses = iter(poses)
+        self.crops: list[tuple[np.ndarray, float]] = []
+
+    def predict(self, image, box=None, *, names, progress) -> list[PosePrediction]:
+        size = image.shape[:2]
+        center, scale = whole_image_box(size, self.padding) if box is None else (np.asarray(box["center"]), box["scale"])
+        side = PIXEL_STD * scale * self.padding
+        self.crops.append((center, side))
+        truth = next(self.poses)
+        seen = np.zeros(LSP.num_joints, bool) if truth is None else (np.abs(truth - center) <= side / 2).all(axis=1)
+        keypoints = np.where(seen[:, None], np.zeros((LSP.num_joints, 2)) if truth is None else truth, center)
+        return [
+            PosePrediction(
+                keypoints=keypoints.astype(np.float32), scores=np.where(seen, 0.9, 0.05).astype(np.float32),
+                skeleton=LSP, center=np.asarray(center, np.float32), scale=float(scale), image=names[0],
+                image_index=0, image_size=size, affine=np.eye(2, 3, dtype=np.float32),
+            )
+        ]
+
+
+def test_the_crop_follows_the_moving_figure_and_falls_back_to_the_whole_frame_when_lost():
+    images, poses = walking_figure(hidden=(10, 11))
+    stub = CropStub(poses)
+    frames = list(track(stub, [cv2.cvtColor(i, cv2.COLOR_BGR2RGB) for i in images], fps=FPS))
+    assert [f.lost for f in frames] == [t in (10, 11) for t in range(FRAMES)]
+    whole_center, whole_scale = whole_image_box((HEIGHT, WIDTH), stub.padding)
+    for t, (center, side) in enumerate(stub.crops):
+        if t in (0, 11, 12):  # the first frame, and those after a lost one: the whole frame
+            np.testing.assert_allclose(center, whole_center)
+            assert side == pytest.approx(PIXEL_STD * whole_scale * stub.padding)
+        else:  # around the previous frame's joints, padded: one step behind the figure
+            previous = poses[t - 1]
+            np.testing.assert_allclose(center, (previous.min(0) + previous.max(0)) / 2, atol=1e-4)
+            assert side == pytest.approx((previous.max(0) - previous.min(0)).max() * stub.padding, rel=1e-5)
+    for frame, truth in zip(frames, poses):
+        if truth is not None:  # every joint found, the figure crossing 69 px of the frame
+            np.testing.assert_allclose(frame.pose.keypoints, truth, atol=1e-4)
+    assert frames[-1].time == pytest.approx((FRAMES - 1) / FPS)
+
+
+def test_smoothing_filters_tracked_frames_and_restarts_after_a_loss():
+    images, poses = walking_figure(hidden=(10,))
+    rgb = [cv2.cvtColor(i, cv2.COLOR_BGR2RGB) for i in images]
+    frames = list(track(CropStub(poses), rgb, fps=FPS, smoothing=OneEuroFilter(min_cutoff=0.5, beta=0.0)))
+    errors = [np.abs(f.pose.keypoints - truth).max() if truth is not None else None for f, truth in zip(frames, poses)]
+    assert errors[0] < 1e-4 and errors[11] < 1e-4  # first frame of a track: the raw joints
+    assert 0.5 < errors[5] < STEP * 5  # a slow filter lags behind the moving figure
+    assert errors[10] is None and frames[10].lost
+
+
+def test_tracking_box_rules():
+    keypoints = np.array([[10.0, 20.0], [30.0, 60.0], [500.0, 500.0]])
+    scores = np.array([0.9, 0.8, 0.1])
+    rules = {"min_score": 0.3, "min_confident": 0.5, "min_side": 10.0}
+    box = tracking_box(keypoints, scores, (100, 100), **rules)
+    assert box == {"center": [20.0, 40.0], "scale": pytest.approx(40 / PIXEL_STD)}
+    assert tracking_box(keypoints, np.array([0.9, 0.1, 0.1]), (100, 100), **rules) is None  # 1 of 3 confident
+    assert tracking_box(keypoints + [200, 0], scores, (100, 100), **rules) is None  # the centre left the frame
+    assert tracking_box(keypoints * [10, 1], scores, (100, 100), **rules) is None  # wider than the frame
+    collapsed = np.array([[50.0, 50.0], [55.0, 52.0], [0.0, 0.0]])  # a 5 px box
+    assert tracking_box(collapsed, scores, (100, 100), **rules) is None
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Iterator[Predictor]:
+    """An untrained tiny model (its poses are noise: these tests check the files), run on
+    one intra-op thread: with more, small tensors spin-wait on the shared cores (10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield Predictor(TinyHeatmapModel(skeleton="lsp", input_size=(64, 64)))
+    torch.set_num_threads(threads)
+
+
+def test_predict_video_writes_an_annotated_video_and_one_json_line_per_frame(tmp_path, predictor):
+    clip = write_video(tmp_path / "clip.mp4", walking_figure()[0])
+    result = predict_video(predictor, clip, tmp_path / "out", smoothing=OneEuroFilter(), model="tiny")
+    assert result.video == tmp_path / "out" / "clip.mp4" and result.frames_file == tmp_path / "out" / "clip.jsonl"
+    assert (result.frames, result.expected_frames, result.fps, result.ended_early) == (FRAMES, FRAMES, FPS, False)
+    assert count_frames(result.video) == FRAMES
+    capture = cv2.VideoCapture(str(result.video))
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (WIDTH, HEIGHT)
+    capture.release()
+    lines = read_lines(result.frames_file)
+    assert [line["frame"] for line in lines] == list(range(FRAMES))
+    assert lines[3]["time"] == pytest.approx(3 / FPS)
+    assert sum(line["lost"] for line in lines) == result.lost
+    line = lines[0]
+    assert (line["image"], line["width"], line["height"], line["model"]) == (str(clip), WIDTH, HEIGHT, "tiny")
+    assert line["skeleton"]["joints"] == list(LSP.joints) and len(line["people"]) == 1
+    person = line["people"][0]
+    assert len(person["keypoints"]) == len(person["scores"]) == LSP.num_joints and set(person["box"]) == {"center", "scale"}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.jsonl", "clip.mp4"]  # no temporaries left
+
+
+def test_a_video_that_ends_early_is_written_up_to_its_end(tmp_path, predictor):
+    clip = write_video(tmp_path / "clip.avi", walking_figure()[0], "MJPG")
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) // 2])  # the header still announces every frame
+    readable = count_frames(clip)
+    assert 0 < readable < FRAMES
+    with pytest.warns(UserWarning, match=rf"clip.avi: the video ended after {readable} of the {FRAMES} frames"):
+        result = predict_video(predictor, clip, tmp_path / "out")
+    assert result.ended_early and result.frames == readable
+    assert count_frames(result.video) == readable and len(read_lines(result.frames_file)) == readable
+
+
+class FailingAt:
+    """A predictor that fails on its ``frame``-th call (from 0)."""
+
+    def __init__(self, predictor: Predictor, frame: int) -> None:
+        self.predictor, self.calls, self.frame = predictor, 0, frame
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.predictor, name)
+
+    def predict(self, *args, **kwargs) -> list[PosePrediction]:
+        self.calls += 1
+        if self.calls > self.frame:
+            raise RuntimeError("out of memory")
+        return self.predictor.predict(*args, **kwargs)
+
+
+@pytest.mark.parametrize("failing", [0, 3])
+def test_a_failing_frame_leaves_the_frames_before_it_complete(tmp_path, predictor, failing):
+    clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=6)[0])
+    with pytest.raises(RuntimeError, match="out of memory"):
+        predict_video(FailingAt(predictor, failing), clip, tmp_path / "out")
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    if failing == 0:  # nothing to keep: an empty video would be no valid file
+        assert written == []
+    else:
+        assert written == ["clip.jsonl", "clip.mp4"]
+        assert count_frames(tmp_path / "out" / "clip.mp4") == len(read_lines(tmp_path / "out" / "clip.jsonl")) == failing
+
+
+def test_videos_that_cannot_be_opened_are_named_and_nothing_is_written(tmp_path, predictor):
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    for path, message in [("junk.mp4", "cannot open"), ("empty.mp4", "cannot open"), ("missing.mp4", "no such video")]:
+        with pytest.raises(VideoReadError, match=rf"{path}: {message}"):
+            predict_video(predictor, tmp_path / path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_frame_size_change_stops_with_the_frames_before_it_written(tmp_path, predictor, monkeypatch):
+    images = walking_figure(frames=5)[0]
+    images[3:] = [cv2.resize(i, (WIDTH // 2, HEIGHT // 2)) for i in images[3:]]
+    for t, image in enumerate(images):  # an image sequence: OpenCV's FFmpeg reader would rescale
+        cv2.imwrite(str(tmp_path / f"frame_{t:03d}.png"), image)
+    opener = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda path: opener(str(tmp_path / "frame_%03d.png"), cv2.CAP_IMAGES))
+    (tmp_path / "clip.mp4").touch()
+    with pytest.warns(UserWarning, match="clip.mp4: the video gives no frame rate"):
+        with pytest.raises(VideoReadError, match=r"clip.mp4: frame 3 is 64x36 px, the frames before it 128x72"):
+            predict_video(predictor, tmp_path / "clip.mp4", tmp_path / "out")
+    monkeypatch.undo()
+    assert count_frames(tmp_path / "out" / "clip.mp4") == 3
+    assert [line["frame"] for line in read_lines(tmp_path / "out" / "clip.jsonl")] == [0, 1, 2]
+
+
+def test_outputs_never_overwrite_the_input(tmp_path, predictor):
+    clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=2)[0])
+    with pytest.raises(ValueError, match="would overwrite the input video"):
+        predict_video(predictor, clip, tmp_path)
