@@ -34,7 +34,7 @@ import torch
 
 from poselit.callbacks import ChannelsLast
 from poselit.data.synthetic import write_synthetic_lsp
-from poselit.training import run_lightning
+from poselit.cli.lightning import run_lightning
 
 
 def build(recipe: str, size: int | None, overrides: list[str]) -> tuple[pl.LightningModule, pl.LightningDataModule]:

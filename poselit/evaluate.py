@@ -46,12 +46,12 @@ predictions, runs :func:`~poselit.metrics.pose_metrics` and returns an
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -59,14 +59,17 @@ from scipy.optimize import linear_sum_assignment
 from torchmetrics import MetricCollection
 from tqdm import tqdm
 
-from poselit.atomic import write_atomic
-from poselit.data.readers.common import load_json
 from poselit.data.records import AnnotationSet, PoseRecord
 from poselit.data.sources import DatasetSpec, read_annotations
+from poselit.files import load_json
 from poselit.metrics import CocoPeople, MetricResult, pose_metrics
 from poselit.progress import show_progress
 from poselit.skeletons import LSP, LSP_TO_MPII, MPII, Skeleton, get_skeleton
-from poselit.tables import PAPERS, Reference, Row, Table, metric_table, per_item_table, published_rows
+from poselit.tables import Reference, Row, Table, metric_table, per_item_table, published_rows
+
+if TYPE_CHECKING:
+    from poselit.data.datamodule import PoseDataModule
+    from poselit.models.base import PoseLitModule
 
 
 class PredictionError(ValueError):
@@ -474,6 +477,22 @@ def _people(records: Sequence[PoseRecord], rank: Mapping[Any, int]) -> CocoPeopl
     )
 
 
+def test_reports(model: PoseLitModule, datamodule: PoseDataModule) -> list[EvaluationReport]:
+    """The results of ``model``'s last test run (``Trainer.test``) grouped per test dataset
+    of ``datamodule``, as evaluation reports."""
+    grouped = defaultdict(list)
+    for key, result in model.results.items():
+        prefix = key.split("/", 1)[0]
+        if prefix.startswith("test"):
+            grouped[int(prefix[4:] or 0)].append(result)
+    reports = []
+    for index, results in sorted(grouped.items()):
+        spec = datamodule.test_specs[index]
+        records = len(datamodule.datasets["test"][index])
+        reports.append(EvaluationReport(str(spec), records, type(model).__name__, tuple(results)))
+    return reports
+
+
 def evaluate_predictions(
     predictions: str | Path | PredictionFile,
     spec: str | DatasetSpec | None = None,
@@ -532,51 +551,6 @@ def predictions_document(
     return {**{k: v for k, v in meta.items() if v is not None}, "predictions": entries}
 
 
-# --- command line -------------------------------------------------------------------------
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    """Handler of ``poselit eval``: print the tables, write ``--json`` and ``--plot``; returns 0.
-
-    Bad input raises :class:`PredictionError` / ``ValueError`` / ``FileNotFoundError``
-    with a message naming the file and record, for the CLI to print.
-    """
-    from poselit.data.datamodule import default_data_root
-
-    report = evaluate_predictions(
-        args.predictions,
-        args.dataset,
-        args.root or default_data_root(),
-        threshold=args.threshold,
-        sigmas=args.sigmas,
-        label=args.label,
-        progress=args.progress,
-    )
-    references = [_reference(r) for r in args.reference]
-    tables = report.tables(references, per_item=args.per_joint)
-    print("\n\n".join(t.to_markdown() if args.format == "markdown" else t.to_text() for t in tables))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({**report.to_dict(), "tables": [t.to_dict() for t in tables]}, indent=2))
-        print(f"\nwrote {path}")
-    if args.plot:
-        from poselit.visualize import plot_pck_curve, save_image
-
-        others = [r for r in references if isinstance(r, EvaluationReport)]
-        print(f"wrote {save_image(plot_pck_curve([report, *others], title=report.dataset), args.plot)}")
-    return 0
-
-
-def _reference(value: str) -> str | EvaluationReport:
-    """A paper key, or the report in a JSON file written by ``--json``."""
-    if value in PAPERS:
-        return value
-    if Path(value).is_file():
-        return EvaluationReport.load(value)
-    raise ValueError(f"--reference {value!r}: neither a paper ({', '.join(PAPERS)}) nor a results file")
-
-
 __all__ = [
     "EvaluationReport",
     "Prediction",
@@ -593,6 +567,6 @@ __all__ = [
     "predictions_from_images",
     "read_image_documents",
     "read_predictions",
-    "run_eval",
     "source_key",
+    "test_reports",
 ]

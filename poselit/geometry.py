@@ -4,7 +4,7 @@ Conventions (see ``ARCHITECTURE.md``):
 
 * the centre of the top-left pixel is (0, 0), in every image, crop and heatmap;
 * a person box is ``(center, scale)``: a square of side ``200 * scale`` px
-  (:data:`~poselit.data.records.PIXEL_STD`, the MPII convention);
+  (:data:`PIXEL_STD`, the MPII convention);
 * sizes are ``(height, width)`` like tensors; points are ``(x, y)``.
 
 A crop is ONE 2x3 affine matrix ``original -> input`` that combines centring, scaling,
@@ -21,9 +21,10 @@ from typing import Any, Sequence, TypeVar
 import cv2
 import numpy as np
 
-from poselit.data.records import PIXEL_STD
-
 Array = TypeVar("Array")  # np.ndarray or torch.Tensor
+
+PIXEL_STD = 200.0
+"""Person-box side in pixels per unit of ``scale`` (the MPII annotation convention)."""
 
 
 IMAGE_MARGIN = 1.0

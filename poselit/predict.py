@@ -1,4 +1,4 @@
-"""Poses of people in your own images: :class:`Predictor`, ``poselit predict`` and ``poselit demo``.
+"""Poses of people in your own images: :class:`Predictor` (the library side of ``poselit predict``).
 
 A :class:`Predictor` wraps a trained :class:`~poselit.models.base.PoseLitModule`. It
 takes images as they come, crops each person exactly as the dataset crops training
@@ -40,8 +40,8 @@ truncated files are errors, not partly grey images.
 
 **Files** (``poselit predict``): one JSON document per image, ``<out>/<image stem>.json``
 (or one per line of ``<out>/predictions.jsonl`` with ``--jsonl``), and the annotated
-image ``<out>/<image stem>.png`` (downscaled to :data:`ANNOTATED_MAX_SIDE` px on its
-longer side). A document::
+image ``<out>/<image stem>.png`` (downscaled to
+:data:`poselit.cli.predict.ANNOTATED_MAX_SIDE` px on its longer side). A document::
 
     {
       "image": "photos/a.jpg",          # the input path
@@ -65,12 +65,10 @@ images it does not name use the whole image.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import numbers
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, Union
@@ -81,12 +79,10 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from poselit.atomic import write_atomic
-from poselit.commands import DEMO_MODEL
 from poselit.data.dataset import read_image
-from poselit.data.readers.common import load_json
-from poselit.data.records import DEFAULT_PADDING, PIXEL_STD
+from poselit.data.records import DEFAULT_PADDING
 from poselit.geometry import (
+    PIXEL_STD,
     apply_affine,
     box_xywh_to_center_scale,
     check_padding,
@@ -98,7 +94,7 @@ from poselit.geometry import (
 from poselit.models.base import PoseLitModule
 from poselit.progress import show_progress
 from poselit.skeletons import Skeleton
-from poselit.visualize import draw_skeleton, save_image
+from poselit.visualize import draw_skeleton
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image, torch.Tensor]
 """What :class:`Predictor` accepts as one image (see the module docs)."""
@@ -109,19 +105,12 @@ BoxInput = Union[Sequence[float], Mapping[str, Any], np.ndarray, torch.Tensor]
 BoxFormat = Literal["xywh", "xyxy"]
 ColorOrder = Literal["rgb", "bgr"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-"""Files a folder given to ``poselit predict`` is searched for (case-insensitive)."""
-
 SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
 """The bundled sample images of ``poselit demo`` (origin and licence in ``SOURCES.md`` there)."""
 
 
 MIN_BOX_SIDE = 1.0
 """Smallest longer side of a person box, in pixels: below it the crop magnifies nothing."""
-
-ANNOTATED_MAX_SIDE = 2048
-"""Longest side of the annotated images ``poselit predict`` writes; larger images are
-downscaled for the picture (the JSON keeps original-image pixels)."""
 
 
 class InputError(ValueError):
@@ -574,143 +563,15 @@ def draw_predictions(
     return image
 
 
-# --- command line -------------------------------------------------------------------------
-
-
-def list_images(inputs: Sequence[str | Path]) -> list[Path]:
-    """Image files named on the command line: files as given, folders searched (not
-    recursively) for :data:`IMAGE_SUFFIXES`, in name order."""
-    paths: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {item}")
-            paths += found
-        elif item.is_file():
-            paths.append(item)
-        else:
-            raise FileNotFoundError(f"no such image or folder: {item}")
-    return paths
-
-
-def read_boxes(path: str | Path) -> dict[str, Any]:
-    """A ``--boxes`` file: JSON object, image name or path -> box or list of boxes."""
-    boxes = load_json(path, "boxes file", ValueError)
-    if not isinstance(boxes, dict):
-        raise ValueError(f"{path}: expected a JSON object mapping image names to boxes")
-    return boxes
-
-
-def predict_files(
-    predictor: Predictor,
-    paths: Sequence[Path],
-    out: str | Path,
-    *,
-    boxes: Mapping[str, Any] | None = None,
-    box_format: BoxFormat = "xywh",
-    jsonl: bool = False,
-    model: str | None = None,
-    progress: bool = True,
-) -> list[Path]:
-    """Predict on image files; write the JSON documents and annotated images into ``out``.
-
-    Returns the written files. ``boxes`` maps an image's path as given, or its file name,
-    to its boxes (see :func:`read_boxes`); keys that match no image are reported.
-    """
-    boxes = dict(boxes or {})
-    stems: dict[str, Path] = {}
-    for path in paths:
-        if path.stem in stems:
-            raise ValueError(f"two images would write the same outputs {path.stem}.*: {stems[path.stem]} and {path}")
-        stems[path.stem] = path
-    unused = set(boxes) - {str(p) for p in paths} - {p.name for p in paths}
-    if unused:
-        warnings.warn(f"boxes for images that were not given: {', '.join(sorted(unused))}", stacklevel=2)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if any((out / f"{p.stem}.png").resolve() == p.resolve() for p in paths):
-        raise ValueError(f"--out {out} would overwrite input images; choose another folder")
-    written: list[Path] = []
-    lines = []
-    with tqdm(total=len(paths), desc="predicting", unit="image", disable=not progress) as bar:
-        for chunk in _chunks(paths, predictor.batch_size):
-            images = [load_image(p) for p in chunk]
-            chunk_boxes = [boxes.get(str(p), boxes.get(p.name)) for p in chunk]
-            people = predictor.predict(
-                images, boxes=chunk_boxes, box_format=box_format, names=[str(p) for p in chunk], progress=False
-            )
-            for i, (path, image) in enumerate(zip(chunk, images)):
-                mine = [p for p in people if p.image_index == i]
-                drawn = out / f"{path.stem}.png"
-                save_image(draw_predictions(image, mine, ANNOTATED_MAX_SIDE), drawn)
-                written.append(drawn)
-                document = image_document(str(path), image.shape[:2], predictor.skeleton, mine, model)
-                if jsonl:
-                    lines.append(json.dumps(document))
-                else:
-                    write_atomic(out / f"{path.stem}.json", document_text(document))
-                    written.append(out / f"{path.stem}.json")
-            bar.update(len(chunk))
-    if jsonl:
-        write_atomic(out / "predictions.jsonl", "".join(line + "\n" for line in lines))
-        written.append(out / "predictions.jsonl")
-    return written
-
-
-def _predictor(args: argparse.Namespace) -> Predictor:
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return Predictor.from_zoo(
-        args.model,
-        device=device,
-        batch_size=args.batch_size,
-        flip_test=False if args.no_flip else None,
-        autocast=args.autocast,
-        padding=args.padding,
-        fill=args.fill,
-    )
-
-
-def _predict_and_report(args: argparse.Namespace, paths: Sequence[Path], boxes: Mapping[str, Any] | None) -> int:
-    written = predict_files(
-        _predictor(args),
-        paths,
-        args.out,
-        boxes=boxes,
-        box_format=args.box_format,
-        jsonl=args.jsonl,
-        model=args.model,
-        progress=not args.quiet,
-    )
-    print(f"{len(paths)} images: wrote {len(written)} files to {args.out}")
-    return 0
-
-
-def run_predict(args: argparse.Namespace) -> int:
-    """Handler of ``poselit predict IMAGES``."""
-    paths = list_images(args.images)
-    boxes = read_boxes(args.boxes) if args.boxes else None
-    return _predict_and_report(args, paths, boxes)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Handler of ``poselit demo``."""
-    return _predict_and_report(args, list_images([SAMPLES]), None)
-
-
 __all__ = [
-    "DEMO_MODEL",
     "InputError",
     "PosePrediction",
     "Predictor",
     "document_text",
     "draw_predictions",
     "image_document",
-    "list_images",
     "load_image",
     "person_box",
-    "predict_files",
-    "read_boxes",
     "skeleton_dict",
     "whole_image_box",
 ]

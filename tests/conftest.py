@@ -48,3 +48,16 @@ def synthetic_lsp(tmp_path_factory) -> Path:
     from poselit.data.synthetic import write_synthetic_lsp
 
     return write_synthetic_lsp(tmp_path_factory.mktemp("synthetic_lsp"), num_images=8, size=(96, 72), seed=3)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of small-tensor tests (``pytestmark =
+    pytest.mark.usefixtures("one_thread")``): with two, torch's workers spin-wait whenever
+    the 2 cores are shared (parallel test runs), making such a module several times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from poselit.cli import main
-from poselit.commands import add_eval_command
+from poselit.cli.eval import add_eval_command
 from poselit.data import read_annotations
 from poselit.evaluate import (
     EvaluationReport,
@@ -25,7 +25,7 @@ from poselit.evaluate import (
     source_key,
 )
 from poselit.skeletons import LSP, LSP_TO_MPII, MPII, remap_joints
-from poselit.tables import PUBLISHED, Row, Table, published_rows
+from poselit.tables import PUBLISHED, TABLE_COLUMNS, Row, Table, published, published_rows
 from poselit.visualize import plot_pck_curve
 
 
@@ -160,8 +160,14 @@ def test_published_rows_match_dataset_and_metric():
     rows = published_rows(["bulat2016", "luvizon2017"], "lsp", "PCK@0.2")
     assert [r.values["Total"] for r in rows] == [90.7, 91.1]
     assert published_rows(["bulat2016"], "mpii", "PCKh@0.5")[0].values["AUC"] == 59.6
+    mpii = published_rows(["belagiannis2017"], "mpii", "PCKh@0.5")  # headline rows, not every Table I row
+    assert [r.values["Total"] for r in mpii] == [84.6, 88.1]
     with pytest.raises(KeyError, match="no published results for newell2016"):
         published_rows(["newell2016"], "mpii", "PCKh@0.5")
+    assert len({ref.id for ref in PUBLISHED}) == len(PUBLISHED)  # what sidecars cite: unique ids
+    for ref in PUBLISHED:
+        assert ref.id.startswith(f"{ref.key}/") and set(ref.values) <= set(TABLE_COLUMNS[ref.metric]), ref.id
+        assert published(ref.id) is ref
     for ref in PUBLISHED:  # the papers' Total is consistent with their columns (PCP: 10 sticks)
         if ref.metric.startswith("PCP"):
             v = ref.values
@@ -317,7 +323,8 @@ def lsp_subset(data_root, folder, first: int, count: int):
 def test_real_lsp_predict_then_eval_round_trip(data_root, tmp_path, capsys):
     """``poselit predict`` with a box file of the split's people, then ``poselit eval`` on
     what it wrote: the keypoints scored are the predictor's, each on its own record."""
-    from poselit.predict import DEMO_MODEL, Predictor
+    from poselit.cli.predict import DEMO_MODEL
+    from poselit.predict import Predictor
 
     root = lsp_subset(data_root, tmp_path / "lsp8", first=1001, count=8)
     spec = f"lsp:test@{root}"

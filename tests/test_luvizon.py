@@ -31,14 +31,7 @@ from poselit.models.luvizon import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these tensors are small, and with 2 threads torch's workers
-    spin-wait whenever the 2 cores are shared (parallel test runs), making the file ~7x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,13 +20,13 @@ from PIL import Image
 
 import poselit.zoo
 from poselit.cli import main
-from poselit.commands import is_lightning_predict
+from poselit.cli.predict import DEMO_MODEL
 from poselit.data import read_annotations
 from poselit.data.dataset import ImageReadError, PoseDataset
-from poselit.data.records import PIXEL_STD, PoseRecord
+from poselit.data.records import PoseRecord
 from poselit.data.transforms import AugmentParams
+from poselit.geometry import PIXEL_STD
 from poselit.predict import (
-    DEMO_MODEL,
     SAMPLES,
     InputError,
     Predictor,
@@ -40,13 +41,7 @@ from tiny_models import MemorizingHeatmapModel
 SIZE = (64, 64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread avoids spin-waiting on the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (tests/conftest.py)
 
 
 def whole_image_record(record: PoseRecord, height: int, width: int) -> PoseRecord:
@@ -419,8 +414,6 @@ def test_cli_demo_runs_on_the_bundled_samples(tmp_path, fake_zoo):
     samples = sorted(p.stem for p in SAMPLES.glob("*.jpg"))
     assert samples == ["astronaut", "camera"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.{e}" for s in samples for e in ("json", "png"))
-    from poselit.predict import DEMO_MODEL
-
     assert fake_zoo == [(DEMO_MODEL, "cpu")]
 
 
@@ -431,14 +424,26 @@ def test_bundled_samples_are_small_and_have_a_stated_licence():
         assert f"`{image.name}`" in sources
 
 
-def test_predict_dispatches_recipes_to_lightning(capsys):
-    assert is_lightning_predict(["-c", "recipe.yaml"]) and is_lightning_predict(["--config=recipe.yaml"])
-    assert is_lightning_predict(["-crecipe.yaml"]) and is_lightning_predict(["--print_config"])
-    assert is_lightning_predict(["--trainer.devices", "2"]) and is_lightning_predict(["--model.init_args.x", "1"])
-    assert not is_lightning_predict(["photos/", "--model", "belagiannis-recurrent2-lsp", "--out", "runs/p"])
+def test_predict_is_for_images_and_predict_recipe_is_lightnings(monkeypatch, capsys):
+    """One meaning per command name: ``poselit predict`` never reads a recipe, and
+    ``poselit predict-recipe`` is LightningCLI's ``predict``, run as the process's command
+    line ``poselit predict-recipe ...`` (what DDP re-runs in its other processes)."""
     with pytest.raises(SystemExit):
-        main(["predict", "--help"])
-    assert "LightningCLI" in capsys.readouterr().out
+        main(["predict", "-c", "recipe.yaml"])  # an argument error of the image predictor, not a guess
+    assert "--model" in capsys.readouterr().err
+    calls = []
+    monkeypatch.setattr("poselit.cli.lightning.run_lightning", lambda args, command: calls.append((args, command)))
+    assert main(["predict-recipe", "-c", "recipe.yaml", "--trainer.devices=2"]) == 0
+    assert calls == [(["predict", "-c", "recipe.yaml", "--trainer.devices=2"],
+                      ["predict-recipe", "-c", "recipe.yaml", "--trainer.devices=2"])]
+    from poselit.cli.lightning import command_line
+
+    with command_line(["predict-recipe", "-c", "recipe.yaml"]):
+        assert sys.argv[1:] == ["predict-recipe", "-c", "recipe.yaml"]
+    for argv in (["--help"], ["predict", "--help"]):  # both help texts say which is which
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "LightningCLI" in capsys.readouterr().out.replace("\n", " ")
 
 
 def test_readme_quickstart_runs_on_a_photo(tmp_path, monkeypatch):

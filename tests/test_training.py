@@ -9,8 +9,9 @@ import pytest
 
 from poselit.cli import main
 from poselit.data.synthetic import write_synthetic_lsp
-from poselit.reproduce import is_sidecar, read_paper_row, reproduce, sidecar_path
-from poselit.training import run_lightning, wandb_api_key_configured, without_wandb
+from poselit.cli.lightning import run_lightning, wandb_api_key_configured, without_wandb
+from poselit.cli.reproduce import reproduce
+from poselit.reproduce import is_sidecar, read_paper_row, sidecar_path
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(r for r in (REPO / "recipes").rglob("*.yaml") if not is_sidecar(r))
@@ -211,11 +212,16 @@ def test_published_row_errors_name_the_file_and_field(tmp_path):
     recipe = tmp_path / "r.yaml"
     with pytest.raises(FileNotFoundError, match="r.paper.yaml does not exist"):
         read_paper_row(recipe)
-    sidecar_path(recipe).write_text("paper: bulat2016\ncitation: x\ntable: T\nrow: R\nresults:\n- {dataset: lsp:test, metric: PCK@0.3, values: {}}\n")
-    with pytest.raises(ValueError, match=r"r.paper.yaml: results\[0\].metric 'PCK@0.3'"):
+    head = "paper: bulat2016\ncitation: x\ntable: T\nrow: R\nresults:\n"
+    sidecar_path(recipe).write_text(head + "- {dataset: lsp:test, metric: PCK@0.2, values: {Total: 90.7}}\n")
+    with pytest.raises(ValueError, match=r"r.paper.yaml: results\[0\] has no 'published' field"):
+        read_paper_row(recipe)  # the numbers are cited from poselit.tables.PUBLISHED, not copied
+    sidecar_path(recipe).write_text(head + "- {published: bulat2016/table7-resnet}\n")
+    with pytest.raises(ValueError, match=r"results\[0\].published: no published row 'bulat2016/table7-resnet'.*"
+                                         r"close: bulat2016/table7-residual"):
         read_paper_row(recipe)
-    sidecar_path(recipe).write_text("paper: bulat2016\ncitation: x\ntable: T\nrow: R\nresults:\n- {dataset: lsp:test, metric: PCK@0.2, values: {Neck: 1}}\n")
-    with pytest.raises(ValueError, match=r"unknown columns \['Neck'\]"):
+    sidecar_path(recipe).write_text(head + "- {published: luvizon2017/table3}\n")
+    with pytest.raises(ValueError, match="names a row of luvizon2017, not of bulat2016"):
         read_paper_row(recipe)
     sidecar_path(recipe).write_text("paper: nobody2020\n")
     with pytest.raises(ValueError, match="paper 'nobody2020' is not one of"):

@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 
 import poselit
 from poselit import zoo
+from poselit.checkpoints import CheckpointError
 from poselit.cli import main
 from poselit.evaluate import EvaluationReport
 from poselit.metrics import MetricResult
@@ -207,7 +208,7 @@ def test_export_without_a_class_in_the_checkpoint_needs_class_path_and_forces_of
 
 def test_checkpoints_are_never_unpickled(tmp_path):
     torch.save({"state_dict": {}, "callbacks": FakeHub()}, tmp_path / "pickled.ckpt")
-    with pytest.raises(zoo.ZooError, match="FakeHub.*weights_only=True only"):
+    with pytest.raises(CheckpointError, match="FakeHub.*weights_only=True only"):
         zoo.export_checkpoint(tmp_path / "pickled.ckpt", NAME, tmp_path / "out", update_zoo=False)
 
 
@@ -342,7 +343,7 @@ def test_corrupt_cached_file_is_rejected_and_not_loaded(published, monkeypatch):
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
     blob.write_bytes(bytes(data))
-    monkeypatch.setattr(zoo, "load_file", lambda path: pytest.fail(f"loaded {path}"))
+    monkeypatch.setattr("poselit.zoo.loading.load_file", lambda path: pytest.fail(f"loaded {path}"))
     for ref in (NAME, f"hf://{REPO_ID}"):
         with pytest.raises(zoo.ChecksumError) as err:
             zoo.load(ref, cache_dir=published.cache)
@@ -401,7 +402,7 @@ def test_publish_uploads_the_folder_and_pins_the_commit(checkpoint, zoo_dir, tmp
 def test_publish_dry_run_lists_files_and_calls_nothing(checkpoint, zoo_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "export"
     zoo.export_checkpoint(checkpoint, NAME, out)
-    monkeypatch.setattr(zoo, "HfApi", lambda **kwargs: pytest.fail("the Hub was called"))
+    monkeypatch.setattr("poselit.zoo.publishing.HfApi", lambda **kwargs: pytest.fail("the Hub was called"))
     assert main(["zoo", "publish", str(out), "--repo-id", REPO_ID, "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert f"would upload to https://huggingface.co/{REPO_ID}" in printed
@@ -502,7 +503,7 @@ def test_smoke_recipe_checkpoint_exports_and_predicts_offline_by_name(zoo_dir, t
     from poselit.data.dataset import PoseDataset
     from poselit.data.synthetic import write_synthetic_lsp
     from poselit.geometry import apply_affine
-    from poselit.training import run_lightning
+    from poselit.cli.lightning import run_lightning
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     data = write_synthetic_lsp(tmp_path / "synth", num_images=8, size=(96, 72), seed=1)

@@ -1,22 +1,24 @@
-"""``poselit fit | validate | test | predict``: LightningCLI over every method and the DataModule.
+"""``poselit fit | validate | test | predict-recipe``: LightningCLI over every method and the DataModule.
 
 A recipe YAML names the method with ``model.class_path`` (any :class:`PoseLitModule`
 subclass, e.g. ``poselit.models.belagiannis.BelagiannisRecurrent`` or just
-``BelagiannisRecurrent``) and configures ``data`` (:class:`PoseDataModule`) and
-``trainer``. Two facts are stated once, in ``data``, and linked into the model: the input
-size and the skeleton (so the joint count always matches the dataset).
+``BelagiannisRecurrent``: every method of the registry, :mod:`poselit.models`, is
+imported) and configures ``data`` (:class:`PoseDataModule`) and ``trainer``. Two facts
+are stated once, in ``data``, and linked into the model: the input size and the skeleton
+(so the joint count always matches the dataset).
 
 ``poselit test`` prints the paper-style tables of each test dataset after testing.
+``poselit predict-recipe`` is LightningCLI's ``predict`` (the recipe's test datasets);
+``poselit predict`` is the image predictor (:mod:`poselit.cli.predict`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.util
 import netrc
 import os
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
@@ -25,21 +27,12 @@ from jsonargparse import Namespace
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from poselit.checkpoints import CONFIG_KEY, check_checkpoint
 from poselit.data.datamodule import PoseDataModule
-from poselit.evaluate import EvaluationReport
+from poselit.evaluate import test_reports
+from poselit.models import import_methods
+from poselit.models.base import PoseLitModule
 from poselit.tables import Reference, Table
-from poselit.models.base import PoseLitModule, check_checkpoint
-
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-METHOD_MODULES = ("poselit.models.bulat", "poselit.models.belagiannis", "poselit.models.luvizon")
-"""Imported so that recipes can name the methods by class name."""
-
-
-def import_methods() -> None:
-    """Import every method module (registers them as ``PoseLitModule`` subclasses)."""
-    for module in METHOD_MODULES:
-        importlib.import_module(module)
 
 
 def wandb_disabled() -> bool:
@@ -93,16 +86,12 @@ def without_wandb(logger: Any) -> Any:
     return logger
 
 
-CONFIG_KEY = "poselit_config"
-"""Checkpoint key of the run's configuration: ``{"yaml": full LightningCLI config,
-"recipes": the -c files}`` (see :class:`ConfigInCheckpoints`)."""
-
-
 class ConfigInCheckpoints(SaveConfigCallback):
     """LightningCLI's ``config.yaml`` in the log folder, and the same configuration in every
     checkpoint (:data:`CONFIG_KEY`): where ``config.yaml`` lands depends on the logger
     (``WandbLogger`` puts it in its ``save_dir``, several folders above the checkpoints), so
-    ``poselit zoo export`` reads it from the checkpoint itself."""
+    ``poselit zoo export`` reads it from the checkpoint itself
+    (:data:`~poselit.checkpoints.CONFIG_KEY`)."""
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = {
@@ -167,11 +156,12 @@ class PoseLightningCLI(LightningCLI):
         path = subcommand and config[subcommand].get("ckpt_path")
         return path if path and path not in ("last", "best", "hpc", "registry") else None
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse, then check ``--ckpt_path`` against the recipe's method *before* Lightning
-        reads the checkpoint's hyper-parameters into the config (which would otherwise
-        switch the model to the checkpoint's class)."""
-        super().parse_arguments(parser, args)
+    def parse_arguments(self, parser: LightningArgumentParser, args: Sequence[str]) -> None:
+        """Parse ``args`` (see :func:`run_lightning`: not the process's command line), then
+        check ``--ckpt_path`` against the recipe's method *before* Lightning reads the
+        checkpoint's hyper-parameters into the config (which would otherwise switch the
+        model to the checkpoint's class)."""
+        self.config = parser.parse_args(list(args))
         ckpt_path = self._ckpt_path(self.config)
         if ckpt_path:
             try:
@@ -201,36 +191,27 @@ class PoseLightningCLI(LightningCLI):
             print()
 
 
-def test_reports(model: PoseLitModule, datamodule: PoseDataModule) -> list[EvaluationReport]:
-    """The test results of ``model`` grouped per test dataset, as evaluation reports."""
-    grouped = defaultdict(list)
-    for key, result in model.results.items():
-        prefix = key.split("/", 1)[0]
-        if prefix.startswith("test"):
-            grouped[int(prefix[4:] or 0)].append(result)
-    reports = []
-    for index, results in sorted(grouped.items()):
-        spec = datamodule.test_specs[index]
-        records = len(datamodule.datasets["test"][index])
-        reports.append(EvaluationReport(str(spec), records, type(model).__name__, tuple(results)))
-    return reports
-
-
 def run_lightning(
-    args: Sequence[str], run: bool = True, references: Sequence[Reference] = ()
+    args: Sequence[str],
+    run: bool = True,
+    references: Sequence[Reference] = (),
+    command: Sequence[str] | None = None,
 ) -> PoseLightningCLI:
-    """Run a LightningCLI subcommand (``fit``, ``test``, ...) with its arguments.
+    """Run a LightningCLI subcommand (``fit``, ``validate``, ``test``, ``predict``) with its
+    arguments.
 
     With ``run=False`` the arguments hold no subcommand and the CLI only parses the
     configuration and instantiates the model, data and trainer (used to check recipes).
     ``references`` are published rows that ``test`` prints beside the measured ones.
 
-    The arguments reach LightningCLI as the process's command line (:func:`command_line`),
-    not as ``args=``: Lightning warns when it gets both, and its DDP launcher starts the
-    other processes with ``sys.argv``, which must then be this very command.
+    ``command`` is the ``poselit`` command line that runs this (default: ``args``, right
+    for ``fit``, ``validate`` and ``test``; LightningCLI's ``predict`` is ``poselit
+    predict-recipe``): it is the process's command line while the CLI runs
+    (:func:`command_line`), because Lightning's DDP launcher starts the other processes
+    with ``sys.argv``, which must then re-run this very command.
     """
     import_methods()
-    with command_line(args):
+    with command_line(args if command is None else command):
         return PoseLightningCLI(
             PoseLitModule,
             PoseDataModule,
@@ -238,6 +219,7 @@ def run_lightning(
             auto_configure_optimizers=False,
             save_config_callback=ConfigInCheckpoints,
             save_config_kwargs={"overwrite": True},
+            args=list(args),
             run=run,
             references=references,
             parser_kwargs={"description": "poselit training (LightningCLI)"},

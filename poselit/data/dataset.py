@@ -32,9 +32,9 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from poselit.data.records import PIXEL_STD, AnnotationSet, PoseRecord
+from poselit.data.records import AnnotationSet, PoseRecord
 from poselit.data.transforms import AugmentConfig, AugmentParams, build_photometric, sample_augment
-from poselit.geometry import affine_scale, apply_affine, check_padding, crop_affine, invert_affine, warp_image
+from poselit.geometry import PIXEL_STD, affine_scale, apply_affine, check_padding, crop_affine, invert_affine, warp_image
 from poselit.skeletons import Skeleton
 
 BadImagePolicy = Literal["raise", "skip"]

@@ -24,9 +24,6 @@ import numpy as np
 
 from poselit.skeletons import Skeleton
 
-PIXEL_STD = 200.0
-"""Person-box side in pixels per unit of ``scale`` (the MPII annotation convention)."""
-
 DEFAULT_PADDING = 1.25
 """Margin added around a person box when cropping, as :class:`~poselit.data.dataset.PoseDataset`
 does by default (the predictor's default for models without a recorded padding)."""

@@ -87,9 +87,11 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class Source:
-    """How to read one dataset format: its default folder, its reader, and its skeleton
-    when the format fixes one (``None``: it comes from the file, as for COCO-format)."""
+    """How to read one dataset format: its full name (``title``, as model cards and the
+    Hub show it), its default folder, its reader, and its skeleton when the format fixes
+    one (``None``: it comes from the file, as for COCO-format)."""
 
+    title: str
     folder: str
     read: Callable[[Path, DatasetSpec], AnnotationSet]
     skeleton: str | None = None
@@ -139,11 +141,12 @@ def _read_coco(path: Path, spec: DatasetSpec) -> AnnotationSet:
 
 
 SOURCES: dict[str, Source] = {
-    "lsp": Source("lsp", _read_lsp, "lsp"),
-    "lspet": Source("lspet", _read_lspet, "lsp"),
-    "mpii": Source("mpii", _read_mpii, "mpii"),
-    "coco": Source("coco", _read_coco),
+    "lsp": Source("Leeds Sports Pose", "lsp", _read_lsp, "lsp"),
+    "lspet": Source("LSP extended", "lspet", _read_lspet, "lsp"),
+    "mpii": Source("MPII Human Pose", "mpii", _read_mpii, "mpii"),
+    "coco": Source("COCO keypoints", "coco", _read_coco),
 }
+"""The datasets poselit reads, by name: the one list of dataset names."""
 
 
 def source(spec: DatasetSpec) -> Source:

@@ -18,9 +18,7 @@ the optimiser / scheduler given to the constructor (LightningCLI's callables).
 from __future__ import annotations
 
 import math
-import pickle
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -29,8 +27,10 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from poselit.checkpoints import CLASS_KEY, check_checkpoint, read_state_dict
 from poselit.geometry import affine_scale, apply_affine
 from poselit.metrics import MetricResult, pose_metrics
+from poselit.models import class_path
 from poselit.skeletons import Skeleton, skeleton_from_spec
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -38,81 +38,6 @@ IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 Batch = Mapping[str, Tensor]
 LRScaling = Literal["none", "linear", "sqrt"]
-
-
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Model tensors from a Lightning checkpoint (``weights_only``), a safetensors file, or
-    a zoo model: ``zoo:NAME`` or ``hf://ORG/NAME[@REVISION]`` (fetched and sha256-checked
-    by :func:`poselit.zoo.download`)."""
-    if str(path).startswith(("zoo:", "hf://")):
-        from poselit.zoo import download
-
-        _, path = download(str(path).removeprefix("zoo:"))
-    path = Path(path)
-    if path.suffix == ".safetensors" and path.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    checkpoint = load_checkpoint(path)
-    return checkpoint.get("state_dict", checkpoint)
-
-
-def load_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any]:
-    """A ``torch.save`` file (e.g. a Lightning checkpoint) read with ``weights_only=True``:
-    nothing is unpickled. ``mmap`` maps the tensors instead of reading them, for a look
-    at the hyper-parameters only."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if not zipfile.is_zipfile(path):  # what torch.save writes; torch's own errors name no file
-        size = path.stat().st_size
-        raise ValueError(
-            f"{path}: not a checkpoint: torch.save writes a zip archive, this file ({size} bytes) is "
-            f"{'empty' if not size else 'not one (truncated, damaged, another format, or a pre-1.6 torch.save)'}"
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (RuntimeError, EOFError) as err:  # a zip archive whose content is damaged
-        raise ValueError(f"{path}: the checkpoint cannot be read (damaged?): {str(err).splitlines()[0]}") from None
-    except pickle.UnpicklingError as err:  # torch's message advises weights_only=False: not here
-        found = [line.split(" was not")[0].strip() for line in str(err).splitlines() if "Unsupported global" in line]
-        raise ValueError(
-            f"{path}: holds objects other than tensors and plain data ({found[0] if found else 'see torch.load'}); "
-            "poselit reads checkpoints with weights_only=True only"
-        ) from None
-
-
-def class_path(cls: type) -> str:
-    """``module.QualName`` of a class, as recipes and checkpoints name it."""
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def check_checkpoint(
-    path: str | Path, method: str | type, skeleton: Skeleton | None = None
-) -> None:
-    """Stop early, saying what to fix, when a Lightning checkpoint does not fit a recipe.
-
-    Checks that it was trained by ``method`` (a class or its ``class_path``) and, when
-    ``skeleton`` is given (resuming or testing with ``--ckpt_path``), for its joint count.
-    The file is read with ``weights_only``.
-    """
-    checkpoint = load_checkpoint(path, mmap=True)  # hyper-parameters only: tensors stay unread
-    hparams = checkpoint.get("hyper_parameters", {})
-    trained_by = checkpoint.get("poselit", {}).get("class_path") or hparams.get("_class_path")
-    name = (method if isinstance(method, str) else method.__name__).rsplit(".", 1)[-1]
-    if trained_by and trained_by.rsplit(".", 1)[-1] != name:
-        raise ValueError(
-            f"{path} is a {trained_by.rsplit('.', 1)[-1]} checkpoint but the recipe builds {name}: "
-            f"use a {name} checkpoint, or set model.class_path: {trained_by}"
-        )
-    if skeleton is not None and "skeleton" in hparams:
-        trained_for = skeleton_from_spec(hparams["skeleton"])
-        if trained_for.num_joints != skeleton.num_joints:
-            raise ValueError(
-                f"{path} was trained for {trained_for.num_joints} joints ({trained_for.name}) but the "
-                f"data have {skeleton.num_joints} ({skeleton.name}): test on {trained_for.name} data, or "
-                f"fine-tune to the new joints with --model.init_args.init_from {path} instead of --ckpt_path"
-            )
 
 
 def flip_back_keypoints(keypoints: Tensor, flip_index: Tensor, width: int) -> Tensor:
@@ -210,7 +135,7 @@ class PoseLitModule(pl.LightningModule):
         >>> model.num_joints, model.training
         (14, False)
         """
-        from poselit.zoo import load
+        from poselit.zoo.loading import load
 
         return load(name, expect=cls, **kwargs)
 
@@ -341,7 +266,7 @@ class PoseLitModule(pl.LightningModule):
         the epoch (:mod:`poselit.data.sampling`), and the loader's position is saved by
         Lightning.
         """
-        checkpoint["poselit"] = {"class_path": class_path(type(self))}
+        checkpoint[CLASS_KEY] = {"class_path": class_path(type(self))}
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()

@@ -26,9 +26,10 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from poselit.data.readers.common import collect, load_json, require_array, require_field
-from poselit.data.records import PIXEL_STD, AnnotationError, AnnotationSet, CocoInstance, PoseRecord
-from poselit.geometry import box_from_keypoints, box_xywh_to_center_scale
+from poselit.data.readers.common import collect, require_array, require_field
+from poselit.data.records import AnnotationError, AnnotationSet, CocoInstance, PoseRecord
+from poselit.files import load_json
+from poselit.geometry import PIXEL_STD, box_from_keypoints, box_xywh_to_center_scale
 from poselit.skeletons import Skeleton, skeleton_from_spec
 
 
@@ -44,7 +45,7 @@ def read_coco(
         category_id: The keypoint category to read; needed only when the file has
             several categories with keypoints.
     """
-    data = load_json(path, "COCO annotation file")
+    data = load_json(path, "COCO annotation file", AnnotationError)
     path = Path(path)
     categories = require_field(data, "categories", path, kind=list)
     category = _keypoint_category(categories, category_id, path)

@@ -3,7 +3,6 @@ errors that name the file, the record and the field."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -13,17 +12,10 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from poselit.data.records import PIXEL_STD, AnnotationError, AnnotationSet, PoseRecord
-from poselit.geometry import outside_image
+from poselit.data.records import AnnotationError, AnnotationSet, PoseRecord
+from poselit.files import require_file
+from poselit.geometry import PIXEL_STD, outside_image
 from poselit.skeletons import Skeleton
-
-
-def require_file(path: str | Path, what: str) -> Path:
-    """``path`` as a :class:`Path`, or an error saying which file is missing and why."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return path
 
 
 def load_mat(path: str | Path, what: str, **kwargs) -> dict:
@@ -33,17 +25,6 @@ def load_mat(path: str | Path, what: str, **kwargs) -> dict:
         return scipy.io.loadmat(path, **kwargs)
     except Exception as err:  # scipy raises several types for truncated/invalid files
         raise AnnotationError(f"{path}: not a readable MATLAB .mat file ({err})") from err
-
-
-def load_json(path: str | Path, what: str, error: type[Exception] = AnnotationError) -> Any:
-    """Load a JSON file: a missing file is a ``FileNotFoundError`` saying which ``what`` is
-    missing, a syntax or encoding error an ``error`` naming the file."""
-    path = require_file(path, what)
-    try:
-        with path.open("rb") as file:
-            return json.load(file)
-    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
-        raise error(f"{path}: not a readable JSON file ({err})") from err
 
 
 def require_field(

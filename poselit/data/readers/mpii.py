@@ -39,16 +39,9 @@ from typing import Any, Iterator, Mapping
 import h5py
 import numpy as np
 
-from poselit.data.readers.common import (
-    collect,
-    load_json,
-    load_mat,
-    require_array,
-    require_field,
-    require_file,
-    require_flags,
-)
+from poselit.data.readers.common import collect, load_mat, require_array, require_field, require_flags
 from poselit.data.records import AnnotationError, AnnotationSet, PoseRecord
+from poselit.files import load_json, require_file
 from poselit.skeletons import MPII
 
 CENTER_SHIFT = 15.0
@@ -100,7 +93,7 @@ def _body_center(objpos: np.ndarray, scale: float) -> np.ndarray:
 
 def _read_json(path: Path, images_dir: Path) -> AnnotationSet:
     """Records of an MPII JSON file (a list of people)."""
-    people = load_json(path, "MPII annotation file")
+    people = load_json(path, "MPII annotation file", AnnotationError)
     if not isinstance(people, list):
         raise AnnotationError(
             f"{path}: expected a list of people {{image, center, scale, joints, joints_vis}}, "

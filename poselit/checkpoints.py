@@ -1,0 +1,127 @@
+"""The one checkpoint reader: ``torch.save`` files read weights-only, with errors naming the file.
+
+Everything that opens a checkpoint goes through :func:`read_checkpoint`: resuming and
+testing checks (:func:`check_checkpoint`), ``init_from`` (:func:`read_state_dict`) and
+``poselit zoo export``. Nothing is unpickled (``weights_only=True``): a file holding other
+objects is refused, and so is a damaged one, naming the file rather than torch's internals.
+
+What :class:`~poselit.models.base.PoseLitModule` and ``poselit fit`` write into a
+checkpoint besides Lightning's own keys is named here too: :data:`CLASS_KEY` (the class
+that saved it) and :data:`CONFIG_KEY` (the run's configuration).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from poselit.skeletons import Skeleton, skeleton_from_spec
+
+CLASS_KEY = "poselit"
+"""Checkpoint key ``{"class_path": ...}``: the module class that saved the checkpoint."""
+
+CONFIG_KEY = "poselit_config"
+"""Checkpoint key of the run's configuration: ``{"yaml": full LightningCLI config,
+"recipes": the -c files}``, written by ``poselit fit`` (``poselit.cli.lightning``)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read: damaged, not a ``torch.save`` file, or holding
+    objects other than tensors and plain data. The message names the file."""
+
+
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
+    """A ``torch.save`` file (e.g. a Lightning checkpoint) read with ``weights_only=True``.
+
+    ``mmap`` maps the tensors instead of reading them, for a look at the hyper-parameters
+    only. A missing file is a ``FileNotFoundError``; anything else that is wrong with it a
+    :class:`CheckpointError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # what torch.save writes; torch's own errors name no file
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"{path}: not a checkpoint: torch.save writes a zip archive, this file ({size} bytes) is "
+            f"{'empty' if not size else 'not one (truncated, damaged, another format, or a pre-1.6 torch.save)'}"
+        )
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (RuntimeError, EOFError) as err:  # a zip archive whose content is damaged
+        raise CheckpointError(f"{path}: the checkpoint cannot be read (damaged?): {str(err).splitlines()[0]}") from None
+    except pickle.UnpicklingError as err:  # torch's message advises weights_only=False: not here
+        found = [line.split(" was not")[0].strip() for line in str(err).splitlines() if "Unsupported global" in line]
+        raise CheckpointError(
+            f"{path}: holds objects other than tensors and plain data ({found[0] if found else 'see torch.load'}); "
+            "poselit reads checkpoints with weights_only=True only"
+        ) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors (a checkpoint or state dict), got {type(data).__name__}")
+    return data
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Model tensors from a Lightning checkpoint or a state dict saved with ``torch.save``
+    (read by :func:`read_checkpoint`), a safetensors file, or a zoo model: ``zoo:NAME`` or
+    ``hf://ORG/NAME[@REVISION]`` (fetched and sha256-checked by :func:`poselit.zoo.download`)."""
+    if str(path).startswith(("zoo:", "hf://")):
+        from poselit.zoo.hub import download  # the Hub client loads only when a zoo model is named
+
+        _, path = download(str(path).removeprefix("zoo:"))
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    checkpoint = read_checkpoint(path)
+    return checkpoint.get("state_dict", checkpoint)
+
+
+def saved_class_path(checkpoint: dict[str, Any]) -> str | None:
+    """The class a checkpoint was saved by: the one :class:`~poselit.models.base.PoseLitModule`
+    records (:data:`CLASS_KEY`), else LightningCLI's ``_class_path`` hyper-parameter."""
+    hparams = checkpoint.get("hyper_parameters") or {}
+    return (checkpoint.get(CLASS_KEY) or {}).get("class_path") or hparams.get("_class_path")
+
+
+def check_checkpoint(path: str | Path, method: str | type, skeleton: Skeleton | None = None) -> None:
+    """Stop early, saying what to fix, when a Lightning checkpoint does not fit a recipe.
+
+    Checks that it was trained by ``method`` (a class or its ``class_path``) and, when
+    ``skeleton`` is given (resuming or testing with ``--ckpt_path``), for its joint count.
+    Only the hyper-parameters are read (the tensors are memory-mapped, not loaded).
+    """
+    checkpoint = read_checkpoint(path, mmap=True)
+    hparams = checkpoint.get("hyper_parameters", {})
+    trained_by = saved_class_path(checkpoint)
+    name = (method if isinstance(method, str) else method.__name__).rsplit(".", 1)[-1]
+    if trained_by and trained_by.rsplit(".", 1)[-1] != name:
+        raise ValueError(
+            f"{path} is a {trained_by.rsplit('.', 1)[-1]} checkpoint but the recipe builds {name}: "
+            f"use a {name} checkpoint, or set model.class_path: {trained_by}"
+        )
+    if skeleton is not None and "skeleton" in hparams:
+        trained_for = skeleton_from_spec(hparams["skeleton"])
+        if trained_for.num_joints != skeleton.num_joints:
+            raise ValueError(
+                f"{path} was trained for {trained_for.num_joints} joints ({trained_for.name}) but the "
+                f"data have {skeleton.num_joints} ({skeleton.name}): test on {trained_for.name} data, or "
+                f"fine-tune to the new joints with --model.init_args.init_from {path} instead of --ckpt_path"
+            )
+
+
+__all__ = [
+    "CLASS_KEY",
+    "CONFIG_KEY",
+    "CheckpointError",
+    "check_checkpoint",
+    "read_checkpoint",
+    "read_state_dict",
+    "saved_class_path",
+]

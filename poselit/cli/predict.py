@@ -1,0 +1,212 @@
+"""``poselit predict`` (poses in your images and folders) and ``poselit demo`` (the bundled samples).
+
+One JSON document per image (or one line each of ``predictions.jsonl`` with ``--jsonl``)
+and the annotated image, written into ``--out``; the document's schema and the
+``--boxes`` file's are in :mod:`poselit.predict`. LightningCLI's ``predict`` (on a
+recipe's datasets) is ``poselit predict-recipe`` (:mod:`poselit.cli.lightning`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from poselit.data.records import DEFAULT_PADDING
+from poselit.files import load_json
+
+if TYPE_CHECKING:
+    from poselit.predict import BoxFormat, Predictor
+
+DEMO_MODEL = "luvizon-tiny-lsp-demo"
+"""The zoo model ``poselit demo`` runs by default."""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""Files a folder given to ``poselit predict`` is searched for (case-insensitive)."""
+
+ANNOTATED_MAX_SIDE = 2048
+"""Longest side of the annotated images ``poselit predict`` writes; larger images are
+downscaled for the picture (the JSON keeps original-image pixels)."""
+
+
+def add_predict_commands(subparsers: Any) -> None:
+    """Add ``poselit predict`` (images) and ``poselit demo`` to an ``argparse`` sub-parser set."""
+    predict = subparsers.add_parser(
+        "predict",
+        help="poses in your images: JSON + annotated images (LightningCLI's predict is 'poselit predict-recipe')",
+        description=(
+            "Predict poses in images with a zoo model or an exported model, and write one JSON per "
+            "image and the annotated images. Schema and --boxes format: python -m pydoc poselit.predict. "
+            "LightningCLI's predict on a recipe's datasets is another command: 'poselit predict-recipe -c RECIPE.yaml'."
+        ),
+    )
+    predict.add_argument("images", nargs="+", metavar="IMAGES_OR_FOLDER", help="image files and/or folders")
+    predict.add_argument("--model", required=True, help="zoo model name, export folder or hf://owner/repo")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--boxes", metavar="FILE", help="JSON: image name -> person box(es); default: whole image")
+    predict.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh", help="of 4-number boxes")
+    predict.add_argument("--jsonl", action="store_true", help="write predictions.jsonl instead of one JSON per image")
+    predict.add_argument(
+        "--padding", type=float,
+        help=f"margin around a box (default: the model card's input.padding, as in training; else {DEFAULT_PADDING})",
+    )
+    predict.add_argument("--fill", type=int, default=0, help="value of crop pixels outside the image, as in training")
+    _add_run_options(predict)
+    predict.set_defaults(func=run_predict)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="run a zoo model on the bundled sample images and write the annotated results",
+        description="Predict poses in the bundled sample images (poselit/assets/samples; origins in SOURCES.md there).",
+    )
+    demo.add_argument("--model", default=DEMO_MODEL, help=f"zoo model name or export folder (default: {DEMO_MODEL})")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    _add_run_options(demo)
+    demo.set_defaults(func=run_demo, padding=None, fill=0, box_format="xywh", jsonl=False)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``predict`` and ``demo`` share: where and how the model runs."""
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--batch-size", type=int, default=16, help="people per forward pass")
+    parser.add_argument("--no-flip", action="store_true", help="no flip test")
+    parser.add_argument("--autocast", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on GPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def list_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files named on the command line: files as given, folders searched (not
+    recursively) for :data:`IMAGE_SUFFIXES`, in name order."""
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {item}")
+            paths += found
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"no such image or folder: {item}")
+    return paths
+
+
+def read_boxes(path: str | Path) -> dict[str, Any]:
+    """A ``--boxes`` file: JSON object, image name or path -> box or list of boxes."""
+    boxes = load_json(path, "boxes file", ValueError)
+    if not isinstance(boxes, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping image names to boxes")
+    return boxes
+
+
+def predict_files(
+    predictor: Predictor,
+    paths: Sequence[Path],
+    out: str | Path,
+    *,
+    boxes: Mapping[str, Any] | None = None,
+    box_format: BoxFormat = "xywh",
+    jsonl: bool = False,
+    model: str | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Predict on image files; write the JSON documents and annotated images into ``out``.
+
+    Returns the written files. ``boxes`` maps an image's path as given, or its file name,
+    to its boxes (see :func:`read_boxes`); keys that match no image are reported.
+    """
+    from tqdm import tqdm
+
+    from poselit.atomic import write_atomic
+    from poselit.predict import document_text, draw_predictions, image_document, load_image
+    from poselit.visualize import save_image
+
+    boxes = dict(boxes or {})
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in stems:
+            raise ValueError(f"two images would write the same outputs {path.stem}.*: {stems[path.stem]} and {path}")
+        stems[path.stem] = path
+    unused = set(boxes) - {str(p) for p in paths} - {p.name for p in paths}
+    if unused:
+        warnings.warn(f"boxes for images that were not given: {', '.join(sorted(unused))}", stacklevel=2)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if any((out / f"{p.stem}.png").resolve() == p.resolve() for p in paths):
+        raise ValueError(f"--out {out} would overwrite input images; choose another folder")
+    written: list[Path] = []
+    lines = []
+    with tqdm(total=len(paths), desc="predicting", unit="image", disable=not progress) as bar:
+        for start in range(0, len(paths), predictor.batch_size):
+            chunk = paths[start : start + predictor.batch_size]
+            images = [load_image(p) for p in chunk]
+            chunk_boxes = [boxes.get(str(p), boxes.get(p.name)) for p in chunk]
+            people = predictor.predict(
+                images, boxes=chunk_boxes, box_format=box_format, names=[str(p) for p in chunk], progress=False
+            )
+            for i, (path, image) in enumerate(zip(chunk, images)):
+                mine = [p for p in people if p.image_index == i]
+                drawn = out / f"{path.stem}.png"
+                save_image(draw_predictions(image, mine, ANNOTATED_MAX_SIDE), drawn)
+                written.append(drawn)
+                document = image_document(str(path), image.shape[:2], predictor.skeleton, mine, model)
+                if jsonl:
+                    lines.append(json.dumps(document))
+                else:
+                    write_atomic(out / f"{path.stem}.json", document_text(document))
+                    written.append(out / f"{path.stem}.json")
+            bar.update(len(chunk))
+    if jsonl:
+        write_atomic(out / "predictions.jsonl", "".join(line + "\n" for line in lines))
+        written.append(out / "predictions.jsonl")
+    return written
+
+
+def _predictor(args: argparse.Namespace) -> Predictor:
+    """The predictor the command line describes."""
+    import torch
+
+    from poselit.predict import Predictor
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return Predictor.from_zoo(
+        args.model,
+        device=device,
+        batch_size=args.batch_size,
+        flip_test=False if args.no_flip else None,
+        autocast=args.autocast,
+        padding=args.padding,
+        fill=args.fill,
+    )
+
+
+def _predict_and_report(args: argparse.Namespace, paths: Sequence[Path], boxes: Mapping[str, Any] | None) -> int:
+    """Predict on ``paths``, write the files, say how many."""
+    written = predict_files(
+        _predictor(args),
+        paths,
+        args.out,
+        boxes=boxes,
+        box_format=args.box_format,
+        jsonl=args.jsonl,
+        model=args.model,
+        progress=not args.quiet,
+    )
+    print(f"{len(paths)} images: wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Handler of ``poselit predict IMAGES``."""
+    paths = list_images(args.images)
+    boxes = read_boxes(args.boxes) if args.boxes else None
+    return _predict_and_report(args, paths, boxes)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Handler of ``poselit demo``."""
+    from poselit.predict import SAMPLES
+
+    return _predict_and_report(args, list_images([SAMPLES]), None)

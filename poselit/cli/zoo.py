@@ -1,0 +1,190 @@
+"""``poselit zoo list | info | download | export | publish | table`` (:mod:`poselit.zoo`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from poselit.data.sources import default_data_root
+
+
+def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``poselit zoo list|info|download|export|publish|table`` to an argparse sub-parser set."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--zoo-dir", help="card folder (default: $POSELIT_ZOO, else the built-in zoo)")
+    parser = subparsers.add_parser("zoo", help="model zoo: list, inspect, download, export and publish checkpoints")
+    commands = parser.add_subparsers(dest="zoo_command", required=True, metavar="SUBCOMMAND")
+
+    listing = commands.add_parser("list", parents=[common], help="list the zoo's models")
+    listing.add_argument("pattern", nargs="?", help="shell pattern, e.g. 'luvizon-*'")
+    listing.set_defaults(func=run_list)
+
+    show = commands.add_parser("info", parents=[common], help="print a model card")
+    show.add_argument("name")
+    show.set_defaults(func=run_info)
+
+    fetch = commands.add_parser(
+        "download", parents=[common], help="fetch and verify a model's weights (Hugging Face cache)"
+    )
+    fetch.add_argument("name", help="zoo name or hf://ORG/NAME[@REVISION]")
+    fetch.add_argument("--revision", help="Hub branch, tag or commit instead of the pinned one")
+    fetch.add_argument("--cache-dir", help="Hugging Face cache folder (default: $HF_HUB_CACHE, $HF_HOME/hub)")
+    fetch.add_argument("--force", action="store_true", help="download again (replaces a corrupt cached file)")
+    fetch.set_defaults(func=run_download)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="Lightning checkpoint -> Hub-ready folder + zoo card",
+        description="Write model.safetensors, config.json, README.md (Hub model card) and recipe.yaml, "
+        "and write or update the zoo card NAME.yaml.",
+    )
+    export.add_argument("checkpoint", help="Lightning .ckpt (read with weights_only=True)")
+    export.add_argument("--name", required=True, help="zoo name, <method>-<backbone>-<dataset>[-<variant>]")
+    export.add_argument("--out", required=True, help="export folder")
+    export.add_argument("--class-path", help="module class, when the checkpoint was not saved by 'poselit fit'")
+    export.add_argument("--fp16", action="store_true", help="store float tensors as fp16")
+    export.add_argument("--recipe", help="training configuration to include (default: the run's, stored in the checkpoint by 'poselit fit', "
+                        "else its config.yaml)")
+    export.add_argument("--evaluate", action="append", default=[], metavar="DATASET",
+                        help="measure on a split, e.g. lsp:test (repeatable)")
+    export.add_argument("--root", help="data root for --evaluate (default: $POSELIT_DATA)")
+    export.add_argument("--batch-size", type=int, default=16, help="batch size of --evaluate")
+    export.add_argument("--metrics", action="append", default=[], metavar="JSON",
+                        help="results measured already ('poselit eval --json'); repeatable")
+    export.add_argument(
+        "--training-data", nargs="+", metavar="DATASET", help="training datasets (default: the checkpoint's)"
+    )
+    export.add_argument("--description", default="", help="one paragraph for the card")
+    export.add_argument("--license", help="licence of the weights, e.g. bsd-3-clause")
+    export.add_argument("--citation", help="BibTeX to cite, or a file holding it")
+    export.add_argument("--repo-id", help="Hub repository it will be published to (ORG/NAME)")
+    export.add_argument(
+        "--ship", action="store_true", help="copy the weights next to the card (shipped in the package)"
+    )
+    export.add_argument("--no-card", action="store_true", help="write the folder only, not the zoo card")
+    export.set_defaults(func=run_export)
+
+    upload = commands.add_parser(
+        "publish", parents=[common], help="upload an export folder to the Hub, pin the commit in the card"
+    )
+    upload.add_argument("folder", help="folder written by 'poselit zoo export'")
+    upload.add_argument("--repo-id", help="ORG/NAME (default: the card's weights.hub.repo_id)")
+    upload.add_argument("--private", action="store_true", help="create the repository as private")
+    upload.add_argument("--message", help="commit message")
+    upload.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
+    upload.set_defaults(func=run_publish)
+
+    table = commands.add_parser("table", parents=[common], help="regenerate the zoo's README.md table from the cards")
+    table.add_argument("--check", action="store_true", help="only check; exit 1 when the table is stale")
+    table.set_defaults(func=run_table)
+    return parser
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """``poselit zoo list``: one row per card."""
+    from poselit.zoo.catalog import folder_label, info, list_models
+    from poselit.zoo.table import TABLE_COLUMNS, summary_row, text_table
+
+    cards = [info(name, zoo_dir=args.zoo_dir) for name in list_models(args.pattern, zoo_dir=args.zoo_dir)]
+    if not cards:
+        print(f"no models in {folder_label(args.zoo_dir)}" + (f" matching {args.pattern!r}" if args.pattern else ""))
+        return 0
+    print(text_table([TABLE_COLUMNS, *(summary_row(c) for c in cards)]))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """``poselit zoo info``: the card as YAML."""
+    from poselit.zoo.cards import dump_card
+    from poselit.zoo.catalog import info
+
+    card = info(args.name, zoo_dir=args.zoo_dir)
+    print(f"# {card.source}")
+    print(dump_card(card), end="")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """``poselit zoo download``: fetch and verify the weights, print where they are."""
+    from poselit.zoo.hub import download
+
+    card, path = download(
+        args.name, revision=args.revision, cache_dir=args.cache_dir, force=args.force, zoo_dir=args.zoo_dir
+    )
+    print(f"{card.name}: {path} (sha256 {card.weights.sha256} verified)")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``poselit zoo export``: write the export folder (and card), print what was written."""
+    from poselit.evaluate import EvaluationReport
+    from poselit.zoo.cards import README_FILE, RECIPE_FILE
+    from poselit.zoo.export import export_checkpoint, missing_recipe_message
+    from poselit.zoo.publishing import folder_files, metrics_tables
+
+    citation = args.citation
+    if citation and Path(citation).is_file():
+        citation = Path(citation).read_text()
+    card = export_checkpoint(
+        args.checkpoint,
+        args.name,
+        args.out,
+        class_path=args.class_path,
+        half=args.fp16,
+        recipe=args.recipe,
+        evaluate=args.evaluate,
+        data_root=args.root or default_data_root(),
+        reports=[EvaluationReport.load(path) for path in args.metrics],
+        training_data=args.training_data,
+        description=args.description,
+        license=args.license,
+        citation=citation,
+        repo_id=args.repo_id,
+        zoo_dir=args.zoo_dir,
+        update_zoo=not args.no_card,
+        ship=args.ship,
+        batch_size=args.batch_size,
+    )
+    print(f"wrote {args.out}: {', '.join(folder_files(Path(args.out)))}")
+    if (Path(args.out) / RECIPE_FILE).is_file():
+        print(f"{RECIPE_FILE}: the run's configuration ({card.training.get('recipe') or 'from the checkpoint'})")
+    else:
+        print(f"poselit: {missing_recipe_message(Path(args.checkpoint))}", file=sys.stderr)
+    for table in metrics_tables(card):
+        print(table.to_text(digits=2))
+    if not args.no_card:
+        print(f"wrote zoo card {card.source} and {card.source.parent / README_FILE}")  # type: ignore[union-attr]
+    return 0
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    """``poselit zoo publish``: upload (or list, with ``--dry-run``) and say where."""
+    from poselit.zoo.publishing import publish
+
+    result = publish(args.folder, args.repo_id, private=args.private, commit_message=args.message,
+                     dry_run=args.dry_run, zoo_dir=args.zoo_dir)
+    folder = Path(args.folder)
+    verb = "would upload" if args.dry_run else "uploaded"
+    print(f"{verb} to https://huggingface.co/{result.repo_id}:")
+    for name in result.files:
+        print(f"  {name}  ({(folder / name).stat().st_size:,} bytes)")
+    if result.revision:
+        print(f"commit {result.revision}: {result.url}")
+        print(f"pinned in {result.card}" if result.card else "no zoo card to pin the commit in")
+    return 0
+
+
+def run_table(args: argparse.Namespace) -> int:
+    """``poselit zoo table``: regenerate (or ``--check``) the zoo's README.md table."""
+    from poselit.zoo.cards import README_FILE
+    from poselit.zoo.catalog import zoo_folder
+    from poselit.zoo.table import table_is_current, write_table
+
+    if args.check:
+        current = table_is_current(args.zoo_dir)
+        state = "up to date" if current else "stale: run 'poselit zoo table'"
+        print(f"{zoo_folder(args.zoo_dir) / README_FILE} is {state}")
+        return 0 if current else 1
+    print(f"wrote {write_table(args.zoo_dir)}")
+    return 0

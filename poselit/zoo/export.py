@@ -1,0 +1,381 @@
+"""Lightning checkpoint -> Hub-ready export folder + zoo card (``poselit zoo export``).
+
+An export folder holds ``model.safetensors`` (fp32, or fp16), ``config.json`` (the card's
+``class_path``, ``init_args``, ``input`` and ``weights``: enough to rebuild the module
+without the recipe), ``README.md`` (a Hub model card with a ``model-index`` of the
+measured metrics) and ``recipe.yaml`` (the training configuration). The checkpoint is
+read weights-only (:mod:`poselit.checkpoints`); metrics are measured on the weights as
+exported, with the project's test loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+from safetensors.torch import save
+
+from poselit.atomic import write_atomic
+from poselit.checkpoints import CONFIG_KEY, read_checkpoint, saved_class_path
+from poselit.data.datamodule import PoseDataModule
+from poselit.data.sources import DatasetSpec
+from poselit.evaluate import EvaluationReport, test_reports
+from poselit.models import class_path as class_path_of
+from poselit.models.base import PoseLitModule
+from poselit.zoo.cards import (
+    CONFIG_FILE,
+    NAME_PATTERN,
+    README_FILE,
+    RECIPE_FILE,
+    REPO_ID_PATTERN,
+    WEIGHTS_FILE,
+    HubLocation,
+    ModelCard,
+    WeightsInfo,
+    ZooError,
+    read_card,
+    without_none,
+    write_card,
+)
+from poselit.zoo.catalog import zoo_folder
+from poselit.zoo.hub import sha256_file
+from poselit.zoo.loading import build_module, load_weights, offline_args, resolve_class
+from poselit.zoo.publishing import hub_readme
+from poselit.zoo.table import write_table
+
+
+def checkpoint_model_args(
+    checkpoint: Mapping[str, Any], class_path: str | None, where: str
+) -> tuple[str, dict[str, Any]]:
+    """``(class_path, init_args)`` from a checkpoint's ``hyper_parameters``.
+
+    The class is ``class_path`` if given, else the one the checkpoint records
+    (:func:`~poselit.checkpoints.saved_class_path`).
+    Weight-fetching arguments are written as "nothing to fetch".
+    """
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    hparams.pop("_class_path", None)
+    hparams.pop("_instantiator", None)
+    class_path = class_path or saved_class_path(checkpoint)
+    if not class_path:
+        raise ZooError(
+            f"{where}: the checkpoint does not name its class (saved by an older poselit?); give it, "
+            "e.g. --class-path poselit.models.luvizon.LuvizonSoftArgmax"
+        )
+    cls = resolve_class(class_path, where)
+    if not hparams:
+        raise ZooError(f"{where}: the checkpoint holds no hyper-parameters; {cls.__name__} cannot be rebuilt from it")
+    try:
+        init_args = json.loads(json.dumps(offline_args(cls, hparams)))  # tuples -> lists; fails on non-data values
+    except (TypeError, ValueError) as err:
+        raise ZooError(f"{where}: constructor arguments must be plain data to be exported ({err})") from None
+    return class_path_of(cls), init_args
+
+
+RECIPE_SEARCH_DEPTH = 3
+"""Folders above a checkpoint's own that :func:`find_recipe` looks in for ``config.yaml``:
+CSV and TensorBoard loggers put it one above (``version_N/``), ``WandbLogger`` three above
+(its ``save_dir``, over ``<project>/<run id>/checkpoints/``)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run's training configuration, as an export folder's ``recipe.yaml``.
+
+    ``text`` is the YAML; ``recipe`` what the card's ``training.recipe`` records (the recipe
+    file(s) the run was started with, when known); ``source`` where it was found.
+    """
+
+    text: str
+    recipe: str | None
+    source: str
+
+    @classmethod
+    def from_file(cls, path: Path) -> RunConfig:
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe not found: {path}")
+        return cls(path.read_text(), _display_path(path), str(path))
+
+
+def recipe_folders(checkpoint: Path) -> list[Path]:
+    """Where :func:`find_recipe` looks for ``config.yaml``: the checkpoint's folder and
+    :data:`RECIPE_SEARCH_DEPTH` above it."""
+    return list(checkpoint.absolute().parents)[: RECIPE_SEARCH_DEPTH + 1]
+
+
+def find_recipe(checkpoint: Path, data: Mapping[str, Any]) -> RunConfig | None:
+    """The configuration of the run that saved ``checkpoint`` (read as ``data``): the one
+    ``poselit fit`` stores in every checkpoint (:data:`~poselit.checkpoints.CONFIG_KEY`), else
+    the nearest ``config.yaml`` LightningCLI saved in :func:`recipe_folders` (checkpoints of
+    older versions, or of other scripts); ``None`` when there is neither."""
+    stored = data.get(CONFIG_KEY)
+    if isinstance(stored, Mapping) and isinstance(stored.get("yaml"), str):
+        recipes = [str(r) for r in stored.get("recipes") or []]
+        return RunConfig(stored["yaml"], ", ".join(recipes) or None, f"stored in {checkpoint}")
+    for folder in recipe_folders(checkpoint):
+        if (folder / "config.yaml").is_file():
+            return RunConfig.from_file(folder / "config.yaml")
+    return None
+
+
+def missing_recipe_message(checkpoint: Path) -> str:
+    """What ``poselit zoo export`` says when :func:`find_recipe` found nothing."""
+    folders = ", ".join(str(f) for f in recipe_folders(checkpoint))
+    return (
+        f"no recipe.yaml in the export: {checkpoint} stores no training configuration (saved by "
+        f"another script or an older poselit) and there is no config.yaml in {folders}; "
+        f"give the recipe with --recipe FILE"
+    )
+
+
+def training_info(checkpoint: Mapping[str, Any], recipe: str | None, data: Sequence[str] | None) -> dict[str, Any]:
+    """The card's ``training``: recipe, training datasets (``NAME:SPLIT[@PATH]`` as the data
+    module named them: a path says the data were not the standard files, e.g. generated
+    ones) and Lightning's epoch and step counters at save time."""
+    if data is None:
+        data = (checkpoint.get("datamodule_hyper_parameters") or {}).get("train") or []
+    return without_none(
+        {
+            "recipe": recipe,
+            "data": [str(DatasetSpec.parse(s)) for s in data] or None,
+            "epoch": checkpoint.get("epoch"),
+            "global_step": checkpoint.get("global_step"),
+        }
+    )
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the working directory when inside it (recipes of the project)."""
+    path = path.absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def input_info(model: PoseLitModule, padding: float | None) -> dict[str, Any]:
+    """The card's ``input``: skeleton, crop size, normalisation (0-255 units), crop padding."""
+    return without_none(
+        {
+            "skeleton": model.skeleton.name,
+            "size": list(model.input_size),
+            "mean": [round(float(v), 6) for v in model.mean.flatten()],
+            "std": [round(float(v), 6) for v in model.std.flatten()],
+            "padding": padding,
+        }
+    )
+
+
+def metrics_entry(report: EvaluationReport, measured_with: str) -> dict[str, Any]:
+    """One card ``metrics`` entry from an evaluation report: split (``NAME:SPLIT[@PATH]``),
+    records, and the columns of each protocol (percent, 2 decimals; ``null``: unscorable)."""
+    return {
+        "dataset": str(DatasetSpec.parse(report.dataset)),
+        "records": report.records,
+        "measured_with": measured_with,
+        "results": {
+            r.metric: {k: None if math.isnan(v) else round(float(v), 2) for k, v in r.columns.items()}
+            for r in report.results
+        },
+    }
+
+
+def evaluate_model(
+    model: PoseLitModule,
+    datasets: Sequence[str],
+    data_root: str | Path | None = None,
+    *,
+    padding: float | None = None,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+) -> list[EvaluationReport]:
+    """Score ``model`` on dataset splits with the project's test loop (``Trainer.test``:
+    the flip test and metrics of :class:`PoseLitModule`), one report per split."""
+    data = PoseDataModule(
+        train=[],
+        val=list(datasets),
+        data_root=str(data_root) if data_root else None,
+        input_size=model.input_size,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        **({} if padding is None else {"padding": padding}),
+    )
+    trainer = pl.Trainer(
+        accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False
+    )
+    trainer.test(model, datamodule=data, verbose=False)
+    return test_reports(model, data)
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    name: str,
+    out: str | Path,
+    *,
+    class_path: str | None = None,
+    half: bool = False,
+    recipe: str | Path | None = None,
+    evaluate: Sequence[str] = (),
+    data_root: str | Path | None = None,
+    reports: Sequence[EvaluationReport] = (),
+    training_data: Sequence[str] | None = None,
+    description: str = "",
+    license: str | None = None,
+    citation: str | None = None,
+    repo_id: str | None = None,
+    zoo_dir: str | Path | None = None,
+    update_zoo: bool = True,
+    ship: bool = False,
+    batch_size: int = 16,
+) -> ModelCard:
+    """Turn a Lightning checkpoint into a Hub-ready folder and write or update its zoo card.
+
+    The module is rebuilt from the checkpoint's hyper-parameters and its tensors loaded
+    strictly, so an export that succeeds loads. Metrics come from ``evaluate`` (dataset
+    splits scored here, on the weights as exported, fp16 included) and ``reports``
+    (results written by ``poselit eval --json``). An existing card of the same name keeps
+    its description, license and citation unless new ones are given, and its metrics and
+    Hub location while the weights are unchanged.
+
+    Args:
+        checkpoint: Lightning ``.ckpt`` (read with ``weights_only=True``).
+        name: Zoo name, ``<method>-<backbone>-<dataset>[-<variant>]``.
+        out: Export folder to write.
+        class_path: Module class when the checkpoint does not name it.
+        half: Store float tensors as fp16 (half the size; loaded into an fp32 module).
+        recipe: Training configuration to include as ``recipe.yaml`` (default: the run's,
+            see :func:`find_recipe`; without one the folder has no ``recipe.yaml``).
+        evaluate: Dataset splits to measure, e.g. ``["lsp:test"]``.
+        data_root: Folder holding the datasets (default: ``$POSELIT_DATA``).
+        reports: Already measured results.
+        training_data: Training datasets (default: the checkpoint's data module's).
+        description: One paragraph for the card and the Hub page.
+        license: Licence identifier of the weights (e.g. ``bsd-3-clause``).
+        citation: BibTeX (or text) to cite.
+        repo_id: Hub repository it will be published to (the default of ``publish``).
+        zoo_dir: Card folder to update (default: ``$POSELIT_ZOO`` / the built-in zoo).
+        update_zoo: Write the zoo card (and its table). Without it, the README's example
+            loads the export folder by its path (``out`` as given), not by a zoo name.
+        ship: Copy the weights next to the card, so they ship inside the package (small
+            models only).
+        batch_size: Batch size of the ``evaluate`` runs.
+
+    Returns:
+        The card as written to the zoo (``source`` set), or the export's card.
+    """
+    checkpoint = Path(checkpoint)
+    out = Path(out)
+    if not NAME_PATTERN.fullmatch(name):
+        raise ZooError(f"--name must be lowercase letters, digits, '.', '_' or '-', got {name!r}")
+    if repo_id and not REPO_ID_PATTERN.fullmatch(repo_id):
+        raise ZooError(f"--repo-id must be ORG/NAME, got {repo_id!r}")
+    data = read_checkpoint(checkpoint)
+    if "state_dict" not in data:
+        raise ZooError(f"{checkpoint}: not a Lightning checkpoint (no 'state_dict')")
+    class_path, init_args = checkpoint_model_args(data, class_path, str(checkpoint))
+    model = build_module(class_path, init_args, str(checkpoint))
+    load_weights(model, data["state_dict"], str(checkpoint))
+    run_config = RunConfig.from_file(Path(recipe)) if recipe else find_recipe(checkpoint, data)
+    dtype = "float16" if half else "float32"
+    tensors = {
+        key: (value.to(getattr(torch, dtype)) if value.is_floating_point() else value).detach().contiguous()
+        for key, value in model.state_dict().items()
+    }
+    model.load_state_dict(tensors)  # the module exactly as it will be loaded
+    padding = (data.get("datamodule_hyper_parameters") or {}).get("padding")
+    metrics = [metrics_entry(r, "poselit eval") for r in reports]
+    if evaluate:
+        measured_with = f"poselit zoo export --evaluate (flip_test={model.flip_test})"
+        measured = evaluate_model(model, evaluate, data_root, padding=padding, batch_size=batch_size)
+        metrics += [metrics_entry(r, measured_with) for r in measured]
+
+    out.mkdir(parents=True, exist_ok=True)
+    weights_path = out / WEIGHTS_FILE
+    # one metadata key only: safetensors writes several in random order, and the same
+    # checkpoint must give the same bytes (and sha256) on every export
+    write_atomic(weights_path, save(tensors, metadata={"format": "pt"}))
+    card = ModelCard(
+        name=name,
+        class_path=class_path,
+        init_args=init_args,
+        weights=WeightsInfo(
+            sha256=sha256_file(weights_path),
+            size=weights_path.stat().st_size,
+            dtype=dtype,
+            file=WEIGHTS_FILE,
+            hub=HubLocation(repo_id) if repo_id else None,
+        ),
+        description=description,
+        input=input_info(model, padding),
+        training=training_info(data, run_config.recipe if run_config else None, training_data),
+        metrics=tuple(metrics),
+        license=license,
+        citation=citation,
+        source=out / CONFIG_FILE,
+    )
+    if update_zoo:
+        card = add_to_zoo(card, weights_path, zoo_dir=zoo_dir, ship=ship)
+    write_atomic(out / CONFIG_FILE, json.dumps(card.config_dict(), indent=2) + "\n")
+    if run_config:
+        write_atomic(out / RECIPE_FILE, run_config.text)
+    else:
+        (out / RECIPE_FILE).unlink(missing_ok=True)  # an earlier export's, not this checkpoint's
+    example = card.name if update_zoo else str(out)
+    write_atomic(out / README_FILE, hub_readme(card, has_recipe=run_config is not None, example=example))
+    return card
+
+
+def add_to_zoo(
+    card: ModelCard, weights_file: Path, *, zoo_dir: str | Path | None = None, ship: bool = False
+) -> ModelCard:
+    """Write ``card`` into the zoo folder, naming ``weights_file`` (copied beside the card
+    with ``ship``), merged with an existing card of that name; regenerate the table."""
+    folder = zoo_folder(zoo_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{card.name}.yaml"
+    if ship:
+        shipped = folder / f"{card.name}.safetensors"
+        write_atomic(shipped, weights_file.read_bytes())
+        file = shipped.name
+    else:
+        file = os.path.relpath(weights_file.absolute(), folder.absolute())
+    card = replace(card, weights=replace(card.weights, file=file), source=path)
+    if path.is_file():
+        card = merged_card(read_card(path), card)
+    write_card(card, path)
+    write_table(folder)
+    return card
+
+
+def merged_card(previous: ModelCard, new: ModelCard) -> ModelCard:
+    """``new`` keeping what ``previous`` knew and ``new`` does not: description, license,
+    citation, and (for the same weights) metrics and the pinned Hub location."""
+    same = previous.weights.sha256 == new.weights.sha256
+    hub = new.weights.hub
+    old_hub = previous.weights.hub
+    if same and old_hub and (hub is None or hub.repo_id == old_hub.repo_id):
+        hub = old_hub
+    return replace(
+        new,
+        description=new.description or previous.description,
+        license=new.license or previous.license,
+        citation=new.citation or previous.citation,
+        metrics=new.metrics or (previous.metrics if same else ()),
+        weights=replace(new.weights, hub=hub),
+    )
+
+
+__all__ = [
+    "RunConfig",
+    "add_to_zoo",
+    "checkpoint_model_args",
+    "evaluate_model",
+    "export_checkpoint",
+    "find_recipe",
+    "merged_card",
+    "missing_recipe_message",
+]

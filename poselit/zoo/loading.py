@@ -1,0 +1,180 @@
+"""Building ready models from cards: the one loading path of :func:`poselit.zoo.load`.
+
+A card (or an export's ``config.json``) names a class and its constructor arguments; the
+module is built with every weight-fetching argument switched off (its safetensors file
+holds every tensor), its weights are loaded strictly after their sha256 matched
+(:func:`poselit.zoo.hub.download`), and it is put in eval mode.
+``Method.from_pretrained(name)`` is ``load(name, expect=Method)``.
+
+A config only names classes of poselit or of modules the caller has already imported.
+Classes are found through the method registry (:mod:`poselit.models`), by name: this
+module does not import the models itself, so that the models can offer
+``from_pretrained`` without an import circle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import torch
+from safetensors.torch import load_file
+
+from poselit import __version__
+from poselit.models import BASE_CLASS_PATH, class_paths, import_class
+from poselit.zoo.cards import ModelCard, ZooError
+from poselit.zoo.hub import download
+
+if TYPE_CHECKING:
+    from poselit.models.base import PoseLitModule
+
+OFFLINE_ARGS: dict[str, Any] = {"pretrained": False, "backbone_weights": None, "init_from": None}
+"""Constructor arguments that fetch weights from elsewhere; a zoo model's tensors all come
+from its safetensors file, so these are forced to "nothing to fetch" wherever a class has them."""
+
+
+def resolve_class(class_path: str, where: str = "") -> type[PoseLitModule]:
+    """The :class:`PoseLitModule` subclass named by ``class_path``.
+
+    A bare class name means a poselit method (``LuvizonSoftArgmax``). Only poselit's own
+    modules are imported by name; a class of another module must have been imported by the
+    caller (a config downloaded from the Hub does not get to import arbitrary modules).
+    """
+    prefix = f"{where}: " if where else ""
+    module_name, _, class_name = class_path.rpartition(".")
+    if not module_name:
+        known = class_paths()
+        if class_name not in known:
+            raise ZooError(f"{prefix}unknown method class {class_name!r} (known: {', '.join(known)})")
+        module_name = known[class_name].rpartition(".")[0]
+    if module_name == "poselit" or module_name.startswith("poselit."):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise ZooError(f"{prefix}class_path {class_path!r}: cannot import {module_name} ({err})") from None
+    elif module_name in sys.modules:
+        module = sys.modules[module_name]
+    else:
+        raise ZooError(
+            f"{prefix}class_path {class_path!r} is outside poselit and {module_name} is not imported; "
+            f"import {module_name} first (poselit imports only its own modules by name)"
+        )
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, import_class(BASE_CLASS_PATH))):
+        raise ZooError(f"{prefix}class_path {class_path!r} does not name a PoseLitModule subclass")
+    return cls
+
+
+def build_module(class_path: str, init_args: Mapping[str, Any], where: str = "") -> PoseLitModule:
+    """A freshly initialised ``class_path`` built with ``init_args``, weight-fetching
+    arguments switched off (:data:`OFFLINE_ARGS`): nothing is downloaded. Arguments the
+    class does not take are an error, not ignored."""
+    cls = resolve_class(class_path, where)
+    names = argument_names(cls)
+    unknown = [] if names is None else [k for k in init_args if k not in names]
+    if unknown:
+        raise ZooError(
+            f"{where}: {cls.__name__} takes no argument {', '.join(map(repr, unknown))} "
+            f"(written by another poselit version? this is {__version__})"
+        )
+    return cls(**offline_args(cls, init_args))
+
+
+def argument_names(cls: type) -> set[str] | None:
+    """The constructor arguments of ``cls``; ``None`` when it takes any (``**kwargs``)."""
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return set(params)
+
+
+def offline_args(cls: type, init_args: Mapping[str, Any]) -> dict[str, Any]:
+    """``init_args`` with :data:`OFFLINE_ARGS` forced where ``cls`` takes them."""
+    names = argument_names(cls)
+    forced = {k: v for k, v in OFFLINE_ARGS.items() if k in (init_args if names is None else names)}
+    return {**init_args, **forced}
+
+
+def load_weights(model: PoseLitModule, tensors: Mapping[str, torch.Tensor], where: str) -> PoseLitModule:
+    """Load ``tensors`` strictly (every name and shape must match; dtypes are cast)."""
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise ZooError(f"{where}: the weights do not fit {type(model).__name__}: {err}") from None
+    return model
+
+
+
+def load_with_card(
+    name: str,
+    *,
+    revision: str | None = None,
+    device: str | torch.device | None = None,
+    cache_dir: str | Path | None = None,
+    zoo_dir: str | Path | None = None,
+    expect: type[PoseLitModule] | None = None,
+) -> tuple[PoseLitModule, ModelCard]:
+    """:func:`load`, also returning the card (or ``config.json``) the model was built from,
+    for what it says about the input (e.g. ``card.input["padding"]``)."""
+    card, path = download(name, revision=revision, cache_dir=cache_dir, zoo_dir=zoo_dir)
+    if expect is not None:
+        check_card_class(card, expect)
+    model = build_module(card.class_path, card.init_args, str(card.source or card.name))
+    load_weights(model, load_file(path), str(path))
+    return model.to(device or "cpu").eval(), card
+
+
+def load(
+    name: str,
+    *,
+    revision: str | None = None,
+    device: str | torch.device | None = None,
+    cache_dir: str | Path | None = None,
+    zoo_dir: str | Path | None = None,
+    expect: type[PoseLitModule] | None = None,
+) -> PoseLitModule:
+    """A ready model: built from its card (or ``config.json``), weights checked and loaded
+    strictly, in eval mode on ``device`` (default: CPU).
+
+    This is the one loading path: ``Method.from_pretrained(name)`` is
+    ``load(name, expect=Method)``.
+
+    Args:
+        name: Zoo name (``poselit.zoo.list()``), ``hf://ORG/NAME[@REVISION]``, or the path
+            of a folder written by ``poselit zoo export``.
+        revision: Hub revision (branch, tag or commit) instead of the pinned one.
+        device: Where the model goes.
+        cache_dir: Hugging Face cache folder (default: ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``).
+        zoo_dir: Card folder instead of ``$POSELIT_ZOO`` / the built-in zoo.
+        expect: Refuse (:class:`ZooError`, before building anything) a card whose class is
+            not this class or a subclass of it.
+    """
+    return load_with_card(
+        name, revision=revision, device=device, cache_dir=cache_dir, zoo_dir=zoo_dir, expect=expect
+    )[0]
+
+
+def check_card_class(card: ModelCard, expected: type[PoseLitModule]) -> None:
+    """A :class:`ZooError` unless the card builds ``expected`` (or a subclass of it)."""
+    actual = resolve_class(card.class_path, str(card.source or card.name))
+    if not issubclass(actual, expected):
+        raise ZooError(
+            f"{card.source or card.name}: {card.name!r} is a {actual.__name__} ({card.class_path}), not a "
+            f"{expected.__name__}; load it with {actual.__name__}.from_pretrained(...) or poselit.zoo.load(...)"
+        )
+
+
+
+__all__ = [
+    "OFFLINE_ARGS",
+    "build_module",
+    "check_card_class",
+    "load",
+    "load_weights",
+    "load_with_card",
+    "offline_args",
+    "resolve_class",
+]

@@ -1,0 +1,116 @@
+"""The package's imports form no circle, and the layers that must stay light stay light.
+
+The graph is read from the source with ``ast``: every ``import`` statement of a poselit
+module, at module level or inside a function (a deferred import still ties the two
+modules together), except those under ``if TYPE_CHECKING:`` (never executed). Importing
+``a.b.c`` also runs the ``__init__`` of ``a.b``, so that is an edge too, unless ``a.b`` is
+a package the importing module lives in (it is initialised before its modules run).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "poselit"
+
+
+def module_names() -> dict[str, Path]:
+    """``{dotted name: file}`` of every module of the package."""
+    names = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def ancestors(name: str) -> list[str]:
+    """``a.b.c`` -> ``["a", "a.b"]``."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def imported_modules(tree: ast.AST, modules: dict[str, Path]) -> set[str]:
+    """The poselit modules the statements of ``tree`` import (skipping ``TYPE_CHECKING`` blocks)."""
+    found: set[str] = set()
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = [f"{node.module}.{alias.name}" for alias in node.names]
+            found.update(name for name in submodules if name in modules)
+            if any(name not in modules for name in submodules):  # names defined in the module
+                found.add(node.module)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return {name for name in found if name in modules}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: the poselit modules importing it runs}``."""
+    modules = module_names()
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for target in imported_modules(ast.parse(path.read_text(), str(path)), modules):
+            edges.add(target)
+            edges.update(a for a in ancestors(target) if a not in ancestors(name) and a != name)
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of ``graph`` (first module repeated at the end), or ``None``."""
+    state: dict[str, str] = {}  # "open" while on the current path, "done" after
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                return path[path.index(target) :] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_package_imports_form_no_circle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_circles_through_packages():
+    """The graph follows package ``__init__`` files: ``a.x -> b.y`` runs ``b``'s ``__init__``."""
+    graph = {"a": set(), "a.x": {"b.y", "b"}, "b": {"a.x"}, "b.y": set()}
+    assert find_cycle(graph) == ["a.x", "b", "a.x"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_card_and_download_code_import_nothing_of_the_models():
+    """Reading cards and fetching weights must not build (or import) a network."""
+    graph = import_graph()
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for target in graph[todo.pop()] - seen:
+                seen.add(target)
+                todo.append(target)
+        return seen
+
+    for light in ("poselit.zoo.cards", "poselit.zoo.catalog", "poselit.zoo.hub", "poselit.checkpoints"):
+        heavy = sorted(m for m in reachable(light) if m.startswith(("poselit.models.", "poselit.backbones")))
+        assert not heavy, f"{light} imports {heavy}"

@@ -1,0 +1,142 @@
+"""The contract every registered method keeps, checked for each entry of the registry.
+
+Parametrized over :data:`poselit.models.METHODS` (as timm's tests run over
+``list_models()``), each method built with its registry entry's ``tiny`` arguments: the
+output contract, the loss and its gradients, the flip test, and the export -> load round
+trip. A fourth method needs one model file and one registry entry; this module shows it
+with a method registered here only (``tests/tiny_models.py``), which passes every
+contract test without any other file changing.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from poselit import zoo
+from poselit.models import METHODS, Method, register_method
+from poselit.models.base import PoseLitModule, flip_back_keypoints
+from poselit.tables import PAPERS
+
+TEST_METHOD = register_method(Method("tiny", "tiny_models.TinyHeatmapModel", tiny={"input_size": (32, 32)}))
+"""A method of the tests: its class in tests/tiny_models.py, its entry here, nothing else."""
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (tests/conftest.py)
+
+
+@pytest.fixture(scope="module", params=list(METHODS.values()), ids=list(METHODS))
+def method(request) -> Method:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def model(method) -> PoseLitModule:
+    """The method's tiny instance in eval mode, as if trained a little: every weight moved
+    off its initial value and the batch norms set to the statistics of a batch of images.
+    At initialisation maps can be flat (Bulat et al. start their score layers at zero),
+    and flat maps decode to argmax ties, which no flip test can mirror."""
+    torch.manual_seed(0)
+    model = method.load()(**method.tiny)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # running statistics = those of the batches seen
+    with torch.no_grad():
+        model.train()(model.normalize(images(model, 4, seed=1)))
+    return model.eval()
+
+
+def images(model: PoseLitModule, batch: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, 3, *model.input_size), dtype=torch.uint8, generator=generator)
+
+
+def batch(model: PoseLitModule, size: int = 2) -> dict[str, torch.Tensor]:
+    """A training batch of random crops with random poses, some joints not annotated."""
+    generator = torch.Generator().manual_seed(2)
+    height, width = model.input_size
+    keypoints = torch.rand(size, model.num_joints, 2, generator=generator) * torch.tensor([width - 1, height - 1])
+    visibility = torch.randint(0, 3, (size, model.num_joints), generator=generator)
+    return {"image": images(model, size, seed=3), "keypoints": keypoints, "visibility": visibility}
+
+
+def test_the_registry_names_poselit_modules_and_papers(method):
+    cls = method.load()
+    assert issubclass(cls, PoseLitModule) and cls.__name__ == method.class_name
+    assert method.paper is None or method.paper in PAPERS
+    shared = set(inspect.signature(PoseLitModule.__init__).parameters) - {"self"}
+    own = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values())
+    assert takes_any or shared <= set(own), shared - set(own)  # LightningCLI links input_size, skeleton
+
+
+def test_output_contract(model):
+    """``keypoints`` (B, K, 2) in input pixels and ``scores`` (B, K), with and without the
+    flip test; heatmap methods decode their final ``heatmaps`` to those keypoints."""
+    with torch.no_grad():
+        plain = model.predict_poses(images(model, 2), flip_test=False)
+        flipped = model.predict_poses(images(model, 2), flip_test=True)
+    k = model.num_joints
+    for out in (plain, flipped):
+        assert out["keypoints"].shape == (2, k, 2) and out["scores"].shape == (2, k)
+        assert torch.isfinite(out["keypoints"]).all() and torch.isfinite(out["scores"]).all()
+        height, width = model.input_size
+        assert (out["keypoints"] >= -0.5).all() and (out["keypoints"][..., 0] <= width - 0.5).all()
+        assert (out["keypoints"][..., 1] <= height - 0.5).all()
+    if "heatmaps" in plain:
+        assert plain["heatmaps"].shape[:2] == (2, k)
+        keypoints, scores = model.decode_heatmaps(plain["heatmaps"])
+        torch.testing.assert_close((keypoints, scores), (plain["keypoints"], plain["scores"]))
+
+
+def test_loss_is_finite_and_reaches_the_network(model):
+    model.train()
+    try:
+        data = batch(model)
+        losses = model.loss(model(model.normalize(data["image"])), data)
+        assert losses["loss"].ndim == 0 and torch.isfinite(losses["loss"])
+        model.zero_grad()
+        losses["loss"].backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.eval()
+
+
+def test_flip_test_is_mirror_equivariant(model):
+    """The flip-tested pose of a mirrored image is the mirrored flip-tested pose (joints
+    swapped left/right), whatever the method."""
+    image = images(model, 1, seed=4)
+    with torch.no_grad():
+        out = model.predict_poses(image, flip_test=True)
+        mirrored = model.predict_poses(image.flip(-1), flip_test=True)
+    width = model.input_size[1]
+    expected = flip_back_keypoints(out["keypoints"], model.flip_index, width)
+    torch.testing.assert_close(mirrored["keypoints"], expected, atol=1e-3, rtol=0)
+    torch.testing.assert_close(mirrored["scores"], out["scores"][:, model.flip_index], atol=1e-4, rtol=1e-4)
+
+
+def test_export_round_trip(method, model, tmp_path):
+    """Lightning checkpoint -> export folder -> ``zoo.load``: the same class, the same outputs."""
+    trainer = pl.Trainer(max_steps=0, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    card = zoo.export_checkpoint(tmp_path / "model.ckpt", f"{method.name}-test", tmp_path / "export", update_zoo=False)
+    assert card.class_path == method.class_path
+    loaded = zoo.load(str(tmp_path / "export"), expect=method.load())
+    with torch.no_grad():
+        expected, actual = model.predict_poses(images(model, 2)), loaded.predict_poses(images(model, 2))
+    assert torch.equal(actual["keypoints"], expected["keypoints"]) and torch.equal(actual["scores"], expected["scores"])
+
+
+def test_a_method_registered_by_the_tests_is_one_of_them():
+    assert METHODS["tiny"] is TEST_METHOD and TEST_METHOD.load().__module__ == "tiny_models"
+    with pytest.raises(ValueError, match="'tiny' .* is registered already"):
+        register_method(TEST_METHOD)
