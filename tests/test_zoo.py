@@ -25,6 +25,7 @@ import poselit
 from poselit import zoo
 from poselit.checkpoints import CheckpointError
 from poselit.cli import main
+from poselit.complexity import count_gflops, count_parameters
 from poselit.evaluate import EvaluationReport
 from poselit.metrics import MetricResult
 from poselit.models import LuvizonSoftArgmax
@@ -240,6 +241,20 @@ def test_export_measures_metrics_with_the_test_loop(checkpoint, zoo_dir, tmp_pat
     assert entry["dataset"] == f"lsp:test@{synthetic_lsp}" and entry["records"] == 4
     assert "flip_test=True" in entry["measured_with"]
     assert {"PCK@0.2", "PCP@0.5"} <= set(entry["results"]) and 0 <= entry["results"]["PCK@0.2"]["Total"] <= 100
+    assert card.check == {"dataset": f"lsp:test@{synthetic_lsp}", "records": 4, "metric": "PCK@0.2",
+                          "value": entry["results"]["PCK@0.2"]["Total"]}  # 4 people: the check is the whole split
+    model = zoo.load(NAME)
+    assert card.complexity == {"parameters": count_parameters(model), "gflops": round(count_gflops(model), 3)}
+    assert zoo.info(NAME).check == card.check and zoo.info(NAME).complexity == card.complexity  # written, read back
+
+
+@pytest.mark.parametrize("first", [1, 3])
+def test_evaluate_model_first_scores_only_the_first_people_in_whole_batches(synthetic_lsp, first):
+    model, seen = tiny_luvizon(), []
+    test_step = model.test_step
+    model.test_step = lambda batch, *args: seen.extend(batch["index"].tolist()) or test_step(batch, *args)
+    (report,) = zoo.evaluate_model(model, [f"lsp:test@{synthetic_lsp}"], first=first, batch_size=2)
+    assert seen == list(range(first)) and report.records == 4  # the split has 4 people; the first were scored
 
 
 def test_reexport_is_byte_identical_and_keeps_what_the_card_knew(checkpoint, zoo_dir, tmp_path):
@@ -531,3 +546,24 @@ def test_smoke_recipe_checkpoint_exports_and_predicts_offline_by_name(zoo_dir, t
         out = model.predict_poses(sample["image"][None])
     keypoints = apply_affine(out["keypoints"][0].float(), sample["affine"].float())  # original-image pixels
     assert keypoints.shape == (14, 2) and torch.isfinite(keypoints).all()
+
+
+SHIPPED = [card for card in zoo.all_cards(zoo.builtin_zoo_dir()) if not card.name.endswith("-demo")]
+"""The real models of the built-in zoo (the demo model only serves tests and ``poselit demo``)."""
+
+
+@pytest.mark.parametrize("card", SHIPPED, ids=lambda card: card.name)
+def test_shipped_cards_hold_full_test_set_results_complexity_and_a_check(card):
+    assert any(entry["dataset"] == "lsp:test" and entry["records"] == 1000 for entry in card.metrics)
+    assert card.complexity["parameters"] > 0 and card.complexity["gflops"] > 0
+    assert card.check["dataset"] == "lsp:test" and card.check["records"] == 100
+
+
+@pytest.mark.parametrize("card", SHIPPED, ids=lambda card: card.name)
+def test_shipped_models_reproduce_their_cards_check_on_the_first_test_people(card, data_root):
+    model = zoo.load(card.name)
+    assert card.complexity["parameters"] == count_parameters(model)
+    (report,) = zoo.evaluate_model(model, [card.check["dataset"]], data_root, padding=card.input["padding"],
+                                   first=card.check["records"])
+    result = next(r for r in report.results if r.metric == card.check["metric"])
+    assert result.columns["Total"] == pytest.approx(card.check["value"], abs=0.5)

@@ -118,6 +118,8 @@ class ModelCard:
     input: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
     metrics: tuple[Mapping[str, Any], ...] = ()
+    complexity: Mapping[str, Any] = field(default_factory=dict)
+    check: Mapping[str, Any] = field(default_factory=dict)
     license: str | None = None
     citation: str | None = None
     poselit_version: str = __version__
@@ -147,6 +149,8 @@ class ModelCard:
                 "input": dict(self.input) or None,
                 "training": dict(self.training) or None,
                 "metrics": [dict(m) for m in self.metrics] or None,
+                "complexity": dict(self.complexity) or None,
+                "check": dict(self.check) or None,
                 "weights": self.weights.to_dict(),
                 "license": self.license,
                 "citation": self.citation,
@@ -204,6 +208,8 @@ class ModelCard:
             input=input_,
             training=dict(_field(data, "training", Mapping, where, required=False) or {}),
             metrics=tuple(dict(m) for m in metrics),
+            complexity=dict(_field(data, "complexity", Mapping, where, required=False) or {}),
+            check=_check_from_dict(_field(data, "check", Mapping, where, required=False) or {}, where),
             license=_field(data, "license", str, where, required=False),
             citation=_field(data, "citation", str, where, required=False),
             poselit_version=str(data.get("poselit_version", "unknown")),
@@ -250,6 +256,20 @@ def _weights_from_dict(data: Mapping[str, Any], where: str) -> WeightsInfo:
         raise ZooError(f"{where}: field 'weights' needs a 'file' (relative to the card) or a 'hub' location")
     size = _field(data, "size", int, where, prefix="weights.")
     return WeightsInfo(sha256=sha256, size=size, dtype=dtype, file=file, hub=hub)
+
+
+CHECK_FIELDS = {"dataset": str, "records": int, "metric": str, "value": (int, float)}
+"""A card's ``check``: ``metric`` (its ``Total``) measured at export on the first ``records``
+people of ``dataset``, which a test re-measures so that a changed model or pipeline shows."""
+
+
+def _check_from_dict(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    for key, kind in CHECK_FIELDS.items() if data else ():
+        value = data.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ZooError(f"{where}: field 'check.{key}' must be {'a number' if key == 'value' else _KINDS[kind]}, "
+                           f"got {value!r}")
+    return dict(data)
 
 
 def without_none(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -318,7 +338,6 @@ def read_config(path: str | Path) -> ModelCard:
     if file is None or Path(file).is_absolute() or ".." in Path(file).parts:
         raise ZooError(f"{path}: field 'weights.file' must name a file inside the folder, got {file!r}")
     return card
-
 
 
 __all__ = [

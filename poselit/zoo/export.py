@@ -23,6 +23,7 @@ from safetensors.torch import save
 
 from poselit.atomic import write_atomic
 from poselit.checkpoints import CONFIG_KEY, read_checkpoint, saved_class_path
+from poselit.complexity import count_gflops, count_parameters
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.sources import DatasetSpec
 from poselit.evaluate import EvaluationReport, test_reports
@@ -192,9 +193,13 @@ def evaluate_model(
     batch_size: int = 16,
     num_workers: int = 0,
     accelerator: str = "auto",
+    first: int | None = None,
 ) -> list[EvaluationReport]:
     """Score ``model`` on dataset splits with the project's test loop (``Trainer.test``:
-    the flip test and metrics of :class:`PoseLitModule`), one report per split."""
+    the flip test and metrics of :class:`PoseLitModule`), one report per split; with
+    ``first``, on the first ``first`` people of each split only (a quick check)."""
+    if first is not None:  # whole batches of the first people: a batch size dividing ``first``
+        batch_size = max(size for size in range(1, min(batch_size, first) + 1) if first % size == 0)
     data = PoseDataModule(
         train=[],
         val=list(datasets),
@@ -205,10 +210,22 @@ def evaluate_model(
         **({} if padding is None else {"padding": padding}),
     )
     trainer = pl.Trainer(
-        accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False
+        accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
+        limit_test_batches=1.0 if first is None else first // batch_size,
     )
     trainer.test(model, datamodule=data, verbose=False)
     return test_reports(model, data)
+
+
+def quick_check(
+    model: PoseLitModule, dataset: str, data_root: str | Path | None, *, first: int, **options: Any
+) -> dict[str, Any]:
+    """The card's ``check``: the first metric's ``Total`` on the first ``first`` people of
+    ``dataset`` (``options``: those of :func:`evaluate_model`)."""
+    (report,) = evaluate_model(model, [dataset], data_root, first=first, **options)
+    result = report.results[0]
+    return {"dataset": dataset, "records": min(first, report.records), "metric": result.metric,
+            "value": round(float(result.columns["Total"]), 2)}
 
 
 def export_checkpoint(
@@ -231,6 +248,7 @@ def export_checkpoint(
     update_zoo: bool = True,
     ship: bool = False,
     batch_size: int = 16,
+    check_records: int = 100,
 ) -> ModelCard:
     """Turn a Lightning checkpoint into a Hub-ready folder and write or update its zoo card.
 
@@ -263,6 +281,8 @@ def export_checkpoint(
         ship: Copy the weights next to the card, so they ship inside the package (small
             models only).
         batch_size: Batch size of the ``evaluate`` runs.
+        check_records: People of the first ``evaluate`` split measured again on their own
+            for the card's ``check`` (see :data:`~poselit.zoo.cards.CHECK_FIELDS`).
 
     Returns:
         The card as written to the zoo (``source`` set), or the export's card.
@@ -288,10 +308,12 @@ def export_checkpoint(
     model.load_state_dict(tensors)  # the module exactly as it will be loaded
     padding = (data.get("datamodule_hyper_parameters") or {}).get("padding")
     metrics = [metrics_entry(r, "poselit eval") for r in reports]
+    check: dict[str, Any] = {}
     if evaluate:
         measured_with = f"poselit zoo export --evaluate (flip_test={model.flip_test})"
         measured = evaluate_model(model, evaluate, data_root, padding=padding, batch_size=batch_size)
         metrics += [metrics_entry(r, measured_with) for r in measured]
+        check = quick_check(model, evaluate[0], data_root, padding=padding, first=check_records, batch_size=batch_size)
 
     out.mkdir(parents=True, exist_ok=True)
     weights_path = out / WEIGHTS_FILE
@@ -313,6 +335,8 @@ def export_checkpoint(
         input=input_info(model, padding),
         training=training_info(data, run_config.recipe if run_config else None, training_data),
         metrics=tuple(metrics),
+        complexity={"parameters": count_parameters(model), "gflops": round(count_gflops(model), 3)},
+        check=check,
         license=license,
         citation=citation,
         source=out / CONFIG_FILE,
@@ -377,5 +401,6 @@ __all__ = [
     "export_checkpoint",
     "find_recipe",
     "merged_card",
+    "quick_check",
     "missing_recipe_message",
 ]
