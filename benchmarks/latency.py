@@ -15,7 +15,9 @@ no box, as MoveNet is measured):
 * ``images_per_s_batch32``: throughput of ``Predictor(model, batch_size=32)`` on 32 files.
 
 Variants: ``fp32`` (eager float32), ``fp32-cl`` (channels-last), ``bf16`` (bfloat16
-autocast), ``bf16-cl``, ``compile`` (``torch.compile``, float32). Prints one JSON object.
+autocast), ``bf16-cl``, ``compile`` (``torch.compile``, float32), ``onnx`` (exported to a
+temporary file, run by ONNX Runtime with ``--threads`` intra-op threads: ``network`` then
+includes the heatmap decoding, which is in the graph). Prints one JSON object.
 
     POSELIT_DATA=../shared/data python benchmarks/latency.py luvizon-mobilenetv2-lsp \\
         recipes/cpu/bulat.yaml --threads 1 2 --flip both
@@ -43,10 +45,12 @@ import poselit
 from poselit.data.synthetic import write_synthetic_lsp
 from poselit.geometry import crop_affine, warp_image
 from poselit.models.base import PoseLitModule
+from poselit.onnx_model import OnnxPoseModel
 from poselit.predict import Predictor, load_image, whole_image_box
+from poselit.zoo.onnx import export_onnx
 from train_step import build, cpu_name
 
-VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl", "compile")
+VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl", "compile", "onnx")
 
 
 def median_ms(function: Callable[[Any], Any], items: list[Any]) -> float:
@@ -105,7 +109,7 @@ def stages(predictor: Predictor, padding: float, paths: list[Path], flip: bool) 
     }
     result["flip"] = max(0.0, median_ms(lambda crop: network(crop, True), tensors) - result["network"]) if flip else 0.0
     heatmaps = network(tensors[0], False).get("heatmaps")
-    if heatmaps is not None:
+    if heatmaps is not None and isinstance(model, PoseLitModule):  # ONNX graphs decode inside
         with torch.inference_mode():
             result["decoding"] = median_ms(lambda _: model.decode_heatmaps(heatmaps.float()), tensors)
     result["other"] = max(0.0, result["end_to_end"] - result["decode"] - result["crop"] - result["network"] - result["flip"])
@@ -133,7 +137,7 @@ def image_paths(count: int, smoke: bool) -> list[Path]:
         root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=2 * count, size=(96, 72), seed=0)
         return sorted((root / "images").glob("*.jpg"))[:count]
     records = poselit.data.read_annotations("lsp:test").records
-    return [Path(record.image_path) for record in records[:count]]
+    return [Path(record.image) for record in records[:count]]
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,11 +148,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for variant in args.variants:
             model, padding = load_model(name)
             model, bf16 = prepare(model, variant)
+            exported = export_onnx(model, Path(tempfile.mkdtemp()) / "model.onnx") if variant == "onnx" else None
             for threads in args.threads:
                 torch.set_num_threads(threads)
                 cv2.setNumThreads(threads)
+                runner = model if exported is None else OnnxPoseModel.from_file(exported, threads=threads)
                 for flip in flips:
-                    predictor = Predictor(model, batch_size=1, flip_test=flip, autocast=bf16, padding=padding)
+                    predictor = Predictor(runner, batch_size=1, flip_test=flip, autocast=bf16, padding=padding)
                     for path in paths[: args.warmup]:
                         predictor(path)
                     row = {"model": name, "method": type(model).__name__, "variant": variant, "threads": threads,

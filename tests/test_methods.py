@@ -20,6 +20,7 @@ from poselit import zoo
 from poselit.models import METHODS, Method, register_method
 from poselit.models.base import PoseLitModule, flip_back_keypoints
 from poselit.tables import PAPERS
+from tiny_models import as_if_trained
 
 TEST_METHOD = register_method(Method("tiny", "tiny_models.TinyHeatmapModel", tiny={"input_size": (32, 32)}))
 """A method of the tests: its class in tests/tiny_models.py, its entry here, nothing else."""
@@ -35,21 +36,10 @@ def method(request) -> Method:
 
 @pytest.fixture(scope="module")
 def model(method) -> PoseLitModule:
-    """The method's tiny instance in eval mode, as if trained a little: every weight moved
-    off its initial value and the batch norms set to the statistics of a batch of images.
-    At initialisation maps can be flat (Bulat et al. start their score layers at zero),
-    and flat maps decode to argmax ties, which no flip test can mirror."""
+    """The method's tiny instance in eval mode, as if trained a little (no argmax ties)."""
     torch.manual_seed(0)
     model = method.load()(**method.tiny)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.momentum = None  # running statistics = those of the batches seen
-    with torch.no_grad():
-        model.train()(model.normalize(images(model, 4, seed=1)))
-    return model.eval()
+    return as_if_trained(model, images(model, 4, seed=1))
 
 
 def images(model: PoseLitModule, batch: int, seed: int = 0) -> torch.Tensor:

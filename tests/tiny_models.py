@@ -1,11 +1,27 @@
 """Minimal PoseLitModule subclasses for tests of the shared loop (importable by spawned
-DDP workers, hence a module of its own)."""
+DDP workers, hence a module of its own), and :func:`as_if_trained` for tests of real methods."""
 
 import torch
 from torch import nn
 
 from poselit.codecs import argmax_decode, gaussian_heatmaps, to_input_coords
 from poselit.models.base import PoseLitModule
+
+
+def as_if_trained(model: PoseLitModule, images: torch.Tensor) -> PoseLitModule:
+    """``model`` in eval mode as if trained a little: every weight moved off its initial
+    value (torch's global random state) and the batch norms set to the statistics of the
+    uint8 ``images``. At initialisation maps can be flat (Bulat et al. start their score
+    layers at zero), and flat maps decode to argmax ties, which neither a flip test nor
+    another runtime reproduces."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.momentum = None  # running statistics = those of the batches seen
+        model.train()(model.normalize(images))
+    return model.eval()
 
 
 class TinyHeatmapModel(PoseLitModule):

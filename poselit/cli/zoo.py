@@ -63,6 +63,9 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
         "--ship", action="store_true", help="copy the weights next to the card (shipped in the package)"
     )
     export.add_argument("--no-card", action="store_true", help="write the folder only, not the zoo card")
+    export.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
+                        help="onnx: also write model.onnx, the whole prediction graph for ONNX Runtime "
+                             "(poselit.zoo.onnx; pip install 'poselit[onnx]')")
     export.set_defaults(func=run_export)
 
     upload = commands.add_parser(
@@ -146,6 +149,11 @@ def run_export(args: argparse.Namespace) -> int:
         ship=args.ship,
         batch_size=args.batch_size,
     )
+    if args.format == "onnx":
+        from poselit.zoo.loading import load
+        from poselit.zoo.onnx import ONNX_FILE, export_onnx
+
+        export_onnx(load(args.out), Path(args.out) / ONNX_FILE, card=card)
     print(f"wrote {args.out}: {', '.join(folder_files(Path(args.out)))}")
     if (Path(args.out) / RECIPE_FILE).is_file():
         print(f"{RECIPE_FILE}: the run's configuration ({card.training.get('recipe') or 'from the checkpoint'})")

@@ -1,0 +1,257 @@
+"""ONNX export (:mod:`poselit.zoo.onnx`) and ONNX Runtime inference (:mod:`poselit.onnx_model`).
+
+For each method (its registry's tiny instance): the exported graph run by ONNX Runtime
+gives ``predict_poses``'s keypoints within 0.01 px and scores within 1e-3, with and
+without the flip test, at batch sizes other than the traced one; ``Predictor`` gives the
+same poses through either; the metadata round-trips. Bad files, bad metadata and cards
+that do not match are errors naming the file; a failed export leaves no file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from poselit.data.synthetic import random_pose, render_figure
+from poselit.models import METHODS, Method
+from poselit.models.base import PoseLitModule
+from poselit.predict import Predictor
+from poselit.zoo.cards import ModelCard, WeightsInfo, ZooError
+
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+from poselit.onnx_model import OnnxPoseModel  # noqa: E402  (after the skip: needs onnxruntime)
+from poselit.zoo.onnx import OnnxMetadata, export_onnx  # noqa: E402
+from test_atomic import run_limited  # noqa: E402
+from test_benchmarks import _run as run_benchmark  # noqa: E402
+from tiny_models import TinyHeatmapModel, as_if_trained  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (tests/conftest.py)
+
+TESTS = Path(__file__).resolve().parent
+KEYPOINT_TOLERANCE, SCORE_TOLERANCE = 0.01, 1e-3
+"""px, and score units: ONNX Runtime vs torch."""
+
+
+def card_for(model: PoseLitModule, name: str, **changes) -> ModelCard:
+    """A card whose ``input`` describes ``model``, with a margin and fill other than the
+    defaults (so that the metadata is seen to take them from the card); ``changes``
+    override ``input`` fields."""
+    fields = {
+        "skeleton": model.skeleton.name,
+        "size": list(model.input_size),
+        "mean": [round(float(v), 6) for v in model.mean.flatten()],
+        "std": [round(float(v), 6) for v in model.std.flatten()],
+        "padding": 1.4,
+        "fill": 7,
+    }
+    return ModelCard(name, "m.M", {}, WeightsInfo("0" * 64, 0), input={**fields, **changes})
+
+
+def trained_a_little(method: Method) -> PoseLitModule:
+    """The method's tiny instance, as if trained a little (no argmax ties)."""
+    torch.manual_seed(0)
+    model = method.load()(**method.tiny)
+    return as_if_trained(model, crops(model, 4, seed=1))
+
+
+def crops(model: PoseLitModule, batch: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, 3, *model.input_size), dtype=torch.uint8, generator=generator)
+
+
+@pytest.fixture(scope="module", params=[m for m in METHODS.values() if m.class_path.startswith("poselit.")],
+                ids=lambda m: m.name)
+def exported(request, tmp_path_factory) -> tuple[PoseLitModule, OnnxPoseModel]:
+    """A method's model, and its ONNX export (with a card) loaded by ONNX Runtime."""
+    model = trained_a_little(request.param)
+    path = tmp_path_factory.mktemp("onnx") / f"{request.param.name}.onnx"
+    export_onnx(model, path, card=card_for(model, f"{request.param.name}-tiny"))
+    return model, OnnxPoseModel.from_file(path, threads=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory) -> tuple[TinyHeatmapModel, Path]:
+    """A small heatmap model exported without a card, for the tests of bad input."""
+    torch.manual_seed(0)
+    model = TinyHeatmapModel(input_size=(32, 32)).eval()
+    return model, export_onnx(model, tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.mark.parametrize("flip_test", [False, True], ids=["plain", "flip"])
+def test_onnx_runtime_reproduces_predict_poses(exported, flip_test):
+    """Batch sizes 1 and 3 (the graph was traced at 2). Measured (8 crops): keypoints
+    within 5e-5 px (Luvizon's soft-argmax; the argmax methods' are identical), scores
+    within 4e-5 (float rounding)."""
+    model, runtime = exported
+    for batch in (1, 3):
+        images = crops(model, batch, seed=batch)
+        with torch.no_grad():
+            expected = model.predict_poses(images, flip_test=flip_test)
+        got = runtime.predict_poses(images, flip_test=flip_test)
+        assert set(got) == {"keypoints", "scores"} | ({"heatmaps"} & set(expected))
+        assert got["keypoints"].shape == (batch, model.num_joints, 2) and got["scores"].shape == (batch, model.num_joints)
+        assert (got["keypoints"] - expected["keypoints"]).abs().max() <= KEYPOINT_TOLERANCE
+        assert (got["scores"] - expected["scores"]).abs().max() <= SCORE_TOLERANCE
+        if "heatmaps" in expected:
+            torch.testing.assert_close(got["heatmaps"], expected["heatmaps"].float(), atol=1e-4, rtol=1e-4)
+
+
+def test_predictor_gives_the_same_poses_through_onnx_runtime(exported):
+    """Generated figures, with boxes and without (whole image), flip test on (the
+    default) and off, heatmaps returned for heatmap methods."""
+    model, runtime = exported
+    rng = np.random.default_rng(0)
+    images = [render_figure(random_pose(rng, 96, 80), np.zeros(14, bool), rng, 96, 80)[..., ::-1] for _ in range(3)]
+    boxes = [[10, 5, 60, 85], [[0, 0, 80, 96], None], {"center": [40, 50], "scale": 0.4}]
+    for options in ({}, {"flip_test": False}):
+        torch_predictor = Predictor(model, padding=runtime.padding, fill=runtime.fill, batch_size=2, **options)
+        onnx_predictor = Predictor(runtime, padding=runtime.padding, fill=runtime.fill, batch_size=2, **options)
+        expected = torch_predictor(images, boxes=boxes, return_heatmaps=True)
+        got = onnx_predictor(images, boxes=boxes, return_heatmaps=True)
+        assert len(got) == len(expected) == 4
+        for a, b in zip(got, expected):
+            assert np.abs(a.keypoints - b.keypoints).max() <= KEYPOINT_TOLERANCE
+            assert np.abs(a.scores - b.scores).max() <= SCORE_TOLERANCE
+            assert a.skeleton == b.skeleton and np.array_equal(a.crop, b.crop)
+            assert (a.heatmaps is None) == (b.heatmaps is None)
+
+
+def test_the_metadata_describes_the_model_and_the_card(exported):
+    model, runtime = exported
+    metadata = runtime.metadata
+    assert metadata.input_size == model.input_size and runtime.skeleton == model.skeleton
+    assert metadata.mean == pytest.approx(model.mean.flatten().tolist()) and metadata.std == pytest.approx(model.std.flatten().tolist())
+    assert (runtime.padding, runtime.fill) == (1.4, 7) and metadata.card.endswith("-tiny")
+    assert metadata.class_path == f"{type(model).__module__}.{type(model).__name__}" and metadata.flip_test
+    props = {p.key: p.value for p in onnx.load(str(runtime.path), load_external_data=False).metadata_props}
+    assert props["joint_names"].startswith('["right_ankle"') and props["padding"] == "1.4" and props["fill"] == "7"
+    assert {"input_size", "mean", "std", "limbs", "flip_pairs", "skeleton", "poselit_version"} <= set(props)
+    runtime.check_card(card_for(model, "same"))
+
+
+def test_metadata_without_a_card_has_the_predictor_defaults_and_round_trips(tiny_file):
+    model, _ = tiny_file
+    metadata = OnnxMetadata.of_model(model)
+    assert (metadata.padding, metadata.fill, metadata.card) == (1.25, 0, None)
+    assert "card" not in metadata.to_props()
+    assert OnnxMetadata.from_props(metadata.to_props(), "x.onnx") == metadata
+
+
+def test_files_that_are_not_poselit_onnx_models_are_refused_naming_them(tmp_path):
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    with pytest.raises(ZooError, match=rf"{text}: not a readable ONNX model"):
+        OnnxPoseModel.from_file(text)
+    with pytest.raises(FileNotFoundError, match="ONNX model not found: .*missing.onnx"):
+        OnnxPoseModel.from_file(tmp_path / "missing.onnx")
+    other = tmp_path / "identity.onnx"
+    node = onnx.helper.make_node("Identity", ["x"], ["y"])
+    info = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1]) for n in "xy"]
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([node], "g", info[:1], info[1:])), str(other))
+    with pytest.raises(ZooError, match=rf"{other}: metadata key 'poselit_format' is missing: not an ONNX file exported by poselit"):
+        OnnxPoseModel.from_file(other)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("limbs", None, "metadata key 'limbs' is missing"),
+        ("input_size", '"big"', "metadata key 'input_size' must be \\[height, width\\], two integers > 0, got 'big'"),
+        ("fill", "[0", "metadata key 'fill' is not JSON text"),
+        ("flip_pairs", "[[0, 99]]", "metadata keys 'joint_names', 'limbs', 'flip_pairs' do not fit together"),
+        ("poselit_format", "2", "metadata format 2 was written by a newer poselit"),
+    ],
+)
+def test_missing_or_ill_typed_metadata_is_an_error_naming_the_file_and_key(tiny_file, tmp_path, key, value, message):
+    proto = onnx.load(str(tiny_file[1]))
+    props = {p.key: p.value for p in proto.metadata_props}
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {k: v for k, v in {**props, key: value}.items() if v is not None})
+    path = tmp_path / "edited.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(ZooError, match=rf"{path}: {message}"):
+        OnnxPoseModel.from_file(path)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("size", [64, 64]), ("mean", [0.0, 0.0, 0.0]), ("std", [1.0, 1.0, 1.0]), ("padding", 1.5), ("fill", 3),
+     ("skeleton", "mpii")],
+)
+def test_metadata_not_matching_the_card_is_an_error_naming_the_file_and_field(tiny_file, field, value):
+    model, path = tiny_file  # exported without a card: padding 1.25, fill 0
+    card = card_for(model, "tiny", **{"padding": 1.25, "fill": 0, field: value})
+    with pytest.raises(ZooError, match=rf"{path}: input\.{field} is .* but card 'tiny' \(not saved\) says"):
+        OnnxPoseModel.from_file(path, card=card)
+    OnnxPoseModel.from_file(path, card=card_for(model, "tiny", padding=1.25, fill=0))  # the matching card
+
+
+def test_an_export_whose_card_does_not_match_or_whose_write_fails_leaves_no_file(tiny_file, tmp_path):
+    model, _ = tiny_file
+    target = tmp_path / "m.onnx"
+    with pytest.raises(ZooError, match=rf"{target}: exporting TinyHeatmapModel: input\.size is \[32, 32\]"):
+        export_onnx(model, target, card=card_for(model, "tiny", size=[64, 64]))
+    assert not target.exists()
+    target.write_bytes(b"earlier export")
+    result = run_limited(
+        4096,
+        f"""
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        from tiny_models import TinyHeatmapModel
+        from poselit.zoo.onnx import export_onnx
+        try:
+            export_onnx(TinyHeatmapModel(input_size=(32, 32)), {str(target)!r})
+        except OSError as err:
+            print(err)
+        """,
+        tmp_path,
+    )
+    assert result.stdout.startswith(f"{target}: could not write the file (File too large)"), result.stderr
+    assert target.read_bytes() == b"earlier export" and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_onnx_models_run_on_the_cpu_only(tiny_file):
+    runtime = OnnxPoseModel.from_file(tiny_file[1], threads=1)
+    assert runtime.to("cpu") is runtime.eval() is runtime and runtime.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        runtime.to("cuda")
+    with pytest.raises(ValueError, match=r"expected images \(B, 3, 32, 32\), got shape \(1, 3, 16, 16\)"):
+        runtime.predict_poses(torch.zeros(1, 3, 16, 16))
+
+
+def test_latency_benchmark_runs_the_onnx_variant():
+    result = run_benchmark("benchmarks/latency.py", "luvizon-tiny-lsp-demo", "--smoke", "--variants", "onnx",
+                           "--threads", "1", "--flip", "both")
+    rows = result["rows"]
+    assert [(r["variant"], r["flip_test"]) for r in rows] == [("onnx", False), ("onnx", True)]
+    assert all(r["ms"]["network"] > 0 and r["images_per_s_batch32"] > 0 for r in rows)
+    assert rows[0]["method"] == "LuvizonSoftArgmax" and rows[0]["parameters"] > 0
+
+
+def test_zoo_export_format_onnx_writes_model_onnx_beside_the_weights(tmp_path):
+    import pytorch_lightning as pl
+
+    from poselit.cli import main
+    from poselit.models import LuvizonSoftArgmax
+
+    torch.manual_seed(0)
+    model = LuvizonSoftArgmax(num_blocks=1, width=32, input_size=(64, 64)).eval()
+    trainer = pl.Trainer(max_steps=0, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    out = tmp_path / "export"
+    assert main(["zoo", "export", str(tmp_path / "model.ckpt"), "--name", "luvizon-tiny-onnx", "--out", str(out),
+                 "--no-card", "--format", "onnx"]) == 0
+    runtime = OnnxPoseModel.from_file(out / "model.onnx", threads=1)
+    assert runtime.metadata.card == "luvizon-tiny-onnx" and runtime.input_size == (64, 64)
+    images = crops(model, 2, seed=0)
+    with torch.no_grad():
+        expected = model.predict_poses(images)
+    assert (runtime.predict_poses(images)["keypoints"] - expected["keypoints"]).abs().max() <= KEYPOINT_TOLERANCE
