@@ -222,7 +222,12 @@ def run_lightning(
             args=list(args),
             run=run,
             references=references,
-            parser_kwargs={"description": "poselit training (LightningCLI)"},
+            parser_kwargs={
+                "prog": "poselit",  # also under 'python -m poselit.cli'
+                "description": "poselit training (LightningCLI)",
+                "predict": {"description": "LightningCLI's predict, run as 'poselit predict-recipe' "
+                            "('poselit predict' predicts poses in images)"},
+            },
         )
 
 

@@ -88,6 +88,7 @@ for _method in (
     ),
 ):
     register_method(_method)
+del _method
 
 
 def list_methods() -> list[str]:

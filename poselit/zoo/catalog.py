@@ -74,5 +74,4 @@ def all_cards(directory: str | Path | None = None) -> list[ModelCard]:
     return [read_card(path) for path in card_paths(directory).values()]
 
 
-
 __all__ = ["ZOO_ENV", "all_cards", "builtin_zoo_dir", "card_paths", "folder_label", "info", "list_models", "zoo_folder"]

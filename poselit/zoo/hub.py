@@ -162,5 +162,4 @@ def existing_weights(path: Path | None, card: ModelCard) -> Path:
     return path
 
 
-
 __all__ = ["download", "existing_weights", "hub_file", "parse_hub_ref", "sha256_file", "verify_sha256"]

@@ -107,7 +107,6 @@ def load_weights(model: PoseLitModule, tensors: Mapping[str, torch.Tensor], wher
     return model
 
 
-
 def load_with_card(
     name: str,
     *,
@@ -165,7 +164,6 @@ def check_card_class(card: ModelCard, expected: type[PoseLitModule]) -> None:
             f"{card.source or card.name}: {card.name!r} is a {actual.__name__} ({card.class_path}), not a "
             f"{expected.__name__}; load it with {actual.__name__}.from_pretrained(...) or poselit.zoo.load(...)"
         )
-
 
 
 __all__ = [

@@ -86,7 +86,6 @@ def text_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-
 __all__ = [
     "TABLE_COLUMNS",
     "markdown_table",
