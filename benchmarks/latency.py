@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -48,7 +46,7 @@ from poselit.models.base import PoseLitModule
 from poselit.onnx_model import OnnxPoseModel
 from poselit.predict import Predictor, load_image, whole_image_box
 from poselit.zoo.onnx import export_onnx
-from train_step import build, cpu_name
+from train_step import build, machine_info
 
 VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl", "compile", "onnx")
 
@@ -85,21 +83,18 @@ def prepare(model: PoseLitModule, variant: str) -> tuple[PoseLitModule, bool]:
 def stages(predictor: Predictor, padding: float, paths: list[Path], flip: bool) -> dict[str, float]:
     """Median milliseconds of each stage of one image's prediction (see the module docs)."""
     model, size = predictor.model, predictor.model.input_size
-    images = [load_image(path) for path in paths]
-    crops = []
-    for image in images:
-        center, scale = whole_image_box(image.shape[:2], padding)
-        crops.append(warp_image(image, crop_affine(center, scale, size, padding=padding), size))
-    tensors = [torch.from_numpy(crop).permute(2, 0, 1)[None] for crop in crops]
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=predictor.autocast_dtype is not None)
+
+    def crop_one(image: np.ndarray) -> np.ndarray:
+        center, scale = whole_image_box(image.shape[:2], padding)
+        return warp_image(image, crop_affine(center, scale, size, padding=padding), size)
 
     def network(crop: torch.Tensor, flip_test: bool) -> dict[str, Any]:
         with torch.inference_mode(), autocast:
             return model.predict_poses(crop, flip_test=flip_test)
 
-    def crop_one(image: np.ndarray) -> np.ndarray:
-        center, scale = whole_image_box(image.shape[:2], padding)
-        return warp_image(image, crop_affine(center, scale, size, padding=padding), size)
+    images = [load_image(path) for path in paths]
+    tensors = [torch.from_numpy(crop_one(image)).permute(2, 0, 1)[None] for image in images]
 
     result = {
         "end_to_end": median_ms(lambda path: predictor(path), paths),
@@ -171,10 +166,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "rows": rows,
         "images": len(paths),
         "image_source": "generated" if args.smoke else "LSP test (first images, whole image, no box)",
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_name(),
-        "machine": platform.machine(),
-        "torch": torch.__version__,
+        **machine_info(),
         "smoke": args.smoke,
     }
 

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
 from poselit.callbacks import ChannelsLast
-from train_step import build, cpu_name, smoke_overrides
+from train_step import build, machine_info, smoke_overrides
 
 PRECISIONS = ("32", "bf16-mixed")
 HEADLINE = ("val/pck", "val/PCK@0.2/AUC", "val/PCP@0.5/Total", "val/loss")  # what the JSON reports
@@ -80,10 +77,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
                                            for precision in PRECISIONS},
         "fp32_seed_spread": round(max(fp32) - min(fp32), 3),
         "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_name(),
-        "machine": platform.machine(),
-        "torch": torch.__version__,
+        **machine_info(),
         "smoke": args.smoke,
     }
 

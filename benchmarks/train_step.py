@@ -148,12 +148,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "steps": args.steps,
         "warmup": args.warmup,
         "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_name(),
-        "machine": platform.machine(),
-        "torch": torch.__version__,
+        **machine_info(),
         "smoke": args.smoke,
     }
+
+
+def machine_info() -> dict[str, Any]:
+    """What a measurement ran on: CPU model and count, architecture, torch version."""
+    return {"cpu_count": os.cpu_count(), "cpu": cpu_name(), "machine": platform.machine(), "torch": torch.__version__}
 
 
 def cpu_name() -> str:
