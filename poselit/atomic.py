@@ -1,4 +1,5 @@
-"""Write files whole or not at all: every file poselit writes goes through :func:`write_atomic`.
+"""Write files whole or not at all: every file poselit writes goes through :func:`write_atomic`,
+every folder it creates through :func:`make_folder`.
 
 The bytes go to a temporary file in the destination's own folder (same file system), which
 is renamed over the destination only once it is complete. A write that fails half-way
@@ -37,4 +38,18 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         if isinstance(err, OSError):
             raise OSError(f"{path}: could not write the file ({err.strerror or err})") from err
         raise
+    return path
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` (and its parents) unless it exists; returns it.
+
+    Raises ``OSError`` naming ``path`` when it cannot be created (read-only file system, a
+    file in the way, no permission), so the command line can end in one line saying which.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"{path}: could not create the folder ({err.strerror or err})") from err
     return path

@@ -35,10 +35,10 @@ from typing import Any, Callable, Sequence
 
 import timm
 import torch
-from safetensors import safe_open
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import Tensor, nn
 
+from poselit.files import load_safetensors, safetensors_shapes
 from poselit.models.layers import BatchNormNoScale, ConcatBranches, ConvNormAct, SeparableResidual
 
 __all__ = [
@@ -288,9 +288,7 @@ def _read_state_dict(file: Path) -> dict[str, Tensor]:
     if not file.is_file():
         raise FileNotFoundError(f"weights file {str(file)!r} does not exist")
     if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(file)
+        return load_safetensors(file, "weights file")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -304,8 +302,7 @@ def _read_state_dict(file: Path) -> dict[str, Tensor]:
 def _tensor_names(file: Path) -> set[str]:
     """Names in a state-dict file, read without loading tensor data (header / meta device)."""
     if file.suffix == ".safetensors":
-        with safe_open(file, framework="pt") as handle:
-            return set(handle.keys())
+        return set(safetensors_shapes(file, "weights file"))
     try:
         state = torch.load(file, map_location="meta", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from poselit.files import load_safetensors
 from poselit.skeletons import Skeleton, skeleton_from_spec
 
 CLASS_KEY = "poselit"
@@ -76,9 +77,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         _, path = download(str(path).removeprefix("zoo:"))
     path = Path(path)
     if path.suffix == ".safetensors" and path.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(path)
+        return load_safetensors(path, "weights", CheckpointError)
     checkpoint = read_checkpoint(path)
     return checkpoint.get("state_dict", checkpoint)
 

@@ -1,7 +1,7 @@
 """Reading the files a user names, with errors that name them.
 
-Shared by the dataset readers, the evaluation, the predictor's box files and the zoo's
-``config.json``: none of them should depend on another for this, so it lives here, below
+Shared by the dataset readers, the evaluation, the predictor's box files, the zoo's
+``config.json`` and every safetensors weights file (zoo models, checkpoints, backbone weights): none of them should depend on another for this, so it lives here, below
 them all (writing is :mod:`poselit.atomic`'s job).
 """
 
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def require_file(path: str | Path, what: str) -> Path:
@@ -29,3 +32,31 @@ def load_json(path: str | Path, what: str, error: type[Exception] = ValueError) 
             return json.load(file)
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
         raise error(f"{path}: not a readable JSON file ({err})") from err
+
+
+def load_safetensors(path: str | Path, what: str, error: type[Exception] = ValueError) -> dict[str, Tensor]:
+    """All tensors of a safetensors file: a missing file is a ``FileNotFoundError`` saying
+    which ``what`` is missing, a damaged one (bad header, truncated data; possible even when
+    its sha256 matches a card written from the damaged file) an ``error`` naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = require_file(path, what)
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as err:
+        raise error(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def safetensors_shapes(path: str | Path, what: str, error: type[Exception] = ValueError) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in a safetensors file, read from its header alone
+    (nothing is loaded): enough to check that weights fit a model before building it.
+    Errors as :func:`load_safetensors`."""
+    from safetensors import SafetensorError, safe_open
+
+    path = require_file(path, what)
+    try:
+        with safe_open(path, framework="pt") as file:
+            return {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+    except (SafetensorError, OSError) as err:
+        raise error(f"{path}: not a readable safetensors file ({err})") from None

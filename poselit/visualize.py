@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import cv2
 import numpy as np
 
-from poselit.atomic import write_atomic
+from poselit.atomic import make_folder, write_atomic
 from poselit.extras import require
 from poselit.metrics import MetricResult
 from poselit.skeletons import Side, Skeleton
@@ -301,5 +301,5 @@ def save_image(image: np.ndarray, path: str | Path) -> Path:
         raise OSError(f"{path}: could not encode the image ({err})") from err
     if not encoded:
         raise OSError(f"{path}: could not encode the image (unknown image extension {path.suffix!r}?)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     return write_atomic(path, data.tobytes())

@@ -99,3 +99,50 @@ def test_predict_leaves_no_half_written_outputs(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"poselit: error: {out / 'person.png'}: could not write")
     assert sorted(p.name for p in out.iterdir()) == ["person.png"]
     assert (out / "person.png").read_bytes() == b"earlier output"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A Lightning checkpoint of a one-block Luvizon at 64x64, as the trainer saves it."""
+    import pytorch_lightning as pl
+
+    from poselit.models import LuvizonSoftArgmax
+
+    folder = tmp_path_factory.mktemp("checkpoint")
+    trainer = pl.Trainer(max_steps=0, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=folder)
+    trainer.strategy.connect(LuvizonSoftArgmax(num_blocks=1, width=32, input_size=(64, 64)))
+    trainer.save_checkpoint(folder / "model.ckpt")
+    return folder / "model.ckpt"
+
+
+def test_zoo_export_stopped_by_a_full_disk_names_the_file_and_leaves_nothing(checkpoint, tmp_path):
+    """Exit 2 with one line naming the weights file; no card is written for weights that
+    were not, and no temporary file is left in the export folder."""
+    zoo_dir, out = tmp_path / "zoo", tmp_path / "export"
+    command = f"""
+        import os, sys
+        os.environ["POSELIT_ZOO"] = {str(zoo_dir)!r}
+        from poselit.cli import main
+        sys.exit(main(["zoo", "export", {str(checkpoint)!r}, "--name", "luvizon-tiny-full", "--out", {str(out)!r}]))
+        """
+    result = run_limited(16_384, command, tmp_path)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"poselit: error: {out / 'model.safetensors'}: could not write the file (File too large)"
+    assert list(out.iterdir()) == [] and not zoo_dir.exists()
+
+
+def test_zoo_export_into_a_folder_that_cannot_be_created_ends_in_one_line(checkpoint, tmp_path, capsys):
+    """A file where the export folder should be (this fails for root too, unlike a
+    read-only folder): exit 2, one line naming the folder."""
+    from poselit.cli import main
+
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    out = blocker / "export"
+    assert main(["zoo", "export", str(checkpoint), "--name", "luvizon-tiny-full", "--out", str(out), "--no-card"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"poselit: error: {out}: could not create the folder (Not a directory)"
+    )
+    assert blocker.read_text() == "a file"

@@ -213,3 +213,26 @@ def test_damaged_checkpoints_are_refused_naming_the_file(tmp_path):
             with pytest.raises(CheckpointError, match=rf"{name}: not a checkpoint: torch.save writes a zip archive"):
                 read_checkpoint(tmp_path / name, mmap=mmap)
     assert read_checkpoint(good)["state_dict"]["w"].shape == (4096,)
+
+
+def test_damaged_safetensors_are_refused_naming_the_file_by_every_reader(tmp_path):
+    """``init_from`` / ``read_state_dict`` (a CheckpointError) and backbone weights (a
+    ValueError) read safetensors through one reader: a zero-byte or truncated file, or a
+    damaged header, is one error naming the file, not a SafetensorError without a path."""
+    from safetensors.torch import save_file
+
+    from poselit.backbones import create_backbone
+    from poselit.checkpoints import CheckpointError, read_state_dict
+
+    good = tmp_path / "good.safetensors"
+    save_file({"w": torch.arange(4096.0)}, good)
+    data = good.read_bytes()
+    cases = {"empty": b"", "truncated": data[: len(data) // 2], "header": b"\x10" + b"\xff" * 200}
+    for name, content in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError, match=rf"{name}.safetensors: not a readable safetensors file"):
+            read_state_dict(path)
+        with pytest.raises(ValueError, match=rf"{name}.safetensors: not a readable safetensors file"):
+            create_backbone("resnet18", weights=path)
+    assert read_state_dict(good)["w"].shape == (4096,)

@@ -31,12 +31,12 @@ def backbone_import(args: argparse.Namespace) -> int:
 
     from safetensors.torch import save
 
-    from poselit.atomic import write_atomic
+    from poselit.atomic import make_folder, write_atomic
     from poselit.backbones import import_weights
 
     state = import_weights(args.source, args.model)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     data = save(state, metadata={"timm_model": args.model, "source": Path(args.source).name})
     write_atomic(out, data)
     digest = hashlib.sha256(data).hexdigest()

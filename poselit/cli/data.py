@@ -42,7 +42,7 @@ def data_show(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from poselit.atomic import write_atomic
+    from poselit.atomic import make_folder, write_atomic
     from poselit.data.dataset import PoseDataset
     from poselit.data.sources import default_data_root, read_annotations
     from poselit.data.transforms import AugmentConfig
@@ -65,7 +65,7 @@ def data_show(args: argparse.Namespace) -> int:
         image = sample["image"].permute(1, 2, 0).numpy()
         tiles.append(draw_skeleton(image, sample["keypoints"].numpy(), sample["visibility"].numpy(), dataset.skeleton))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     grid_path = out / "samples.png"
     save_image(image_grid(tiles, args.columns), grid_path)
     summary = {

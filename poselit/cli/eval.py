@@ -65,7 +65,7 @@ def run_eval(args: argparse.Namespace) -> int:
     Bad input raises :class:`PredictionError` / ``ValueError`` / ``FileNotFoundError``
     with a message naming the file and record, for the CLI to print.
     """
-    from poselit.atomic import write_atomic
+    from poselit.atomic import make_folder, write_atomic
     from poselit.evaluate import EvaluationReport, evaluate_predictions
 
     report = evaluate_predictions(
@@ -82,7 +82,7 @@ def run_eval(args: argparse.Namespace) -> int:
     print("\n\n".join(t.to_markdown() if args.format == "markdown" else t.to_text() for t in tables))
     if args.json:
         path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         write_atomic(path, json.dumps({**report.to_dict(), "tables": [t.to_dict() for t in tables]}, indent=2))
         print(f"\nwrote {path}")
     if args.plot:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import scipy.io
 
+from poselit.atomic import make_folder
 from poselit.skeletons import LSP
 
 # A standing pose in a 1 x 1.6 box (x right, y down), LSP joint order.
@@ -66,7 +67,7 @@ def write_synthetic_lsp(
     if num_images <= 0 or num_images % 2:
         raise ValueError(f"num_images must be a positive even number, got {num_images}")
     root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
+    make_folder(root / "images")
     rng = np.random.default_rng(seed)
     height, width = size
     joints = np.zeros((3, LSP.num_joints, num_images))
