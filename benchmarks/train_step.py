@@ -1,4 +1,4 @@
-"""CPU training speed of a recipe's model: the model alone and the real Lightning step.
+"""Training speed of a recipe's model, on the CPU or a GPU: the model alone and the real Lightning step.
 
 For each recipe, input size, precision (``32``, ``bf16-mixed``) and memory format
 (channels-first / channels-last) it measures, after warm-up:
@@ -9,10 +9,14 @@ For each recipe, input size, precision (``32``, ``bf16-mixed``) and memory forma
   data loader (decode, crop, augment in the workers), timed from batch to batch;
 * ``ratio``: lightning / model_alone (1.0: the loader and the loop cost nothing);
 
-and, per recipe and size, the bf16 / fp32 speed-up. Prints one JSON object.
+and, per recipe and size, the bf16 / fp32 speed-up. With ``--accelerator gpu`` the same runs
+on the first CUDA device (timings synchronised with it) and each row also gives the peak GPU
+memory of the model-alone step. Prints one JSON object.
 
     POSELIT_DATA=../shared/data python benchmarks/train_step.py recipes/cpu/luvizon.yaml \\
         --sizes 128 160 192 --precisions 32 bf16-mixed --channels-last both
+    POSELIT_DATA=../shared/data python benchmarks/train_step.py recipes/lsp/luvizon_8blocks.yaml \\
+        --accelerator gpu --override=--data.train=[lsp:train]   # the recipe's own input size
 
 ``--smoke`` runs 2 steps of each on generated data (the test suite uses it).
 """
@@ -23,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -51,27 +56,47 @@ def smoke_overrides() -> list[str]:
             "--data.num_workers=0", "--data.batch_size=4", "--model.init_args.backbone_weights=null"]
 
 
-def autocast(precision: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
+def torch_device(accelerator: str) -> torch.device:
+    """The device Lightning's ``accelerator`` puts a one-device run on."""
+    return torch.device("cuda" if accelerator == "gpu" else "cpu")
 
 
-def model_alone(model: pl.LightningModule, batch: dict, precision: str, channels_last: bool, steps: int, warmup: int) -> float:
-    """Samples/s of forward + loss + backward + optimiser step on one fixed batch."""
+def autocast(precision: str, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that wall time measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_alone(model: pl.LightningModule, batch: dict, precision: str, channels_last: bool, steps: int, warmup: int,
+                device: torch.device) -> tuple[float, float | None]:
+    """Samples/s of forward + loss + backward + optimiser step on one fixed batch, and the
+    step's peak memory in GiB on a CUDA device (``None`` on the CPU)."""
+    model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     model.train()
     optimizer = model.optimizer_factory(model.parameters())
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for step in range(warmup + steps):
+        synchronize(device)
         start = time.perf_counter()
-        with autocast(precision):
+        with autocast(precision, device):
             loss = model.loss(model(model.normalize(batch["image"])), batch)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        synchronize(device)
         if step >= warmup:
             times.append(time.perf_counter() - start)
-    return len(batch["image"]) * len(times) / sum(times)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return len(batch["image"]) * len(times) / sum(times), peak
 
 
 class StepTimer(pl.Callback):
@@ -81,6 +106,7 @@ class StepTimer(pl.Callback):
         self.warmup, self.starts = warmup, []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        synchronize(pl_module.device)
         self.starts.append(time.perf_counter())
         self.batch_size = len(batch["image"])
 
@@ -89,8 +115,8 @@ class StepTimer(pl.Callback):
         return self.batch_size * (len(starts) - 1) / (starts[-1] - starts[0])
 
 
-def lightning_step(recipe: str, size: int, precision: str, channels_last: bool, steps: int, warmup: int,
-                   overrides: list[str]) -> float:
+def lightning_step(recipe: str, size: int | None, precision: str, channels_last: bool, steps: int, warmup: int,
+                   overrides: list[str], accelerator: str) -> float:
     """Samples/s of the real ``Trainer.fit`` loop with the recipe's data loader."""
     model, datamodule = build(recipe, size, overrides)
     model.scheduler_factory = None  # a plateau schedule needs the validation, which is not timed
@@ -98,7 +124,7 @@ def lightning_step(recipe: str, size: int, precision: str, channels_last: bool, 
     callbacks = [timer, *([ChannelsLast()] if channels_last else [])]
     with tempfile.TemporaryDirectory() as tmp:
         trainer = pl.Trainer(
-            accelerator="cpu", devices=1, precision=precision, max_steps=warmup + steps + 1, limit_val_batches=0,
+            accelerator=accelerator, devices=1, precision=precision, max_steps=warmup + steps + 1, limit_val_batches=0,
             num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, callbacks=callbacks, default_root_dir=tmp,
         )
@@ -109,9 +135,10 @@ def lightning_step(recipe: str, size: int, precision: str, channels_last: bool, 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     overrides = list(args.override) + (smoke_overrides() if args.smoke else [])
     memory_formats = {"both": (False, True), "yes": (True,), "no": (False,)}[args.channels_last]
+    device = torch_device(args.accelerator)
     rows = []
     for recipe in args.recipes:
-        for size in args.sizes:
+        for size in args.sizes or [None]:
             model, datamodule = build(recipe, size, overrides)
             datamodule.setup("fit")
             batch = next(iter(datamodule.train_dataloader()))
@@ -119,17 +146,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for precision in args.precisions:
                 for channels_last in memory_formats:
                     torch.manual_seed(0)
-                    alone = model_alone(build(recipe, size, overrides)[0], batch, precision, channels_last,
-                                        args.steps, args.warmup)
-                    loop = lightning_step(recipe, size, precision, channels_last, args.steps, args.warmup, overrides)
+                    alone, peak = model_alone(build(recipe, size, overrides)[0], batch, precision, channels_last,
+                                              args.steps, args.warmup, device)
+                    loop = lightning_step(recipe, size, precision, channels_last, args.steps, args.warmup, overrides,
+                                          args.accelerator)
                     rows.append({
-                        "recipe": recipe, "method": type(model).__name__, "parameters": params, "input_size": size,
-                        "batch_size": len(batch["image"]), "precision": precision, "channels_last": channels_last,
-                        "model_alone_samples_per_s": round(alone, 2), "lightning_samples_per_s": round(loop, 2),
-                        "ratio": round(loop / alone, 3),
+                        "recipe": recipe, "method": type(model).__name__, "parameters": params,
+                        "input_size": model.input_size[0], "batch_size": len(batch["image"]),
+                        "train_samples": len(datamodule.train_dataloader().dataset), "precision": precision,
+                        "channels_last": channels_last, "model_alone_samples_per_s": round(alone, 2),
+                        "lightning_samples_per_s": round(loop, 2), "ratio": round(loop / alone, 3),
+                        **({"peak_memory_gib": round(peak, 2)} if peak is not None else {}),
                     })
                     if args.verbose:
-                        print(json.dumps(rows[-1]), flush=True)
+                        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     speedups = []
     for row in rows:
         if row["precision"] == "bf16-mixed":
@@ -148,14 +178,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "steps": args.steps,
         "warmup": args.warmup,
         "threads": torch.get_num_threads(),
+        "accelerator": args.accelerator,
         **machine_info(),
         "smoke": args.smoke,
     }
 
 
 def machine_info() -> dict[str, Any]:
-    """What a measurement ran on: CPU model and count, architecture, torch version."""
-    return {"cpu_count": os.cpu_count(), "cpu": cpu_name(), "machine": platform.machine(), "torch": torch.__version__}
+    """What a measurement ran on: CPU model and count, architecture, torch version, and the
+    GPU where one is present."""
+    gpu = {"gpu": torch.cuda.get_device_name(0)} if torch.cuda.is_available() else {}
+    return {"cpu_count": os.cpu_count(), "cpu": cpu_name(), "machine": platform.machine(), "torch": torch.__version__,
+            **gpu}
 
 
 def cpu_name() -> str:
@@ -171,14 +205,16 @@ def cpu_name() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recipes", nargs="+", help="recipe YAMLs (e.g. recipes/cpu/*.yaml)")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 160, 192])
+    parser.add_argument("--sizes", nargs="+", type=int, default=None,
+                        help="square input sizes to measure (default: each recipe's own)")
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu", help="where to train (gpu: CUDA)")
     parser.add_argument("--precisions", nargs="+", default=["32", "bf16-mixed"], choices=["32", "bf16-mixed"])
     parser.add_argument("--channels-last", choices=["both", "yes", "no"], default="both")
     parser.add_argument("--steps", type=int, default=10, help="timed steps of each measurement")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--override", action="append", default=[], help="extra LightningCLI argument (repeatable)")
     parser.add_argument("--smoke", action="store_true", help="2 steps on generated data (for the tests)")
-    parser.add_argument("--verbose", action="store_true", help="print each row as it is measured")
+    parser.add_argument("--verbose", action="store_true", help="print each row to stderr as it is measured")
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.warmup = 2, 1

@@ -85,6 +85,22 @@ def test_output_contract(model):
         torch.testing.assert_close((keypoints, scores), (plain["keypoints"], plain["scores"]))
 
 
+def test_heatmap_methods_read_their_own_targets_back(model):
+    """A heatmap method's codec places the maps of ``forward`` on the input (its stride) and
+    decodes the targets it encodes for the loss back to their joints: one geometry for
+    training and prediction."""
+    if model.codec is None:
+        pytest.skip("a coordinate method: no heatmap codec")
+    data = batch(model)
+    with torch.no_grad():
+        maps = model(model.normalize(data["image"]))["heatmaps"]
+    assert tuple(maps.shape[-2:]) == tuple(side // model.codec.stride for side in model.input_size)
+    targets = model.codec.encode(data["keypoints"], torch.full_like(data["visibility"], 2), maps.shape[-2:])
+    keypoints, scores = model.codec.decode(targets)
+    assert (keypoints - data["keypoints"]).abs().max() <= 0.5 * model.codec.stride  # argmax + refinement
+    assert ((scores > 0.5) & (scores <= 1 + 1e-6)).all()  # the peak is decoded as 1
+
+
 def test_loss_is_finite_and_reaches_the_network(model):
     model.train()
     try:
@@ -130,3 +146,30 @@ def test_a_method_registered_by_the_tests_is_one_of_them():
     assert METHODS["tiny"] is TEST_METHOD and TEST_METHOD.load().__module__ == "tiny_models"
     with pytest.raises(ValueError, match="'tiny' .* is registered already"):
         register_method(TEST_METHOD)
+
+
+@pytest.mark.gpu
+def test_every_method_trains_validates_and_predicts_on_cuda(method, model, synthetic_lsp, monkeypatch):
+    """Two bf16-mixed training steps and a validation on the GPU through the real data
+    module (every tensor a method makes, targets, grids, metrics, follows the model to the
+    device); then the float32 predictions of a trained-looking model equal the CPU's."""
+    import copy
+
+    from poselit.data.datamodule import PoseDataModule
+
+    torch.manual_seed(0)
+    fresh = method.load()(**method.tiny)
+    data = PoseDataModule(train=[f"lsp:train@{synthetic_lsp}"], val=[f"lsp:test@{synthetic_lsp}"],
+                          input_size=list(fresh.input_size), batch_size=2, num_workers=0)
+    trainer = pl.Trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=2, limit_val_batches=1,
+                         num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    trainer.fit(fresh, datamodule=data)
+    assert trainer.global_step == 2 and torch.isfinite(trainer.callback_metrics["val/pck"])
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 convolutions, as on the CPU
+    crops = images(model, 2)
+    with torch.no_grad():
+        on_gpu = copy.deepcopy(model).cuda().predict_poses(crops.cuda())["keypoints"]
+        on_cpu = model.predict_poses(crops)["keypoints"]
+    assert on_gpu.is_cuda and torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-2)
