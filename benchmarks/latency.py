@@ -61,13 +61,12 @@ def median_ms(function: Callable[[Any], Any], items: list[Any]) -> float:
     return 1000 * statistics.median(times)
 
 
-def load_model(name: str) -> tuple[PoseLitModule, float]:
-    """A zoo model, or an untrained model built from a recipe YAML; with its crop padding."""
+def load_model(name: str) -> PoseLitModule:
+    """A zoo model, or an untrained model built from a recipe YAML (its crop padding and
+    fill linked from the recipe's data)."""
     if name.endswith((".yaml", ".yml")):
-        model, datamodule = build(name, None, ["--model.init_args.backbone_weights=null"])
-        return model, datamodule.hparams.padding
-    model, card = poselit.zoo.load_with_card(name)
-    return model, card.input["padding"]
+        return build(name, None, ["--model.init_args.backbone_weights=null"])[0]
+    return poselit.zoo.load(name)
 
 
 def prepare(model: PoseLitModule, variant: str) -> tuple[PoseLitModule, bool]:
@@ -80,14 +79,14 @@ def prepare(model: PoseLitModule, variant: str) -> tuple[PoseLitModule, bool]:
     return model, variant.startswith("bf16")
 
 
-def stages(predictor: Predictor, padding: float, paths: list[Path], flip: bool) -> dict[str, float]:
+def stages(predictor: Predictor, paths: list[Path], flip: bool) -> dict[str, float]:
     """Median milliseconds of each stage of one image's prediction (see the module docs)."""
     model, size = predictor.model, predictor.model.input_size
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=predictor.autocast_dtype is not None)
 
     def crop_one(image: np.ndarray) -> np.ndarray:
-        center, scale = whole_image_box(image.shape[:2], padding)
-        return warp_image(image, crop_affine(center, scale, size, padding=padding), size)
+        center, scale = whole_image_box(image.shape[:2], predictor.padding)
+        return warp_image(image, crop_affine(center, scale, size, padding=predictor.padding), size, predictor.fill)
 
     def network(crop: torch.Tensor, flip_test: bool) -> dict[str, Any]:
         with torch.inference_mode(), autocast:
@@ -141,7 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for name in args.models:
         for variant in args.variants:
-            model, padding = load_model(name)
+            model = load_model(name)
             model, bf16 = prepare(model, variant)
             exported = export_onnx(model, Path(tempfile.mkdtemp()) / "model.onnx") if variant == "onnx" else None
             for threads in args.threads:
@@ -149,13 +148,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 cv2.setNumThreads(threads)
                 runner = model if exported is None else OnnxPoseModel.from_file(exported, threads=threads)
                 for flip in flips:
-                    predictor = Predictor(runner, batch_size=1, flip_test=flip, autocast=bf16, padding=padding)
+                    predictor = Predictor(runner, batch_size=1, flip_test=flip, autocast=bf16)
                     for path in paths[: args.warmup]:
                         predictor(path)
                     row = {"model": name, "method": type(model).__name__, "variant": variant, "threads": threads,
                            "flip_test": flip, "input_size": list(model.input_size),
                            "parameters": sum(p.numel() for p in model.parameters()),
-                           "ms": stages(predictor, padding, paths, flip)}
+                           "ms": stages(predictor, paths, flip)}
                     predictor.batch_size = 32
                     row["images_per_s_batch32"] = throughput(predictor, paths)
                     rows.append(row)

@@ -25,6 +25,8 @@ Encoders take keypoints in **input pixels** plus the map's ``stride`` and draw o
 them in. Decoders return **map coordinates**; :func:`to_input_coords` takes them back to input
 pixels. Encoders and decoders share the convention, so ``argmax_decode(gaussian_heatmaps(x))``
 returns ``x`` up to the refinement's precision (exactly, for ``refine="taylor"``).
+A :class:`HeatmapCodec` bundles one method's choices (stride, target, decoding) so that its
+loss and its predictions use the same ones.
 
 Visibility follows the package convention (0 not annotated, 1 occluded, 2 visible); an encoder
 draws a joint when ``visibility >= min_visibility`` and leaves a zero map otherwise, whatever
@@ -37,12 +39,14 @@ the same targets and coordinates as float32 ones.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Sequence, TypeVar
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "HeatmapCodec",
     "argmax_decode",
     "disk_heatmaps",
     "gaussian_heatmaps",
@@ -221,8 +225,7 @@ def argmax_decode(
         ``scores`` ``(B, K)``, the maximum value of each map.
     """
     _check_maps(heatmaps)
-    if refine not in ("quarter_offset", "taylor", None):
-        raise ValueError(f"refine must be 'quarter_offset', 'taylor' or None, got {refine!r}")
+    _check_refine(refine)
     maps = heatmaps.to(_compute_dtype(heatmaps.dtype))
     width = maps.shape[-1]
     scores, index = maps.flatten(2).max(dim=-1)
@@ -233,6 +236,63 @@ def argmax_decode(
     elif refine == "taylor":
         keypoints = keypoints + _taylor_offset(maps, x, y)
     return keypoints, scores
+
+
+@dataclass(frozen=True)
+class HeatmapCodec:
+    """Keypoints <-> heatmaps of one heatmap method: its maps' geometry, targets and decoding.
+
+    In the spirit of mmpose's codecs (one configuration shared by the head, the target
+    generator and the decoding): a heatmap method holds one as ``codec``; its loss encodes
+    targets with :meth:`encode` and :meth:`~poselit.models.base.PoseLitModule.decode_heatmaps`
+    (the forward pass, and the shared flip test after averaging maps) reads them back with
+    :meth:`decode`, so targets and predictions cannot disagree on where a map pixel lies.
+
+    Args:
+        stride: Input pixels per heatmap pixel (:func:`to_heatmap_coords`).
+        std: Standard deviation of the Gaussian targets, in heatmap pixels.
+        peak: Target value at the joint. Decoded scores are divided by it, so a confident
+            joint scores about 1 whatever the peak (Belagiannis & Zisserman magnify it to 12).
+        refine: Sub-pixel refinement of the argmax (:func:`argmax_decode`).
+        clamp_negative: Decode ``max(maps, 0)``, as the evaluation code of Bulat &
+            Tzimiropoulos does after flip averaging: a map with no positive response has
+            no preferred position.
+
+    >>> codec = HeatmapCodec(stride=4, std=1.3, peak=12.0, refine="taylor")
+    >>> maps = codec.encode(torch.tensor([[[100.3, 60.8]]]), torch.tensor([[2]]), (64, 64))
+    >>> keypoints, scores = codec.decode(maps)
+    >>> keypoints, scores
+    (tensor([[[100.3000,  60.8000]]]), tensor([[0.9649]]))
+    """
+
+    stride: float = 1
+    std: float = 1.0
+    peak: float = 1.0
+    refine: Refine | None = "quarter_offset"
+    clamp_negative: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive(stride=self.stride, std=self.std, peak=self.peak)
+        _check_refine(self.refine)
+
+    def encode(
+        self, keypoints: Tensor, visibility: Tensor, size: tuple[int, int], *, min_visibility: int = 1
+    ) -> Tensor:
+        """``(B, K, H, W)`` Gaussian targets of ``(B, K, 2)`` keypoints in input pixels
+        (:func:`gaussian_heatmaps` with this codec's ``std``, ``peak`` and ``stride``)."""
+        return gaussian_heatmaps(
+            keypoints, visibility, size, self.std, peak=self.peak, stride=self.stride, min_visibility=min_visibility
+        )
+
+    def decode(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, K, H, W)`` heatmaps -> ``keypoints`` ``(B, K, 2)`` in input pixels and
+        ``scores`` ``(B, K)`` (each map's maximum over ``peak``). Not differentiable: the
+        maps are detached."""
+        maps = heatmaps.detach()
+        if self.clamp_negative:
+            maps = maps.clamp_min(0)
+        keypoints, scores = argmax_decode(maps, refine=self.refine)
+        return to_input_coords(keypoints, self.stride), scores / self.peak
 
 
 def soft_argmax(logits: Tensor, grid: Literal["pixel", "normalized"] = "pixel") -> Tensor:
@@ -280,6 +340,11 @@ def _check_positive(**values: float) -> None:
     for name, value in values.items():
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def _check_refine(refine: object) -> None:
+    if refine not in ("quarter_offset", "taylor", None):
+        raise ValueError(f"refine must be 'quarter_offset', 'taylor' or None, got {refine!r}")
 
 
 def _check_maps(maps: Tensor) -> None:

@@ -38,6 +38,16 @@ joint is 0.6 longer sides out, the largest box of LSP, MPII and COCO 1.3 longer 
 """
 
 
+DEFAULT_PADDING = 1.25
+"""Margin around a person box when cropping, the default of every model
+(:class:`~poselit.models.base.PoseLitModule`'s ``padding``, linked from the data module): the
+crop side is ``200 * scale * padding`` px. Models and cards that record none crop with it."""
+
+DEFAULT_FILL = 0
+"""Value of crop pixels outside the image, the default of every model (``fill``); models
+and cards that record none crop with it."""
+
+
 def check_padding(padding: Any, what: str = "padding", error: type[Exception] = ValueError) -> float:
     """``padding`` as a float, or ``error`` saying ``what`` must be a number > 0.
 
@@ -48,6 +58,15 @@ def check_padding(padding: Any, what: str = "padding", error: type[Exception] = 
     if not (number and math.isfinite(padding) and padding > 0):
         raise error(f"{what} must be a number > 0 (the crop side is 200 * scale * padding), got {padding!r}")
     return float(padding)
+
+
+def check_fill(fill: Any, what: str = "fill", error: type[Exception] = ValueError) -> int:
+    """``fill`` as an int, or ``error`` saying ``what`` must be an integer in [0, 255] (a
+    uint8 pixel value, the same for the three channels)."""
+    integer = isinstance(fill, numbers.Integral) and not isinstance(fill, bool)
+    if not (integer and 0 <= fill <= 255):
+        raise error(f"{what} must be an integer in [0, 255] (a pixel value), got {fill!r}")
+    return int(fill)
 
 
 def outside_image(points: np.ndarray, names: Sequence[str], side: float, size: tuple[int, int]) -> str | None:

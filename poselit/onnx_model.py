@@ -7,7 +7,7 @@ same API, same results as the torch model it was exported from (within 0.01 px):
     from poselit.onnx_model import OnnxPoseModel
 
     model = OnnxPoseModel.from_file("luvizon-mobilenetv2-lsp.onnx", threads=1)
-    predictor = Predictor(model, padding=model.padding, fill=model.fill)
+    predictor = Predictor(model)  # crops with the file's padding and fill
     pose = predictor("photo.jpg", box=[120, 40, 200, 420])[0]
 
 It needs ``onnxruntime`` only (``pip install 'poselit[onnx]'``), runs on the CPU provider,
@@ -35,7 +35,8 @@ from poselit.zoo.onnx import FLIP_TEST, IMAGES, OUTPUTS, OnnxMetadata
 class OnnxPoseModel:
     """An exported pose model in an ONNX Runtime session: what :class:`~poselit.predict.Predictor`
     uses of a :class:`~poselit.models.base.PoseLitModule` (``eval``, ``to``, ``device``,
-    ``input_size``, ``skeleton``, ``flip_test``, ``predict_poses``), nothing more.
+    ``input_size``, ``padding``, ``fill``, ``skeleton``, ``flip_test``, ``predict_poses``),
+    nothing more.
 
     Build it with :meth:`from_file`.
 
@@ -110,12 +111,12 @@ class OnnxPoseModel:
 
     @property
     def padding(self) -> float:
-        """Margin around a given person box, as in training (give it to ``Predictor``)."""
+        """Margin around a given person box, as in training (``Predictor``'s default)."""
         return self.metadata.padding
 
     @property
     def fill(self) -> int:
-        """Value of crop pixels outside the image, as in training (give it to ``Predictor``)."""
+        """Value of crop pixels outside the image, as in training (``Predictor``'s default)."""
         return self.metadata.fill
 
     @property

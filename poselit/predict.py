@@ -26,7 +26,7 @@ otherwise unusable image raises an error naming it.
 four numbers ``[x, y, w, h]`` (``box_format="xywh"``, COCO's) or ``[x1, y1, x2, y2]``
 (``"xyxy"``) in the image's pixels, or ``{"center": [x, y], "scale": s}`` (MPII's
 convention: a square of side ``200 * s`` px). A box is the tight box around the person:
-the crop adds the model's margin (``padding``, 1.25 as in training). Without a box the
+the crop adds the model's margin (``padding``, as in training). Without a box the
 whole image is the crop (its longer side fills the model input, no margin added). A box
 with zero size, a non-finite number, entirely outside the image, smaller than
 :data:`MIN_BOX_SIDE` or absurdly large (over 3x the image's longer side, see
@@ -35,6 +35,16 @@ the box; a box partly outside the image is fine (the outside is filled with ``fi
 Files above the pixel limit (:func:`poselit.data.dataset.max_image_pixels`, 100
 megapixels; ``POSELIT_MAX_IMAGE_PIXELS``) are refused from their header, before decoding;
 truncated files are errors, not partly grey images.
+
+**Second pass** (``refine=True``; people without a box only): in the whole-image crop a
+small person in a large photograph spans few model-input pixels. The second pass crops
+again around the first pass's pose, as training crops are built around the annotated
+joints: the tight box around all the predicted joints (:func:`joints_box`; not only the
+confident ones: a box that misses a joint cuts its limb off, one widened by a wrong joint
+still holds the person) plus the margin ``padding``, and predicts again. The first pose
+stays when its box cannot be cropped (centre outside the image, side longer than the
+image's longer side, or so short that the crop would magnify more than :data:`MAX_ZOOM`
+times). It costs one more forward pass per such person.
 
 **Results**: one :class:`PosePrediction` per person, in input order.
 
@@ -80,18 +90,20 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from poselit.data.dataset import read_image
-from poselit.data.records import DEFAULT_PADDING
 from poselit.geometry import (
+    DEFAULT_PADDING,
     PIXEL_STD,
     apply_affine,
+    box_from_keypoints,
     box_xywh_to_center_scale,
+    check_fill,
     check_padding,
     crop_affine,
     invert_affine,
     outside_image,
     warp_image,
 )
-from poselit.models.base import PoseLitModule
+from poselit.models.base import PoseLitModule, to_image_coords
 from poselit.progress import show_progress
 from poselit.skeletons import Skeleton
 from poselit.visualize import draw_skeleton
@@ -111,6 +123,12 @@ SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
 
 MIN_BOX_SIDE = 1.0
 """Smallest longer side of a person box, in pixels: below it the crop magnifies nothing."""
+
+MAX_ZOOM = 4.0
+"""Largest magnification (model input side / crop side) of a crop around predicted joints
+(second pass, video tracking): a smaller box holds too few pixels for a pose, and a crop of
+it would lock onto that spot (typically all joints collapsed onto one point by a model
+that sees no person)."""
 
 
 class InputError(ValueError):
@@ -207,6 +225,38 @@ def person_box(
     if reason:
         raise InputError(f"{where}: {reason}")
     return center, scale
+
+
+def smallest_joints_box(input_size: tuple[int, int], padding: float) -> float:
+    """Smallest side, px, of a box around predicted joints whose crop (the box plus the
+    margin ``padding``) magnifies at most :data:`MAX_ZOOM` times into ``input_size``.
+
+    >>> smallest_joints_box((256, 256), padding=1.25)  # a 51 px box: a 64 px crop, 4x
+    51.2
+    """
+    return input_size[0] / (MAX_ZOOM * padding)
+
+
+def joints_box(
+    keypoints: np.ndarray, joints: np.ndarray, size: tuple[int, int], *, min_side: float
+) -> dict[str, Any] | None:
+    """The person box ``{"center", "scale"}`` tight around the selected ``joints`` (``(K,)``
+    booleans) of a predicted pose in an image of ``size = (height, width)``, or ``None``
+    when it cannot be cropped: no joint selected, centre outside the image, side longer
+    than the image's longer side or shorter than ``min_side`` px.
+
+    >>> joints_box(np.array([[10.0, 20.0], [30.0, 60.0]]), np.array([True, True]), (100, 100), min_side=10)
+    {'center': [20.0, 40.0], 'scale': 0.2}
+    """
+    joints = np.asarray(joints, bool)
+    if not joints.any():
+        return None
+    center, scale = box_from_keypoints(keypoints, joints)
+    height, width = size
+    inside = -0.5 <= center[0] <= width - 0.5 and -0.5 <= center[1] <= height - 0.5
+    if not inside or not min_side <= PIXEL_STD * scale <= max(height, width):
+        return None
+    return {"center": center.tolist(), "scale": scale}
 
 
 def _box_xywh(box: BoxInput, box_format: BoxFormat, where: str) -> list[float]:
@@ -359,6 +409,8 @@ class _Person:
     scale: float
     to_input: np.ndarray
     crop: np.ndarray
+    rgb: np.ndarray | None = None  # the image, kept for a second pass
+
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -382,9 +434,12 @@ class Predictor:
             setting (on for every method by default).
         autocast: Mixed precision: ``True`` (bfloat16 on CPU, float16 on GPUs) or a dtype.
         device: Where to run; ``None``: where the model is.
-        padding: Margin around a given person box, as in training (``PoseDataset``); a
-            number > 0, else ``ValueError``.
-        fill: Value of crop pixels outside the image, as in training.
+        padding: Margin around a given person box; a number > 0, else ``ValueError``.
+            ``None``: the model's (its input description: as in training).
+        fill: Value of crop pixels outside the image, an integer in [0, 255]; ``None``: the
+            model's (as in training).
+        refine: A second pass for people without a box, cropped around the first pass's
+            joints (see the module docs).
     """
 
     def __init__(
@@ -395,8 +450,9 @@ class Predictor:
         flip_test: bool | None = None,
         autocast: bool | torch.dtype = False,
         device: str | torch.device | None = None,
-        padding: float = DEFAULT_PADDING,
-        fill: int = 0,
+        padding: float | None = None,
+        fill: int | None = None,
+        refine: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -407,15 +463,15 @@ class Predictor:
         if autocast is True:
             autocast = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         self.autocast_dtype: torch.dtype | None = autocast or None
-        self.padding = check_padding(padding)
-        self.fill = fill
+        self.padding = check_padding(self.model.padding if padding is None else padding)
+        self.fill = check_fill(self.model.fill if fill is None else fill)
+        self.refine = refine
 
     @classmethod
     def from_zoo(
         cls,
         name: str,
         *,
-        padding: float | None = None,
         revision: str | None = None,
         device: str | torch.device | None = None,
         cache_dir: str | Path | None = None,
@@ -423,18 +479,16 @@ class Predictor:
         **options: Any,
     ) -> Predictor:
         """A predictor for a zoo model (:func:`poselit.zoo.load`: a name,
-        ``hf://ORG/NAME[@REVISION]`` or an export folder) that crops as the model was trained.
+        ``hf://ORG/NAME[@REVISION]`` or an export folder) that crops as the model was trained:
+        the model's ``padding`` and ``fill`` are those its card records.
 
-        ``padding`` is the margin around a given box; ``None``: the card's ``input.padding``.
         ``options`` are the other arguments of :class:`Predictor` (``batch_size``,
-        ``flip_test``, ``autocast``, ``fill``).
+        ``flip_test``, ``autocast``, ``padding``, ``fill``).
         """
-        from poselit.zoo import load_with_card
+        from poselit.zoo import load
 
-        model, card = load_with_card(name, revision=revision, device=device, cache_dir=cache_dir, zoo_dir=zoo_dir)
-        if padding is None:
-            padding = card.input.get("padding") or DEFAULT_PADDING
-        return cls(model, padding=padding, **options)
+        model = load(name, revision=revision, device=device, cache_dir=cache_dir, zoo_dir=zoo_dir)
+        return cls(model, **options)
 
     @property
     def skeleton(self) -> Skeleton:
@@ -486,7 +540,7 @@ class Predictor:
         bar = tqdm(total=len(images), desc="predicting", unit="image", disable=not show_progress(progress, len(images)))
         with bar:
             people = self._people(images, boxes, names, box_format, color_order, bar.update)
-            return [p for chunk in _chunks(people, self.batch_size) for p in self._run(chunk, return_heatmaps)]
+            return [p for chunk in _chunks(people, self.batch_size) for p in self._passes(chunk, return_heatmaps)]
 
     __call__ = predict
 
@@ -501,20 +555,48 @@ class Predictor:
     ) -> Iterator[_Person]:
         """Crops of every person, image by image (images are decoded one at a time);
         ``done(1)`` after each image."""
-        size = self.model.input_size
         for i, (image, image_boxes) in enumerate(zip(images, boxes)):
             name = names[i] if names else str(image) if isinstance(image, (str, os.PathLike)) else f"image[{i}]"
             rgb = load_image(image, color_order=color_order, name=name)
-            image_size = rgb.shape[:2]
             for box in _box_list(image_boxes, name):
                 if box is None:
-                    center, scale = whole_image_box(image_size, self.padding)
+                    center, scale = whole_image_box(rgb.shape[:2], self.padding)
                 else:
-                    center, scale = person_box(box, image_size, box_format=box_format, name=name)
-                to_input = crop_affine(center, scale, size, padding=self.padding)
-                crop = warp_image(rgb, to_input, size, self.fill)
-                yield _Person(name, i, image_size, center, scale, to_input, crop)
+                    center, scale = person_box(box, rgb.shape[:2], box_format=box_format, name=name)
+                yield self._crop(rgb, name, i, center, scale, keep_image=box is None and self.refine)
             done(1)
+
+    def _crop(
+        self, rgb: np.ndarray, name: str, index: int, center: np.ndarray, scale: float, *, keep_image: bool
+    ) -> _Person:
+        """The model input of the box ``(center, scale)`` of the ``index``-th image, ``rgb``
+        (kept with it for a second pass if ``keep_image``)."""
+        size = self.model.input_size
+        to_input = crop_affine(center, scale, size, padding=self.padding)
+        crop = warp_image(rgb, to_input, size, self.fill)
+        return _Person(name, index, rgb.shape[:2], center, scale, to_input, crop, rgb if keep_image else None)
+
+    def _passes(self, people: list[_Person], return_heatmaps: bool) -> list[PosePrediction]:
+        """The poses of a batch of crops; those that kept their image (``refine``) predicted
+        again on the crop around their first pose (see the module docs)."""
+        poses = self._run(people, return_heatmaps)
+        again = {i: self._second_crop(p, pose) for i, (p, pose) in enumerate(zip(people, poses)) if p.rgb is not None}
+        again = {i: crop for i, crop in again.items() if crop is not None}
+        if again:
+            for i, pose in zip(again, self._run(list(again.values()), return_heatmaps)):
+                poses[i] = pose
+        return poses
+
+    def _second_crop(self, person: _Person, pose: PosePrediction) -> _Person | None:
+        """The crop around all the joints of ``person``'s first ``pose``; ``None`` when their
+        box cannot be cropped (:func:`joints_box`)."""
+        every = np.ones(len(pose.keypoints), bool)
+        min_side = smallest_joints_box(self.model.input_size, self.padding)
+        box = joints_box(pose.keypoints, every, person.image_size, min_side=min_side)
+        if box is None:
+            return None
+        center = np.asarray(box["center"], np.float32)
+        return self._crop(person.rgb, person.image, person.image_index, center, box["scale"], keep_image=False)
 
     def _run(self, people: list[_Person], return_heatmaps: bool) -> list[PosePrediction]:
         """One forward pass over a batch of crops; joints mapped back to each image."""
@@ -525,7 +607,7 @@ class Predictor:
         with torch.inference_mode(), autocast:
             outputs = self.model.predict_poses(crops, flip_test=self.flip_test)
         to_original = invert_affine(np.stack([p.to_input for p in people]))
-        keypoints = apply_affine(outputs["keypoints"].float().cpu().numpy().astype(np.float64), to_original)
+        keypoints = to_image_coords(outputs["keypoints"], torch.from_numpy(to_original)).numpy()  # float64, CPU
         scores = outputs["scores"].float().cpu().numpy()
         heatmaps = outputs.get("heatmaps") if return_heatmaps else None
         heatmaps = None if heatmaps is None else heatmaps.float().cpu().numpy()
@@ -565,13 +647,16 @@ def draw_predictions(
 
 __all__ = [
     "InputError",
+    "MAX_ZOOM",
     "PosePrediction",
     "Predictor",
     "document_text",
     "draw_predictions",
     "image_document",
+    "joints_box",
     "load_image",
     "person_box",
     "skeleton_dict",
+    "smallest_joints_box",
     "whole_image_box",
 ]

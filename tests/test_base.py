@@ -6,7 +6,7 @@ import torch
 
 from poselit.codecs import gaussian_heatmaps
 from poselit.data.datamodule import PoseDataModule
-from poselit.models.base import flip_back_heatmaps, flip_back_keypoints
+from poselit.models.base import flip_back_heatmaps, flip_back_keypoints, to_image_coords
 from poselit.skeletons import LSP
 from tiny_models import ConstantModel, TinyHeatmapModel
 
@@ -122,6 +122,30 @@ def test_predict_step_returns_original_pixels(datamodule):
     out = model.predict_step({**batch, "image": batch["image"][:1], "affine": batch["affine"][:1], "index": batch["index"][:1]}, 0)
     record = datamodule.datasets["test"][0].records[int(batch["index"][0])]
     assert torch.allclose(out["keypoints"][0], torch.tensor(record.keypoints), atol=1e-3)
+
+
+def test_predict_step_and_the_predictor_map_back_alike(datamodule):
+    """Lightning's predict step and :class:`~poselit.predict.Predictor` crop a person the
+    same way and take the same keypoints back to the same image pixels."""
+    from poselit.predict import Predictor
+
+    datamodule.setup("test")
+    batch = next(iter(datamodule.test_dataloader()[0]))
+    model = ConstantModel(batch["keypoints"][:1], input_size=(32, 32), flip_test=False)
+    step = model.predict_step({**batch, "image": batch["image"][:1], "affine": batch["affine"][:1]}, 0)
+    record = datamodule.datasets["test"][0].records[int(batch["index"][0])]
+    box = {"center": record.center.tolist(), "scale": record.scale}
+    (person,) = Predictor(model)(str(record.image), box=box)
+    assert torch.allclose(torch.from_numpy(person.keypoints), step["keypoints"][0], atol=1e-3)
+
+
+def test_to_image_coords_computes_in_float32_or_the_affines_float64():
+    affine = torch.tensor([[[2.0, 0.0, 10.0], [0.0, 2.0, -5.0]]])
+    keypoints = torch.tensor([[[1.5, 3.25]]], dtype=torch.bfloat16)
+    for given in (affine, affine.to(torch.bfloat16)):  # bf16: a batch under "bf16-true" precision
+        mapped = to_image_coords(keypoints, given)
+        assert mapped.dtype == torch.float32 and mapped.tolist() == [[[13.0, 1.5]]]
+    assert to_image_coords(keypoints, affine.double()).dtype == torch.float64
 
 
 def test_optimizer_and_plateau_scheduler_from_the_constructor():

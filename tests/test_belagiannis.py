@@ -78,7 +78,7 @@ def fake_batch(keypoints: torch.Tensor, visibility: torch.Tensor) -> dict[str, t
 
 def test_output_contract_at_the_paper_input_size():
     model = BelagiannisRecurrent("mpii").eval()  # defaults: 2 iterations + body parts, 248 input
-    assert model.input_size == (248, 248) and model.stride == 4
+    assert model.input_size == (248, 248) and model.codec.stride == 4
     with torch.no_grad():
         out = model.predict_poses(torch.randint(0, 256, (1, 3, 248, 248), dtype=torch.uint8), flip_test=False)
     assert out["heatmaps"].shape == (1, 16, 62, 62)
@@ -343,7 +343,7 @@ def test_flip_test_is_mirror_equivariant_and_scores_are_peak_normalised():
 
 def test_other_timm_backbone_through_adapters():
     model = BelagiannisRecurrent("lsp", num_iterations=1, backbone="resnet18", input_size=(64, 64))
-    assert model.stride == 4 and model.backbone.channels == (64,)  # resnet18 layer1
+    assert model.codec.stride == 4 and model.backbone.channels == (64,)  # resnet18 layer1
     out = model(torch.randn(2, 3, 64, 64))
     assert out["heatmaps"].shape == (2, 14, 16, 16)
     assert ((out["keypoints"] >= -0.5) & (out["keypoints"] <= 63.5)).all()
@@ -444,7 +444,7 @@ def test_overfits_four_real_lsp_images(data_root):
 
 def test_another_backbone_at_a_chosen_stride_with_a_neck():
     model = BelagiannisRecurrent(backbone="resnet18", stride=8, neck_channels=16, input_size=(64, 64))
-    assert model.stride == 8 and model.feature_extractor().channels == (16,)
+    assert model.codec.stride == 8 and model.feature_extractor().channels == (16,)
     outputs = model(torch.randn(2, 3, 64, 64))
     assert outputs["heatmaps"].shape == (2, 14, 8, 8) and outputs["keypoints"].shape == (2, 14, 2)
     with pytest.raises(ValueError, match="has one stride"):

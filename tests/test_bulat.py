@@ -297,6 +297,7 @@ def test_default_detection_radius_scales_with_the_crop():
     assert default_detection_radius(256, padding=1.0) == pytest.approx(12.8)
     with torch.device("meta"):
         assert tiny_model().detection_radius == pytest.approx(64 / 25)
+        assert tiny_model(padding=1.0).detection_radius == pytest.approx(64 / 20)  # the model's own crop
 
 
 # --------------------------------------------------------------------------- stages and gradients

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from poselit.codecs import (
+    HeatmapCodec,
     argmax_decode,
     disk_heatmaps,
     gaussian_heatmaps,
@@ -243,6 +244,54 @@ def test_encode_decode_round_trip() -> None:
     assert errors["quarter_offset"].max() <= 0.25 + 1e-5
     assert errors[None].max() <= 0.5 + 1e-5
     assert errors["quarter_offset"].mean() < errors[None].mean()
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4, 8])
+def test_a_codec_decodes_its_own_targets_in_input_pixels(stride) -> None:
+    """``decode(encode(x)) == x`` in input pixels with Taylor refinement, whatever the
+    stride; scores are the map maxima over the peak (1 on a pixel centre); joints not
+    drawn get zero maps."""
+    codec = HeatmapCodec(stride=stride, std=1.3, peak=12.0, refine="taylor")
+    size = (12, 10)
+    inside = 2 + torch.rand(3, 5, 2, generator=torch.Generator().manual_seed(stride)) * torch.tensor([5.0, 7.0])
+    keypoints = to_input_coords(inside, stride)
+    visibility = torch.tensor([[2, 1, 2, 0, 2]] * 3)
+    maps = codec.encode(keypoints, visibility, size)
+    torch.testing.assert_close(maps, gaussian_heatmaps(keypoints, visibility, size, 1.3, peak=12.0, stride=stride))
+    decoded, scores = codec.decode(maps)
+    drawn = visibility > 0
+    assert (decoded[drawn] - keypoints[drawn]).abs().max() < 1e-3 * stride
+    assert ((scores[drawn] > math.exp(-0.5 * 0.5 / 1.3**2) - 1e-4) & (scores[drawn] <= 1 + 1e-6)).all()
+    assert (scores[~drawn] == 0).all()
+    centre = to_input_coords(torch.tensor([[[4.0, 5.0]]]), stride)  # of map pixel (4, 5)
+    on_centre, score = codec.decode(codec.encode(centre, visibility[:1, :1], size))
+    assert score.item() == pytest.approx(1.0) and torch.equal(on_centre, centre)
+
+
+def test_a_codec_clamps_negative_maps_only_when_asked() -> None:
+    """Bulat et al.'s evaluation clamps maps at 0 before the argmax: a map with no positive
+    response has no preferred position and scores 0."""
+    maps = torch.full((1, 1, 4, 5), -3.0)
+    maps[0, 0, 2, 3] = -1.0
+    plain, clamped = HeatmapCodec(), HeatmapCodec(clamp_negative=True)
+    keypoints, scores = plain.decode(maps)
+    assert keypoints.tolist() == [[[3.0, 2.0]]] and scores.tolist() == [[-1.0]]
+    keypoints, scores = clamped.decode(maps)
+    assert keypoints.tolist() == [[[0.0, 0.0]]] and scores.tolist() == [[0.0]]
+
+
+def test_a_codec_checks_its_settings_and_does_not_pass_gradients() -> None:
+    for settings, message in (
+        ({"stride": 0}, "stride must be > 0"),
+        ({"std": -1.0}, "std must be > 0"),
+        ({"peak": 0.0}, "peak must be > 0"),
+        ({"refine": "dark"}, "refine must be 'quarter_offset', 'taylor' or None"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            HeatmapCodec(**settings)
+    maps = torch.rand(1, 2, 5, 5, requires_grad=True)
+    keypoints, scores = HeatmapCodec(refine="taylor").decode(maps)
+    assert not keypoints.requires_grad and not scores.requires_grad
 
 
 def test_taylor_skips_borders_and_non_maxima() -> None:

@@ -9,6 +9,7 @@ that do not match are errors naming the file; a failed export leaves no file.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -38,24 +39,16 @@ KEYPOINT_TOLERANCE, SCORE_TOLERANCE = 0.01, 1e-3
 
 
 def card_for(model: PoseLitModule, name: str, **changes) -> ModelCard:
-    """A card whose ``input`` describes ``model``, with a margin and fill other than the
-    defaults (so that the metadata is seen to take them from the card); ``changes``
-    override ``input`` fields."""
-    fields = {
-        "skeleton": model.skeleton.name,
-        "size": list(model.input_size),
-        "mean": [round(float(v), 6) for v in model.mean.flatten()],
-        "std": [round(float(v), 6) for v in model.std.flatten()],
-        "padding": 1.4,
-        "fill": 7,
-    }
-    return ModelCard(name, "m.M", {}, WeightsInfo("0" * 64, 0), input={**fields, **changes})
+    """A card whose ``input`` is ``model``'s input description; ``changes`` override
+    ``input`` fields."""
+    return ModelCard(name, "m.M", {}, WeightsInfo("0" * 64, 0), input={**model.input_description(), **changes})
 
 
 def trained_a_little(method: Method) -> PoseLitModule:
-    """The method's tiny instance, as if trained a little (no argmax ties)."""
+    """The method's tiny instance, as if trained a little (no argmax ties), with a crop
+    margin and fill other than the defaults (so that exports are seen to carry them)."""
     torch.manual_seed(0)
-    model = method.load()(**method.tiny)
+    model = method.load()(**method.tiny, padding=1.4, fill=7)
     return as_if_trained(model, crops(model, 4, seed=1))
 
 
@@ -109,8 +102,10 @@ def test_predictor_gives_the_same_poses_through_onnx_runtime(exported):
     images = [render_figure(random_pose(rng, 96, 80), np.zeros(14, bool), rng, 96, 80)[..., ::-1] for _ in range(3)]
     boxes = [[10, 5, 60, 85], [[0, 0, 80, 96], None], {"center": [40, 50], "scale": 0.4}]
     for options in ({}, {"flip_test": False}):
-        torch_predictor = Predictor(model, padding=runtime.padding, fill=runtime.fill, batch_size=2, **options)
-        onnx_predictor = Predictor(runtime, padding=runtime.padding, fill=runtime.fill, batch_size=2, **options)
+        torch_predictor = Predictor(model, batch_size=2, **options)
+        onnx_predictor = Predictor(runtime, batch_size=2, **options)  # the file's padding and fill
+        assert (onnx_predictor.padding, onnx_predictor.fill) == (torch_predictor.padding, torch_predictor.fill)
+        assert (onnx_predictor.padding, onnx_predictor.fill) == (1.4, 7)
         expected = torch_predictor(images, boxes=boxes, return_heatmaps=True)
         got = onnx_predictor(images, boxes=boxes, return_heatmaps=True)
         assert len(got) == len(expected) == 4
@@ -134,10 +129,10 @@ def test_the_metadata_describes_the_model_and_the_card(exported):
     runtime.check_card(card_for(model, "same"))
 
 
-def test_metadata_without_a_card_has_the_predictor_defaults_and_round_trips(tiny_file):
+def test_metadata_without_a_card_has_the_models_input_and_round_trips(tiny_file):
     model, _ = tiny_file
     metadata = OnnxMetadata.of_model(model)
-    assert (metadata.padding, metadata.fill, metadata.card) == (1.25, 0, None)
+    assert (metadata.padding, metadata.fill, metadata.card) == (1.25, 0, None)  # the model's: the defaults
     assert "card" not in metadata.to_props()
     assert OnnxMetadata.from_props(metadata.to_props(), "x.onnx") == metadata
 
@@ -184,11 +179,13 @@ def test_missing_or_ill_typed_metadata_is_an_error_naming_the_file_and_key(tiny_
      ("skeleton", "mpii")],
 )
 def test_metadata_not_matching_the_card_is_an_error_naming_the_file_and_field(tiny_file, field, value):
-    model, path = tiny_file  # exported without a card: padding 1.25, fill 0
-    card = card_for(model, "tiny", **{"padding": 1.25, "fill": 0, field: value})
+    model, path = tiny_file  # padding 1.25, fill 0: the defaults
+    card = card_for(model, "tiny", **{field: value})
     with pytest.raises(ZooError, match=rf"{path}: input\.{field} is .* but card 'tiny' \(not saved\) says"):
         OnnxPoseModel.from_file(path, card=card)
-    OnnxPoseModel.from_file(path, card=card_for(model, "tiny", padding=1.25, fill=0))  # the matching card
+    OnnxPoseModel.from_file(path, card=card_for(model, "tiny"))  # the matching card
+    without = {k: v for k, v in model.input_description().items() if k not in ("padding", "fill")}
+    OnnxPoseModel.from_file(path, card=dataclasses.replace(card, input=without))  # an older card: the defaults
 
 
 def test_an_export_whose_card_does_not_match_or_whose_write_fails_leaves_no_file(tiny_file, tmp_path):

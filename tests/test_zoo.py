@@ -12,6 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -131,7 +133,8 @@ def test_export_then_load_by_name_and_folder_gives_identical_outputs(checkpoint,
 
     card = zoo.info(NAME)
     assert card.class_path == "poselit.models.luvizon.LuvizonSoftArgmax" and card.init_args["num_blocks"] == 1
-    assert card.input == {"skeleton": "lsp", "size": [64, 64], "mean": [127.5] * 3, "std": [127.5] * 3}
+    assert card.input == {"skeleton": "lsp", "size": [64, 64], "mean": [127.5] * 3, "std": [127.5] * 3,
+                          "padding": 1.25, "fill": 0}
     assert card.weights.sha256 == zoo.sha256_file(out / "model.safetensors")
     assert card.weights.size == (out / "model.safetensors").stat().st_size and card.weights.dtype == "float32"
     assert (zoo_dir / card.weights.file).resolve() == (out / "model.safetensors").resolve()  # relative to the card
@@ -358,7 +361,7 @@ def test_corrupt_cached_file_is_rejected_and_not_loaded(published, monkeypatch):
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
     blob.write_bytes(bytes(data))
-    monkeypatch.setattr("poselit.zoo.loading.load_file", lambda path: pytest.fail(f"loaded {path}"))
+    monkeypatch.setattr("poselit.zoo.loading.load_safetensors", lambda path, *a: pytest.fail(f"loaded {path}"))
     for ref in (NAME, f"hf://{REPO_ID}"):
         with pytest.raises(zoo.ChecksumError) as err:
             zoo.load(ref, cache_dir=published.cache)
@@ -374,6 +377,45 @@ def test_corrupt_export_folder_is_rejected(checkpoint, zoo_dir, tmp_path):
     for ref in (NAME, str(out)):
         with pytest.raises(zoo.ChecksumError, match="not loaded.*export"):
             zoo.load(ref)
+
+
+def reweigh(card: Path, weights: Path) -> None:
+    """Make ``card`` vouch for ``weights`` as they now are (sha256 and size), as a card
+    written from an already damaged file would."""
+    data = yaml.safe_load(card.read_text())
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    data["weights"].update(sha256=digest, size=weights.stat().st_size)
+    card.write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize("damage", ["header", "truncated"])
+def test_damaged_weights_whose_sha256_matches_end_in_one_line_naming_the_file(card, tmp_path, damage, capsys):
+    weights = tmp_path / "export" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    if damage == "header":
+        data[20:60] = b"\xff" * 40
+    else:
+        del data[len(data) // 2 :]
+    weights.write_bytes(bytes(data))
+    reweigh(card, weights)
+    with pytest.raises(zoo.ZooError, match="not a readable safetensors file") as err:
+        zoo.load(NAME)
+    assert "export/model.safetensors: " in str(err.value)
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), np.zeros((64, 48, 3), np.uint8))
+    assert main(["predict", str(image), "--model", NAME, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("poselit: error: ") and "export/model.safetensors: " in error and "\n" not in error
+
+
+def test_a_card_asking_for_an_absurd_width_fails_before_allocating_the_model(card):
+    """width 200000 would need ~10^11 parameters: the shapes are compared on the meta device."""
+    data = yaml.safe_load(card.read_text())
+    data["init_args"]["width"] = 200_000
+    card.write_text(yaml.safe_dump(data))
+    with pytest.raises(zoo.ZooError, match=r"do not fit .*weights \[32, .*model \[200000") as err:
+        zoo.load(NAME)
+    assert str(card) in str(err.value)
 
 
 def test_download_verifies_and_prints_the_path(published, capsys):
@@ -467,6 +509,7 @@ def test_cards_and_configs_of_a_newer_version_are_refused(card, tmp_path):
         ({"init_args": {"num_blocks": 1, "wings": 2}}, "takes no argument 'wings'"),
         ({"input": {"padding": "wide"}}, r"field 'input.padding' must be a number > 0 .*got 'wide'"),
         ({"input": {"padding": 0}}, r"field 'input.padding' must be a number > 0 .*got 0"),
+        ({"input": {"fill": 300}}, r"field 'input.fill' must be an integer in \[0, 255\] .*got 300"),
     ],
 )
 def test_card_errors_name_the_file_and_field(card, change, message):
@@ -563,7 +606,6 @@ def test_shipped_cards_hold_full_test_set_results_complexity_and_a_check(card):
 def test_shipped_models_reproduce_their_cards_check_on_the_first_test_people(card, data_root):
     model = zoo.load(card.name)
     assert card.complexity["parameters"] == count_parameters(model)
-    (report,) = zoo.evaluate_model(model, [card.check["dataset"]], data_root, padding=card.input["padding"],
-                                   first=card.check["records"])
+    (report,) = zoo.evaluate_model(model, [card.check["dataset"]], data_root, first=card.check["records"])
     result = next(r for r in report.results if r.metric == card.check["metric"])
     assert result.columns["Total"] == pytest.approx(card.check["value"], abs=0.5)

@@ -4,7 +4,7 @@ DDP workers, hence a module of its own), and :func:`as_if_trained` for tests of 
 import torch
 from torch import nn
 
-from poselit.codecs import argmax_decode, gaussian_heatmaps, to_input_coords
+from poselit.codecs import HeatmapCodec
 from poselit.models.base import PoseLitModule
 
 
@@ -29,6 +29,7 @@ class TinyHeatmapModel(PoseLitModule):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.codec = HeatmapCodec(stride=2, std=1.0)
         self.net = nn.Sequential(
             nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
             nn.Conv2d(16, 16, 3, padding=1, stride=2), nn.ReLU(),
@@ -40,13 +41,9 @@ class TinyHeatmapModel(PoseLitModule):
         keypoints, scores = self.decode_heatmaps(heatmaps)
         return {"stages": [heatmaps], "heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
 
-    def decode_heatmaps(self, heatmaps):
-        keypoints, scores = argmax_decode(heatmaps)
-        return to_input_coords(keypoints, 2), scores
-
     def loss(self, outputs, batch):
         maps = outputs["stages"][0]
-        target = gaussian_heatmaps(batch["keypoints"], batch["visibility"], maps.shape[-2:], std=1.0, stride=2)
+        target = self.codec.encode(batch["keypoints"], batch["visibility"], maps.shape[-2:])
         return {"loss": ((maps - target) ** 2).mean()}
 
 
@@ -71,7 +68,7 @@ class MemorizingHeatmapModel(PoseLitModule):
     def __init__(self, map_size: int = 16, **kwargs):
         super().__init__(**kwargs)
         self.map_size = map_size
-        self.stride = self.input_size[0] // map_size
+        self.codec = HeatmapCodec(stride=self.input_size[0] // map_size, std=1.0, refine="taylor")
         self.pool = nn.AdaptiveAvgPool2d(8)
         self.head = nn.Linear(3 * 8 * 8, self.num_joints * map_size * map_size)
 
@@ -80,13 +77,9 @@ class MemorizingHeatmapModel(PoseLitModule):
         keypoints, scores = self.decode_heatmaps(maps)
         return {"stages": [maps], "heatmaps": maps, "keypoints": keypoints, "scores": scores}
 
-    def decode_heatmaps(self, heatmaps):
-        keypoints, scores = argmax_decode(heatmaps, refine="taylor")
-        return to_input_coords(keypoints, self.stride), scores
-
     def loss(self, outputs, batch):
         maps = outputs["stages"][0]
-        target = gaussian_heatmaps(batch["keypoints"], batch["visibility"], maps.shape[-2:], std=1.0, stride=self.stride)
+        target = self.codec.encode(batch["keypoints"], batch["visibility"], maps.shape[-2:])
         return {"loss": ((maps - target) ** 2).mean()}
 
     def memorise(self, batch, steps: int = 400, lr: float = 3e-3):

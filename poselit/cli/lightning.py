@@ -3,9 +3,11 @@
 A recipe YAML names the method with ``model.class_path`` (any :class:`PoseLitModule`
 subclass, e.g. ``poselit.models.belagiannis.BelagiannisRecurrent`` or just
 ``BelagiannisRecurrent``: every method of the registry, :mod:`poselit.models`, is
-imported) and configures ``data`` (:class:`PoseDataModule`) and ``trainer``. Two facts
-are stated once, in ``data``, and linked into the model: the input size and the skeleton
-(so the joint count always matches the dataset).
+imported) and configures ``data`` (:class:`PoseDataModule`) and ``trainer``. The crops'
+description is stated once, in ``data``, and linked into the model, which owns it from
+then on (checkpoints and cards record it, ``Predictor`` crops with it): the input size,
+the crop ``padding`` and ``fill``, and the skeleton (so the joint count always matches
+the dataset).
 
 ``poselit test`` prints the paper-style tables of each test dataset after testing.
 ``poselit predict-recipe`` is LightningCLI's ``predict`` (the recipe's test datasets);
@@ -172,7 +174,8 @@ class PoseLightningCLI(LightningCLI):
     before_fit = before_validate = before_test = before_predict = _check_inputs
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.input_size", "model.init_args.input_size")
+        for crop in ("input_size", "padding", "fill"):  # the model's input description
+            parser.link_arguments(f"data.{crop}", f"model.init_args.{crop}")
         parser.link_arguments("data.skeleton_spec", "model.init_args.skeleton", apply_on="instantiate")
 
     def __init__(self, *args: Any, references: Sequence[Reference] = (), **kwargs: Any) -> None:

@@ -1,8 +1,11 @@
-"""``poselit predict`` (poses in your images and folders) and ``poselit demo`` (the bundled samples).
+"""``poselit predict`` (poses in your images, videos and folders) and ``poselit demo`` (the bundled samples).
 
 One JSON document per image (or one line each of ``predictions.jsonl`` with ``--jsonl``)
 and the annotated image, written into ``--out``; the document's schema and the
-``--boxes`` file's are in :mod:`poselit.predict`. LightningCLI's ``predict`` (on a
+``--boxes`` file's are in :mod:`poselit.predict`. A video (a file of
+:data:`VIDEO_SUFFIXES`) gives an annotated video and one JSON line per frame, one person
+tracked (:func:`poselit.video.predict_video`); a video that cannot be read to its end is an
+error, its frames up to there written. LightningCLI's ``predict`` (on a
 recipe's datasets) is ``poselit predict-recipe`` (:mod:`poselit.cli.lightning`).
 """
 
@@ -14,8 +17,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from poselit.data.records import DEFAULT_PADDING
 from poselit.files import load_json
+from poselit.smoothing import OneEuroFilter
 
 if TYPE_CHECKING:
     from poselit.predict import BoxFormat, Predictor
@@ -24,7 +27,11 @@ DEMO_MODEL = "bulat-mobilenetv2-lsp"
 """The zoo model ``poselit demo`` runs by default: the best on LSP test (PCK@0.2)."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-"""Files a folder given to ``poselit predict`` is searched for (case-insensitive)."""
+"""Image files: what a folder given to ``poselit demo`` is searched for (case-insensitive)."""
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+"""Files ``poselit predict`` treats as videos (case-insensitive); a folder given to it is
+searched for these and :data:`IMAGE_SUFFIXES`."""
 
 ANNOTATED_MAX_SIDE = 2048
 """Longest side of the annotated images ``poselit predict`` writes; larger images are
@@ -35,14 +42,17 @@ def add_predict_commands(subparsers: Any) -> None:
     """Add ``poselit predict`` (images) and ``poselit demo`` to an ``argparse`` sub-parser set."""
     predict = subparsers.add_parser(
         "predict",
-        help="poses in your images: JSON + annotated images (LightningCLI's predict is 'poselit predict-recipe')",
+        help="poses in your images and videos: JSON + annotated images and videos (LightningCLI's predict is "
+        "'poselit predict-recipe')",
         description=(
-            "Predict poses in images with a zoo model or an exported model, and write one JSON per "
-            "image and the annotated images. Schema and --boxes format: python -m pydoc poselit.predict. "
+            "Predict poses in images and videos with a zoo model or an exported model, and write one JSON per "
+            "image and the annotated images; for a video (" + " ".join(VIDEO_SUFFIXES) + "), the annotated video "
+            "and one JSON line per frame, one person tracked. Schema and --boxes format: python -m pydoc "
+            "poselit.predict; videos: python -m pydoc poselit.video. "
             "LightningCLI's predict on a recipe's datasets is another command: 'poselit predict-recipe -c RECIPE.yaml'."
         ),
     )
-    predict.add_argument("images", nargs="+", metavar="IMAGES_OR_FOLDER", help="image files and/or folders")
+    predict.add_argument("images", nargs="+", metavar="INPUT", help="image files, video files and/or folders")
     predict.add_argument("--model", required=True, help="zoo model name, export folder or hf://owner/repo")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--boxes", metavar="FILE", help="JSON: image name -> person box(es); default: whole image")
@@ -50,10 +60,13 @@ def add_predict_commands(subparsers: Any) -> None:
     predict.add_argument("--jsonl", action="store_true", help="write predictions.jsonl instead of one JSON per image")
     predict.add_argument(
         "--padding", type=float,
-        help=f"margin around a box (default: the model card's input.padding, as in training; else {DEFAULT_PADDING})",
+        help="margin around a box (default: the model's, as in training; its card's input.padding)",
     )
-    predict.add_argument("--fill", type=int, default=0, help="value of crop pixels outside the image, as in training")
+    predict.add_argument(
+        "--fill", type=int, help="value of crop pixels outside the image, 0-255 (default: the model's, as in training)"
+    )
     _add_run_options(predict)
+    _add_video_options(predict)
     predict.set_defaults(func=run_predict)
 
     demo = subparsers.add_parser(
@@ -64,7 +77,7 @@ def add_predict_commands(subparsers: Any) -> None:
     demo.add_argument("--model", default=DEMO_MODEL, help=f"zoo model name or export folder (default: {DEMO_MODEL})")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     _add_run_options(demo)
-    demo.set_defaults(func=run_demo, padding=None, fill=0, box_format="xywh", jsonl=False)
+    demo.set_defaults(func=run_demo, padding=None, fill=None, box_format="xywh", jsonl=False)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -73,18 +86,45 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="people per forward pass")
     parser.add_argument("--no-flip", action="store_true", help="no flip test")
     parser.add_argument("--autocast", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on GPU)")
+    parser.add_argument(
+        "--refine", action="store_true",
+        help="people without a box (and video frames cropped whole): predict again on the crop around the first pose",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def list_images(inputs: Sequence[str | Path]) -> list[Path]:
-    """Image files named on the command line: files as given, folders searched (not
-    recursively) for :data:`IMAGE_SUFFIXES`, in name order."""
+def _add_video_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``predict`` for videos: tracking and smoothing."""
+    video = parser.add_argument_group(
+        "videos", "one person tracked from frame to frame (python -m pydoc poselit.video)"
+    )
+    video.add_argument("--smooth", action="store_true", help="smooth the joints over time (One Euro filter)")
+    defaults = OneEuroFilter()
+    video.add_argument(
+        "--min-cutoff", type=float, metavar="HZ",
+        help=f"One Euro cut-off at rest: lower, less jitter and more lag (default {defaults.min_cutoff}; implies --smooth)",
+    )
+    video.add_argument(
+        "--beta", type=float,
+        help=f"One Euro cut-off increase per px/s of speed: higher, less lag on fast moves "
+        f"(default {defaults.beta}; implies --smooth)",
+    )
+    video.add_argument("--min-score", type=float, help="joints scoring at least this are confident (default 0.3)")
+    video.add_argument(
+        "--min-confident", type=float, metavar="FRACTION",
+        help="the person is lost in a frame with fewer confident joints than this fraction (default 0.5)",
+    )
+
+
+def list_images(inputs: Sequence[str | Path], suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Files named on the command line: files as given, folders searched (not recursively)
+    for ``suffixes``, in name order."""
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
             if not found:
-                raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {item}")
+                raise FileNotFoundError(f"nothing to predict on ({', '.join(suffixes)}) in folder {item}")
             paths += found
         elif item.is_file():
             paths.append(item)
@@ -99,6 +139,15 @@ def read_boxes(path: str | Path) -> dict[str, Any]:
     if not isinstance(boxes, dict):
         raise ValueError(f"{path}: expected a JSON object mapping image names to boxes")
     return boxes
+
+
+def check_unique_stems(paths: Sequence[Path]) -> None:
+    """A ``ValueError`` naming the first two of ``paths`` whose outputs (``<out>/<stem>.*``) would collide."""
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in stems:
+            raise ValueError(f"two inputs would write the same outputs {path.stem}.*: {stems[path.stem]} and {path}")
+        stems[path.stem] = path
 
 
 def predict_files(
@@ -119,21 +168,17 @@ def predict_files(
     """
     from tqdm import tqdm
 
-    from poselit.atomic import write_atomic
+    from poselit.atomic import make_folder, write_atomic
     from poselit.predict import document_text, draw_predictions, image_document, load_image
     from poselit.visualize import save_image
 
     boxes = dict(boxes or {})
-    stems: dict[str, Path] = {}
-    for path in paths:
-        if path.stem in stems:
-            raise ValueError(f"two images would write the same outputs {path.stem}.*: {stems[path.stem]} and {path}")
-        stems[path.stem] = path
+    check_unique_stems(paths)
     unused = set(boxes) - {str(p) for p in paths} - {p.name for p in paths}
     if unused:
         warnings.warn(f"boxes for images that were not given: {', '.join(sorted(unused))}", stacklevel=2)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     if any((out / f"{p.stem}.png").resolve() == p.resolve() for p in paths):
         raise ValueError(f"--out {out} would overwrite input images; choose another folder")
     written: list[Path] = []
@@ -177,15 +222,18 @@ def _predictor(args: argparse.Namespace) -> Predictor:
         batch_size=args.batch_size,
         flip_test=False if args.no_flip else None,
         autocast=args.autocast,
+        refine=args.refine,
         padding=args.padding,
         fill=args.fill,
     )
 
 
-def _predict_and_report(args: argparse.Namespace, paths: Sequence[Path], boxes: Mapping[str, Any] | None) -> int:
-    """Predict on ``paths``, write the files, say how many."""
+def _predict_and_report(
+    args: argparse.Namespace, predictor: Predictor, paths: Sequence[Path], boxes: Mapping[str, Any] | None
+) -> int:
+    """Predict on the images ``paths``, write the files, say how many."""
     written = predict_files(
-        _predictor(args),
+        predictor,
         paths,
         args.out,
         boxes=boxes,
@@ -198,15 +246,61 @@ def _predict_and_report(args: argparse.Namespace, paths: Sequence[Path], boxes: 
     return 0
 
 
+def is_video(path: Path) -> bool:
+    """Whether ``poselit predict`` treats a file as a video (by its suffix, :data:`VIDEO_SUFFIXES`).
+
+    >>> is_video(Path("holiday/CLIP.MP4")), is_video(Path("photo.jpg"))
+    (True, False)
+    """
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def smoothing_filter(args: argparse.Namespace) -> OneEuroFilter | None:
+    """The One Euro filter of ``--smooth`` / ``--min-cutoff`` / ``--beta``, or ``None``."""
+    settings = {name: getattr(args, name) for name in ("min_cutoff", "beta") if getattr(args, name) is not None}
+    return OneEuroFilter(**settings) if args.smooth or settings else None
+
+
+def predict_videos(predictor: Predictor, videos: Sequence[Path], args: argparse.Namespace) -> None:
+    """Track the person through each video, write its outputs into ``--out`` and say so.
+
+    A video that ends before the frame count its header announces is an error after its
+    frames are written (:class:`~poselit.video.VideoReadError`, like an unreadable one).
+    """
+    from poselit.video import VideoEndedEarly, VideoReadError, predict_video
+
+    tracking = {name: getattr(args, name) for name in ("min_score", "min_confident") if getattr(args, name) is not None}
+    smoothing = smoothing_filter(args)
+    for path in videos:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", VideoEndedEarly)
+            try:
+                result = predict_video(
+                    predictor, path, args.out, smoothing=smoothing, model=args.model, progress=not args.quiet, **tracking
+                )
+            except VideoEndedEarly as early:
+                raise VideoReadError(str(early)) from None
+        print(f"{path}: {result.frames} frames (person lost in {result.lost}): wrote {result.video} and {result.frames_file}")
+
+
 def run_predict(args: argparse.Namespace) -> int:
-    """Handler of ``poselit predict IMAGES``."""
-    paths = list_images(args.images)
+    """Handler of ``poselit predict INPUT...``: images, then videos."""
+    paths = list_images(args.images, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+    videos = [p for p in paths if is_video(p)]
+    images = [p for p in paths if not is_video(p)]
+    check_unique_stems(videos)
+    if args.jsonl and images and any(v.stem == "predictions" for v in videos):
+        raise ValueError("a video named predictions.* would overwrite predictions.jsonl (--jsonl); rename it")
     boxes = read_boxes(args.boxes) if args.boxes else None
-    return _predict_and_report(args, paths, boxes)
+    predictor = _predictor(args)
+    if images:
+        _predict_and_report(args, predictor, images, boxes)
+    predict_videos(predictor, videos, args)
+    return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Handler of ``poselit demo``."""
     from poselit.predict import SAMPLES
 
-    return _predict_and_report(args, list_images([SAMPLES]), None)
+    return _predict_and_report(args, _predictor(args), list_images([SAMPLES]), None)

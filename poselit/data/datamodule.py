@@ -27,6 +27,7 @@ from poselit.data.records import AnnotationSet
 from poselit.data.sampling import ConcatPoseDataset, ResumableDataLoader, SeededShuffleSampler
 from poselit.data.sources import DatasetSpec, default_data_root, read_annotations, source
 from poselit.data.transforms import AugmentConfig
+from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
 from poselit.skeletons import Skeleton, get_skeleton
 
 Stage = Literal["fit", "validate", "test", "predict"]
@@ -76,17 +77,22 @@ def split_holdout(sets: list[AnnotationSet], count: int, seed: int) -> tuple[lis
 class PoseDataModule(pl.LightningDataModule):
     """Pose datasets chosen by name (``NAME[:SPLIT][@PATH]``, see :mod:`poselit.data.sources`).
 
+    ``input_size``, ``padding``, ``fill`` and the skeleton describe the crops the model
+    sees: ``poselit fit`` links them into the model (:mod:`poselit.cli.lightning`), which
+    owns them from then on (its input description, recorded in checkpoints and cards).
+
     Args:
         train: Datasets concatenated for training (one skeleton).
         val: Datasets for validation, one DataLoader each.
         test: Datasets for testing (default: the validation datasets).
         data_root: Folder holding the dataset folders (default: ``$POSELIT_DATA``).
         input_size: Crop size ``(height, width)``.
-        padding: Person-box enlargement before cropping.
+        padding: Person-box enlargement before cropping: the crop side is
+            ``200 * scale * padding`` px.
         scale: Training box-size range. rotation: Training rotation range (+- deg).
         flip_prob: Training horizontal-flip probability. shift: Training centre shift
             (fraction of the box). color_jitter: Training colour jitter strength.
-        fill: Value of pixels outside the image.
+        fill: Value of pixels outside the image (0-255, all channels).
         batch_size: Samples per batch (per process under DDP).
         num_workers: DataLoader worker processes.
         pin_memory: Pin host memory for faster host-to-GPU copies (default: when CUDA
@@ -107,13 +113,13 @@ class PoseDataModule(pl.LightningDataModule):
         test: list[str] | None = None,
         data_root: str | None = None,
         input_size: tuple[int, int] = (256, 256),
-        padding: float = 1.25,
+        padding: float = DEFAULT_PADDING,
         scale: tuple[float, float] = (0.7, 1.3),
         rotation: float = 40.0,
         flip_prob: float = 0.5,
         shift: float = 0.0,
         color_jitter: float = 0.0,
-        fill: int = 0,
+        fill: int = DEFAULT_FILL,
         batch_size: int = 16,
         num_workers: int = 4,
         pin_memory: bool | None = None,

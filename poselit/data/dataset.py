@@ -34,7 +34,18 @@ from torch.utils.data import Dataset
 
 from poselit.data.records import AnnotationSet, PoseRecord
 from poselit.data.transforms import AugmentConfig, AugmentParams, build_photometric, sample_augment
-from poselit.geometry import PIXEL_STD, affine_scale, apply_affine, check_padding, crop_affine, invert_affine, warp_image
+from poselit.geometry import (
+    DEFAULT_FILL,
+    DEFAULT_PADDING,
+    PIXEL_STD,
+    affine_scale,
+    apply_affine,
+    check_fill,
+    check_padding,
+    crop_affine,
+    invert_affine,
+    warp_image,
+)
 from poselit.skeletons import Skeleton
 
 BadImagePolicy = Literal["raise", "skip"]
@@ -132,8 +143,8 @@ class PoseDataset(Dataset):
         *,
         train: bool = False,
         augment: AugmentConfig | None = None,
-        padding: float = 1.25,
-        fill: int = 0,
+        padding: float = DEFAULT_PADDING,
+        fill: int = DEFAULT_FILL,
         on_bad_image: BadImagePolicy = "raise",
     ) -> None:
         self.records = list(records)
@@ -152,7 +163,7 @@ class PoseDataset(Dataset):
         self.augment = augment or AugmentConfig()
         self.photometric = build_photometric(self.augment) if train else None
         self.padding = check_padding(padding)
-        self.fill = fill
+        self.fill = check_fill(fill)
         self.on_bad_image = on_bad_image
         # A spawn-context counter is inherited by forked DataLoader workers and can also be
         # sent to spawned ones (macOS/Windows workers, DDP spawn); a fork-context one cannot.

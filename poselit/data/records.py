@@ -24,10 +24,6 @@ import numpy as np
 
 from poselit.skeletons import Skeleton
 
-DEFAULT_PADDING = 1.25
-"""Margin added around a person box when cropping, as :class:`~poselit.data.dataset.PoseDataset`
-does by default (the predictor's default for models without a recorded padding)."""
-
 
 class AnnotationError(ValueError):
     """An annotation file or record does not have the expected layout or values."""

@@ -5,14 +5,18 @@ A method subclasses :class:`PoseLitModule` and supplies two things:
 * ``forward(images)`` on normalised float images ``(B, 3, H, W)``, returning a dict with
   the **output contract**: ``keypoints`` ``(B, K, 2)`` in input pixels, ``scores``
   ``(B, K)``, the per-stage raw outputs its loss needs (e.g. ``stages``), and optionally
-  the final ``heatmaps`` ``(B, K, h, w)`` together with a ``decode_heatmaps`` method;
+  the final ``heatmaps`` ``(B, K, h, w)``, whose meaning its :attr:`~PoseLitModule.codec`
+  (a :class:`~poselit.codecs.HeatmapCodec`: stride, targets, decoding) holds;
 * ``loss(outputs, batch)``: a dict of named loss terms with the total under ``"loss"``,
   targets encoded on the device from the batch's ``keypoints`` / ``visibility``.
 
 Everything else lives here, once: image normalisation on the device (the data pipeline
 delivers uint8), the flip test, mapping predictions back to original-image pixels with
-the sample's ``affine``, the metrics of each evaluation dataset's protocol, logging, and
-the optimiser / scheduler given to the constructor (LightningCLI's callables).
+the sample's ``affine`` (:func:`to_image_coords`, :class:`~poselit.predict.Predictor`'s
+too), the metrics of each evaluation dataset's protocol, logging, and the optimiser /
+scheduler given to the constructor (LightningCLI's callables). The model also owns its
+input description (:meth:`PoseLitModule.input_description`: crop size, padding, fill,
+normalisation, skeleton), which the data module is linked to and the card records.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from poselit.checkpoints import CLASS_KEY, check_checkpoint, read_state_dict
-from poselit.geometry import affine_scale, apply_affine
+from poselit.codecs import HeatmapCodec
+from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING, affine_scale, apply_affine, check_fill, check_padding
 from poselit.metrics import MetricResult, pose_metrics
 from poselit.models import class_path
 from poselit.skeletons import Skeleton, skeleton_from_spec
@@ -47,6 +52,18 @@ def flip_back_keypoints(keypoints: Tensor, flip_index: Tensor, width: int) -> Te
     return restored
 
 
+def to_image_coords(keypoints: Tensor, affine: Tensor) -> Tensor:
+    """``(B, K, 2)`` keypoints in model-input pixels -> original-image pixels, through each
+    crop's ``(B, 2, 3)`` input -> original ``affine``: the one way back, for the predict
+    step, the metrics and :class:`~poselit.predict.Predictor` alike.
+
+    Computed where ``affine`` is, in float32 (float64 for a float64 affine) whatever the
+    model's precision: a bfloat16 keypoint would be off by up to a pixel in a large image.
+    """
+    affine = affine.to(torch.float64 if affine.dtype == torch.float64 else torch.float32)
+    return apply_affine(keypoints.to(affine), affine)
+
+
 def flip_back_heatmaps(heatmaps: Tensor, flip_index: Tensor) -> Tensor:
     """Heatmaps predicted on a mirrored image, mirrored back with left/right maps swapped.
 
@@ -63,6 +80,9 @@ class PoseLitModule(pl.LightningModule):
         skeleton: Joint layout: a built-in name (``"lsp"``, ``"mpii"``, ``"coco"``) or a
             COCO-format category dict (custom keypoints).
         input_size: Input crop ``(height, width)``.
+        padding: Margin around a person box when cropping: the crop side is
+            ``200 * scale * padding`` px (the data module's, linked by ``poselit fit``).
+        fill: Value of crop pixels outside the image, 0-255 (linked from the data module).
         mean: Per-channel mean subtracted on the device, in 0-255 units.
         std: Per-channel divisor, in 0-255 units.
         flip_test: Average the prediction with that of the mirrored image at evaluation.
@@ -84,6 +104,8 @@ class PoseLitModule(pl.LightningModule):
         self,
         skeleton: str | dict = "lsp",
         input_size: tuple[int, int] = (256, 256),
+        padding: float = DEFAULT_PADDING,
+        fill: int = DEFAULT_FILL,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         flip_test: bool = True,
@@ -106,6 +128,8 @@ class PoseLitModule(pl.LightningModule):
         # recorded as the data module records it: with a logger, Lightning refuses initial
         # hyper-parameters that the two modules share with different values ([1, 1] != (1, 1))
         self.hparams["input_size"] = self._hparams_initial["input_size"] = self.input_size
+        self.padding = check_padding(padding)
+        self.fill = check_fill(fill)
         self.flip_test = flip_test
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
@@ -118,6 +142,25 @@ class PoseLitModule(pl.LightningModule):
     @property
     def num_joints(self) -> int:
         return self.skeleton.num_joints
+
+    def input_description(self) -> dict[str, Any]:
+        """What the model expects of its input, as its card's ``input`` records it (the
+        spirit of timm's ``pretrained_cfg``): ``skeleton`` (name), crop ``size``
+        ``[height, width]``, ``padding`` and ``fill`` of the crop, ``mean`` and ``std``
+        (0-255 units, 6 decimals). :class:`~poselit.predict.Predictor` crops with it and the
+        exports (:mod:`poselit.zoo.export`, :mod:`poselit.zoo.onnx`) write it.
+
+        >>> PoseLitModule(input_size=(64, 48), fill=128).input_description()["fill"]
+        128
+        """
+        return {
+            "skeleton": self.skeleton.name,
+            "size": list(self.input_size),
+            "mean": [round(float(v), 6) for v in self.mean.flatten()],
+            "std": [round(float(v), 6) for v in self.std.flatten()],
+            "padding": self.padding,
+            "fill": self.fill,
+        }
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs: Any) -> "PoseLitModule":
@@ -150,9 +193,15 @@ class PoseLitModule(pl.LightningModule):
         ``self.backbone`` unless a method keeps it elsewhere."""
         return self.backbone
 
+    codec: HeatmapCodec | None = None
+    """A heatmap method's :class:`~poselit.codecs.HeatmapCodec` (set by its constructor):
+    the stride, targets and decoding of its maps; ``None`` for coordinate methods."""
+
     def decode_heatmaps(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
-        """Keypoints (input pixels) and scores from final heatmaps, for heatmap methods."""
-        raise NotImplementedError
+        """Keypoints (input pixels) and scores from final heatmaps, through :attr:`codec`."""
+        if self.codec is None:
+            raise NotImplementedError(f"{type(self).__name__} has no heatmap codec (not a heatmap method)")
+        return self.codec.decode(heatmaps)
 
     # --- shared inference ---------------------------------------------------------------
 
@@ -207,12 +256,12 @@ class PoseLitModule(pl.LightningModule):
         batch_size = len(batch["image"])
         losses = self.loss(outputs, batch)
         self.log(f"{self._prefix(stage, dataloader_idx)}/loss", losses["loss"], batch_size=batch_size, add_dataloader_idx=False)
-        affine = batch["affine"].float()  # metrics in float32 whatever the model's precision
+        affine = batch["affine"]
         self._metrics(stage, dataloader_idx).update(
-            preds=apply_affine(outputs["keypoints"].float(), affine),
-            target=apply_affine(batch["keypoints"].float(), affine),
+            preds=to_image_coords(outputs["keypoints"], affine),
+            target=to_image_coords(batch["keypoints"], affine),
             visibility=batch["visibility"],
-            norm=batch["norm"] * affine_scale(affine),
+            norm=batch["norm"] * affine_scale(affine.float()),
             scores=outputs["scores"].float(),
         )
         return {"keypoints": outputs["keypoints"].detach(), "scores": outputs["scores"].detach()}
@@ -252,7 +301,7 @@ class PoseLitModule(pl.LightningModule):
         """Keypoints and scores in original-image pixels, with the record index."""
         outputs = self.predict_poses(batch["image"])
         return {
-            "keypoints": apply_affine(outputs["keypoints"].float(), batch["affine"].float()),
+            "keypoints": to_image_coords(outputs["keypoints"], batch["affine"]),
             "scores": outputs["scores"].float(),
             "index": batch["index"],
         }

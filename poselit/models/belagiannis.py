@@ -17,7 +17,8 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from poselit.backbones import create_backbone
-from poselit.codecs import argmax_decode, gaussian_heatmaps, limb_heatmaps, to_input_coords
+from poselit.codecs import HeatmapCodec, Refine, limb_heatmaps
+from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
 from poselit.models.base import Batch, LRScaling, PoseLitModule
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
 
 DEFAULT_BACKBONE = "poselit_belagiannis_trunk"
 OcclusionMode = Literal["include", "ignore", "exclude"]
-Refine = Literal["quarter_offset", "taylor"]
 
 SKIP_CHANNELS = 128  # conv6, the skip feature
 DEEP_CHANNELS = 512  # conv8, the input of conv9
@@ -182,17 +182,19 @@ class BelagiannisRecurrent(PoseLitModule):
 
     **Outputs** of :meth:`forward`: ``stages`` (list of ``(keypoint maps, limb maps or None)``,
     feed-forward first), ``heatmaps`` (the last keypoint maps, ``(B, K, H/4, W/4)``),
-    ``keypoints`` ``(B, K, 2)`` in input pixels (argmax with ``refine``, then
-    :func:`~poselit.codecs.to_input_coords`) and ``scores`` ``(B, K)``: each map's maximum
-    divided by ``heatmap_peak``, so about 1 for a confident joint and 0 for none. The maximum
-    is the paper's visibility predictor (Sec. IV-B); the division changes no ranking.
+    ``keypoints`` ``(B, K, 2)`` in input pixels and ``scores`` ``(B, K)``, decoded by
+    :attr:`codec` (a :class:`~poselit.codecs.HeatmapCodec` of the maps' stride,
+    ``heatmap_std``, ``heatmap_peak`` and ``refine``, which also draws the keypoint
+    targets): argmax with ``refine``, and each map's maximum divided by ``heatmap_peak``,
+    so about 1 for a confident joint and 0 for none. The maximum is the paper's visibility
+    predictor (Sec. IV-B); the division changes no ranking.
 
     **Other backbones**: any timm model name. Its deepest feature at ``stride`` (default:
     stride 4, else the nearest stride, the finer one on a tie), optionally with every deeper
     feature fused in by a top-down neck (``neck_channels``), is both the skip and the deep
     feature, through
     1x1 convolution + ReLU adapters to 128 and 512 channels (N(0, 0.01) like the rest); the
-    heatmaps then have that stride and decoding uses it (:attr:`stride`). Give such a model
+    heatmaps then have that stride and :attr:`codec` has it. Give such a model
     its own ``mean`` / ``std`` (e.g. :data:`~poselit.models.base.IMAGENET_MEAN` / ``_STD``
     for ImageNet weights).
 
@@ -239,6 +241,10 @@ class BelagiannisRecurrent(PoseLitModule):
             with a top-down neck of this many channels
             (:class:`poselit.backbones.TopDownNeck`) before the adapters.
         input_size: Input crop ``(height, width)``; the paper's is 248 x 248.
+        padding: Margin around a person box when cropping (see
+            :class:`~poselit.models.base.PoseLitModule`). The original's: 1.453 (a 1.5x box
+            cropped to 256 px, seen at 248).
+        fill: Value of crop pixels outside the image, 0-255. The original's: 128.
         mean: Per-channel mean, 0-255 units (the original: ``(I - 128) / 256``).
         std: Per-channel divisor, 0-255 units.
         flip_test: Average heatmaps with those of the mirrored image at evaluation.
@@ -269,6 +275,8 @@ class BelagiannisRecurrent(PoseLitModule):
         stride: int | None = None,
         neck_channels: int | None = None,
         input_size: tuple[int, int] = (248, 248),
+        padding: float = DEFAULT_PADDING,
+        fill: int = DEFAULT_FILL,
         mean: Sequence[float] = (128.0, 128.0, 128.0),
         std: Sequence[float] = (256.0, 256.0, 256.0),
         flip_test: bool = True,
@@ -280,6 +288,8 @@ class BelagiannisRecurrent(PoseLitModule):
         super().__init__(
             skeleton=skeleton,
             input_size=input_size,
+            padding=padding,
+            fill=fill,
             mean=mean,
             std=std,
             flip_test=flip_test,
@@ -306,18 +316,18 @@ class BelagiannisRecurrent(PoseLitModule):
         self.num_iterations = int(num_iterations)
         self.body_parts = bool(body_parts)
         self.occlusion = occlusion
-        self.heatmap_std = float(heatmap_std)
-        self.heatmap_peak = float(heatmap_peak)
         self.limb_std_along = float(limb_std_along)
         self.limb_std_across = float(limb_std_across)
         self.fg_threshold = float(fg_threshold)
-        self.refine = refine
         self.register_buffer(
             "limb_pairs", torch.tensor(self.skeleton.limbs, dtype=torch.long).reshape(-1, 2), persistent=False
         )
 
-        self.backbone, self.stride, self.adapters = _build_backbone(
+        self.backbone, stride, self.adapters = _build_backbone(
             backbone, pretrained=pretrained, weights=backbone_weights, stride=stride, neck_channels=neck_channels
+        )
+        self.codec = HeatmapCodec(
+            stride=stride, std=float(heatmap_std), peak=float(heatmap_peak), refine=refine
         )
         self.conv9 = nn.Conv2d(DEEP_CHANNELS, FEATURE_CHANNELS, 1)
         self.conv10 = nn.Conv2d(FEATURE_CHANNELS, FEATURE_CHANNELS, 1)
@@ -339,7 +349,7 @@ class BelagiannisRecurrent(PoseLitModule):
     # --- network ------------------------------------------------------------------------
 
     def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """The skip feature (128 ch) and the deep feature (512 ch), both at :attr:`stride`."""
+        """The skip feature (128 ch) and the deep feature (512 ch), both at the maps' stride."""
         maps = self.backbone(images)
         if self.adapters is None:
             return maps[0], maps[1]
@@ -357,11 +367,6 @@ class BelagiannisRecurrent(PoseLitModule):
         keypoints, scores = self.decode_heatmaps(heatmaps)
         return {"stages": stages, "heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
 
-    def decode_heatmaps(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
-        """Keypoints in input pixels (argmax + ``refine``) and scores (maximum / peak)."""
-        keypoints, scores = argmax_decode(heatmaps, refine=self.refine)
-        return to_input_coords(keypoints, self.stride), scores / self.heatmap_peak
-
     # --- targets and loss ---------------------------------------------------------------
 
     def encode_targets(
@@ -374,9 +379,7 @@ class BelagiannisRecurrent(PoseLitModule):
         """
         size = (int(size[0]), int(size[1]))
         occluded = visibility == 1
-        maps = gaussian_heatmaps(
-            keypoints, visibility, size, self.heatmap_std, peak=self.heatmap_peak, stride=self.stride
-        )
+        maps = self.codec.encode(keypoints, visibility, size)
         out = dict(zip(("keypoints", "keypoint_weights"), self._apply_occlusion(maps, occluded)))
         if self.body_parts:
             limbs = limb_heatmaps(
@@ -386,8 +389,8 @@ class BelagiannisRecurrent(PoseLitModule):
                 size,
                 std_along_frac=self.limb_std_along,
                 std_across_frac=self.limb_std_across,
-                peak=self.heatmap_peak,
-                stride=self.stride,
+                peak=self.codec.peak,
+                stride=self.codec.stride,
             )
             pairs = self.limb_pairs.to(visibility.device)
             limb_occluded = occluded[:, pairs[:, 0]] | occluded[:, pairs[:, 1]]
@@ -396,7 +399,7 @@ class BelagiannisRecurrent(PoseLitModule):
 
     def _apply_occlusion(self, maps: Tensor, occluded: Tensor) -> tuple[Tensor, Tensor]:
         """Target and weights from maps drawn for every annotated entry (``occluded``: (B, C))."""
-        foreground = maps > self.fg_threshold * self.heatmap_peak
+        foreground = maps > self.fg_threshold * self.codec.peak
         weights = balanced_weights(foreground)
         occluded = occluded[..., None, None]
         if self.occlusion == "exclude":

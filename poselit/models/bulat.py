@@ -18,7 +18,8 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from poselit.backbones import Backbone, create_backbone
-from poselit.codecs import argmax_decode, disk_heatmaps, gaussian_heatmaps, to_input_coords
+from poselit.codecs import HeatmapCodec, disk_heatmaps
+from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
 from poselit.models.base import Batch, IMAGENET_MEAN, IMAGENET_STD, LRScaling, PoseLitModule
 
 __all__ = [
@@ -40,9 +41,6 @@ DEFAULT_BACKBONES: dict[str, str] = {"residual": "resnet152", "vgg": "poselit_vg
 PAPER_PERSON_HEIGHT = 200.0
 """Sec. 3: the disk radius is 10 px "for a body size of 200px of an upright standing person"."""
 PAPER_DETECTION_RADIUS = 10.0
-DEFAULT_PADDING = 1.25
-""":class:`~poselit.data.PoseDataModule`'s default box enlargement: a person of box side
-``200 * scale`` spans ``input_height / padding`` pixels of the crop."""
 
 
 # --------------------------------------------------------------------------- initialisers
@@ -367,8 +365,10 @@ class BulatCascade(PoseLitModule):
     logits, regression maps or ``None`` in stage ``"detector"``), both ``(B, K, H, W)``;
     ``heatmaps``: the final maps (regression maps; detection sigmoid in stage
     ``"detector"``); ``keypoints`` ``(B, K, 2)`` in input pixels and ``scores`` ``(B, K)``
-    (map maxima). The flip test averages heatmaps, then :meth:`decode_heatmaps` clamps
-    negatives to 0 before decoding, as the authors' evaluation code does.
+    (map maxima). Every map is at the input's resolution: :attr:`codec` has stride 1,
+    targets of std ``regression_std``, and decoding that clamps negatives to 0 (after the
+    flip test's averaging, as the authors' evaluation code does) before the argmax with the
+    quarter-pixel step.
 
     Parameters (any input size; the paper configurations, default backbones):
 
@@ -425,9 +425,10 @@ class BulatCascade(PoseLitModule):
       joints (visibility 0) are left out. Regression: joints with visibility 0 are left out
       ("stopping the backpropagation for the missing points", the paper's LSP choice).
     * **Disk radius** scales with the crop: ``detection_radius=None`` is 10 px per 200 px of
-      person, the person being ``input_height / 1.25`` px tall in PoseDataModule's default
-      crop (padding 1.25): ``input_height / 25`` px, 10.24 px at 256. (The residual paper
-      model saw people ~200 px tall in 256x256 inputs: 300 px in 380x380 crops rescaled.)
+      person, the person being ``input_height / padding`` px tall in the crop
+      (:func:`default_detection_radius`): ``input_height / 25`` px with the default padding,
+      10.24 px at 256. (The residual paper model saw people ~200 px tall in 256x256 inputs:
+      300 px in 380x380 crops rescaled.)
 
     Args:
         skeleton: Joint layout: a built-in name (``"lsp"``, ``"mpii"``, ``"coco"``) or a
@@ -441,7 +442,7 @@ class BulatCascade(PoseLitModule):
         stage: Training stage: ``"detector"``, ``"regressor"`` (detector frozen) or
             ``"joint"``.
         detection_radius: Disk radius of the detection targets in input pixels; ``None``:
-            ``input_height / 25`` (see above).
+            the paper's 10 px per 200 px of person, given ``padding`` (see above).
         regression_std: Standard deviation of the regression Gaussians in input pixels.
         detection_weight: Weight of the detection loss in stage ``"joint"``.
         regression_weight: Weight of the regression loss in stage ``"joint"``.
@@ -458,6 +459,10 @@ class BulatCascade(PoseLitModule):
         regressor_depth: Residual variant: levels of the hourglass regressor (the paper's 4).
         input_size: Input crop ``(height, width)``: multiples of 64 (residual) or 32 (vgg)
             with the paper's regressor (``4 * 2**regressor_depth`` and ``detector_stride``).
+        padding: Margin around a person box when cropping (see
+            :class:`~poselit.models.base.PoseLitModule`); it also sets the default
+            ``detection_radius``.
+        fill: Value of crop pixels outside the image, 0-255.
         mean: Per-channel mean, 0-255 units (ImageNet's, for the ImageNet trunks).
         std: Per-channel divisor, 0-255 units.
         flip_test: Average heatmaps with those of the mirrored image at evaluation.
@@ -488,6 +493,8 @@ class BulatCascade(PoseLitModule):
         regressor_width: int = 256,
         regressor_depth: int = 4,
         input_size: tuple[int, int] = (256, 256),
+        padding: float = DEFAULT_PADDING,
+        fill: int = DEFAULT_FILL,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         flip_test: bool = True,
@@ -499,6 +506,8 @@ class BulatCascade(PoseLitModule):
         super().__init__(
             skeleton=skeleton,
             input_size=input_size,
+            padding=padding,
+            fill=fill,
             mean=mean,
             std=std,
             flip_test=flip_test,
@@ -530,9 +539,11 @@ class BulatCascade(PoseLitModule):
         self.detection_radius = float(
             detection_radius
             if detection_radius is not None
-            else default_detection_radius(self.input_size[0])
+            else default_detection_radius(self.input_size[0], self.padding)
         )
-        self.regression_std = float(regression_std)
+        self.codec = HeatmapCodec(
+            stride=1, std=float(regression_std), refine="quarter_offset", clamp_negative=True
+        )
         self.detection_weight = float(detection_weight)
         self.regression_weight = float(regression_weight)
 
@@ -602,13 +613,6 @@ class BulatCascade(PoseLitModule):
         keypoints, scores = self.decode_heatmaps(heatmaps)
         return {"stages": (logits, maps), "heatmaps": heatmaps, "keypoints": keypoints, "scores": scores}
 
-    def decode_heatmaps(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
-        """Full-resolution maps -> keypoints (input pixels) and scores: negatives clamped to 0
-        (the authors' evaluation code, after flip averaging), argmax with the quarter-pixel
-        step towards the higher neighbour."""
-        keypoints, scores = argmax_decode(heatmaps.detach().clamp_min(0), refine="quarter_offset")
-        return to_input_coords(keypoints, 1), scores
-
     # --- losses -------------------------------------------------------------------------
 
     def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, Tensor]:
@@ -637,17 +641,20 @@ class BulatCascade(PoseLitModule):
         :attr:`detection_radius` around visible joints (occluded: background; unannotated:
         left out)."""
         target = disk_heatmaps(
-            keypoints, visibility, tuple(logits.shape[-2:]), self.detection_radius, min_visibility=2
+            keypoints,
+            visibility,
+            tuple(logits.shape[-2:]),
+            self.detection_radius / self.codec.stride,  # in map pixels
+            stride=self.codec.stride,
+            min_visibility=2,
         )
         bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
         return _masked_mean(bce, visibility > 0)
 
     def regression_loss(self, maps: Tensor, keypoints: Tensor, visibility: Tensor) -> Tensor:
-        """Mean squared error against Gaussians of std :attr:`regression_std` around every
-        annotated joint (visible or occluded); unannotated joints are left out."""
-        target = gaussian_heatmaps(
-            keypoints, visibility, tuple(maps.shape[-2:]), self.regression_std, min_visibility=1
-        )
+        """Mean squared error against the :attr:`codec`'s Gaussians (std ``regression_std``)
+        around every annotated joint (visible or occluded); unannotated joints are left out."""
+        target = self.codec.encode(keypoints, visibility, tuple(maps.shape[-2:]), min_visibility=1)
         return _masked_mean((maps.float() - target) ** 2, visibility > 0)
 
     # --- helpers ------------------------------------------------------------------------
@@ -663,8 +670,12 @@ class BulatCascade(PoseLitModule):
 
 def default_detection_radius(input_height: int, padding: float = DEFAULT_PADDING) -> float:
     """The paper's 10 px for a 200 px tall person, for a person ``input_height / padding``
-    pixels tall (the crop of :class:`~poselit.data.PoseDataModule`): ``input_height / 25``
-    with the default padding 1.25."""
+    pixels tall (the crop of :class:`~poselit.data.PoseDataset`): ``input_height / 25``
+    with :data:`~poselit.geometry.DEFAULT_PADDING`.
+
+    >>> default_detection_radius(256), default_detection_radius(256, padding=1.0)
+    (10.24, 12.8)
+    """
     return PAPER_DETECTION_RADIUS * input_height / (PAPER_PERSON_HEIGHT * padding)
 
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from poselit.backbones import create_backbone
 from poselit.codecs import soft_argmax, to_heatmap_coords, to_input_coords
+from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
 from poselit.models.base import Batch, LRScaling, PoseLitModule
 from poselit.models.layers import BatchNormNoScale, ConvNormAct, SeparableConv2d, SeparableResidual
 
@@ -353,6 +354,9 @@ class LuvizonSoftArgmax(PoseLitModule):
         presence_weight: Weight of the presence cross-entropy against the coordinate loss.
         input_size: Input crop ``(height, width)``, multiples of ``stride``, at least
             ``2 * stride`` (paper: 256x256).
+        padding: Margin around a person box when cropping (see
+            :class:`~poselit.models.base.PoseLitModule`).
+        fill: Value of crop pixels outside the image, 0-255.
         mean: Per-channel mean in 0-255 units; the default with ``std`` gives the paper's
             ``(x / 255 - 0.5) * 2``.
         std: Per-channel divisor in 0-255 units.
@@ -383,6 +387,8 @@ class LuvizonSoftArgmax(PoseLitModule):
         neck_channels: int | None = None,
         presence_weight: float = 1.0,
         input_size: tuple[int, int] = (256, 256),
+        padding: float = DEFAULT_PADDING,
+        fill: int = DEFAULT_FILL,
         mean: Sequence[float] = INPUT_MEAN,
         std: Sequence[float] = INPUT_STD,
         flip_test: bool = True,
@@ -398,6 +404,8 @@ class LuvizonSoftArgmax(PoseLitModule):
         super().__init__(
             skeleton=skeleton,
             input_size=input_size,
+            padding=padding,
+            fill=fill,
             mean=mean,
             std=std,
             flip_test=flip_test,

@@ -2,9 +2,10 @@
 
 A card says everything about its checkpoint: ``name``, ``description``, the module to
 build (``class_path`` + ``init_args``: the constructor arguments), ``input`` (skeleton,
-crop size, normalisation, crop padding), ``training`` (recipe, data, Lightning's
-counters), ``metrics`` (measured with :mod:`poselit.evaluate`: dataset split, records, one
-column dict per protocol), ``weights`` (``sha256``, ``size``, ``dtype``, and where the
+crop size, normalisation, crop padding and fill: the model's input description, which
+models of cards without ``padding`` / ``fill`` in ``init_args`` are built with),
+``training`` (recipe, data, Lightning's counters), ``metrics`` (measured with
+:mod:`poselit.evaluate`: dataset split, records, one column dict per protocol), ``weights`` (``sha256``, ``size``, ``dtype``, and where the
 bytes are: ``file``, relative to the card, and/or ``hub``: ``repo_id``, pinned
 ``revision``, ``filename``), ``license``, ``citation``. An export folder's ``config.json``
 is the subset needed to rebuild the module and check its weights
@@ -26,7 +27,7 @@ import yaml
 from poselit import __version__
 from poselit.atomic import write_atomic
 from poselit.files import load_json
-from poselit.geometry import check_padding
+from poselit.geometry import check_fill, check_padding
 
 FORMAT_VERSION = 1
 """Version of the card and ``config.json`` layout; newer files are refused with a clear error."""
@@ -199,6 +200,8 @@ class ModelCard:
         input_ = dict(_field(data, "input", Mapping, where, required=False) or {})
         if input_.get("padding") is not None:
             check_padding(input_["padding"], f"{where}: field 'input.padding'", ZooError)
+        if input_.get("fill") is not None:
+            check_fill(input_["fill"], f"{where}: field 'input.fill'", ZooError)
         return cls(
             name=name,
             class_path=_field(data, "class_path", str, where),

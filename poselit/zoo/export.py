@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from safetensors.torch import save
 
-from poselit.atomic import write_atomic
+from poselit.atomic import make_folder, write_atomic
 from poselit.checkpoints import CONFIG_KEY, read_checkpoint, saved_class_path
 from poselit.complexity import count_gflops, count_parameters
 from poselit.data.datamodule import PoseDataModule
@@ -46,7 +46,7 @@ from poselit.zoo.cards import (
 )
 from poselit.zoo.catalog import zoo_folder
 from poselit.zoo.hub import sha256_file
-from poselit.zoo.loading import build_module, load_weights, offline_args, resolve_class
+from poselit.zoo.loading import build_module, load_weights, offline_args, resolve_class, with_input_args
 from poselit.zoo.publishing import hub_readme
 from poselit.zoo.table import write_table
 
@@ -58,7 +58,9 @@ def checkpoint_model_args(
 
     The class is ``class_path`` if given, else the one the checkpoint records
     (:func:`~poselit.checkpoints.saved_class_path`).
-    Weight-fetching arguments are written as "nothing to fetch".
+    Weight-fetching arguments are written as "nothing to fetch". A checkpoint saved before
+    the model owned its crop ``padding`` and ``fill`` gets those of the data module it was
+    trained with (``datamodule_hyper_parameters``), where the class takes them.
     """
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     hparams.pop("_class_path", None)
@@ -72,6 +74,7 @@ def checkpoint_model_args(
     cls = resolve_class(class_path, where)
     if not hparams:
         raise ZooError(f"{where}: the checkpoint holds no hyper-parameters; {cls.__name__} cannot be rebuilt from it")
+    hparams = with_input_args(cls, hparams, checkpoint.get("datamodule_hyper_parameters") or {})
     try:
         init_args = json.loads(json.dumps(offline_args(cls, hparams)))  # tuples -> lists; fails on non-data values
     except (TypeError, ValueError) as err:
@@ -157,19 +160,6 @@ def _display_path(path: Path) -> str:
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-def input_info(model: PoseLitModule, padding: float | None) -> dict[str, Any]:
-    """The card's ``input``: skeleton, crop size, normalisation (0-255 units), crop padding."""
-    return without_none(
-        {
-            "skeleton": model.skeleton.name,
-            "size": list(model.input_size),
-            "mean": [round(float(v), 6) for v in model.mean.flatten()],
-            "std": [round(float(v), 6) for v in model.std.flatten()],
-            "padding": padding,
-        }
-    )
-
-
 def metrics_entry(report: EvaluationReport, measured_with: str) -> dict[str, Any]:
     """One card ``metrics`` entry from an evaluation report: split (``NAME:SPLIT[@PATH]``),
     records, and the columns of each protocol (percent, 2 decimals; ``null``: unscorable)."""
@@ -189,15 +179,15 @@ def evaluate_model(
     datasets: Sequence[str],
     data_root: str | Path | None = None,
     *,
-    padding: float | None = None,
     batch_size: int = 16,
     num_workers: int = 0,
     accelerator: str = "auto",
     first: int | None = None,
 ) -> list[EvaluationReport]:
     """Score ``model`` on dataset splits with the project's test loop (``Trainer.test``:
-    the flip test and metrics of :class:`PoseLitModule`), one report per split; with
-    ``first``, on the first ``first`` people of each split only (a quick check)."""
+    the flip test and metrics of :class:`PoseLitModule`, crops as the model's input
+    description says), one report per split; with ``first``, on the first ``first``
+    people of each split only (a quick check)."""
     if first is not None:  # whole batches of the first people: a batch size dividing ``first``
         batch_size = max(size for size in range(1, min(batch_size, first) + 1) if first % size == 0)
     data = PoseDataModule(
@@ -205,9 +195,10 @@ def evaluate_model(
         val=list(datasets),
         data_root=str(data_root) if data_root else None,
         input_size=model.input_size,
+        padding=model.padding,
+        fill=model.fill,
         batch_size=batch_size,
         num_workers=num_workers,
-        **({} if padding is None else {"padding": padding}),
     )
     trainer = pl.Trainer(
         accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
@@ -306,16 +297,15 @@ def export_checkpoint(
         for key, value in model.state_dict().items()
     }
     model.load_state_dict(tensors)  # the module exactly as it will be loaded
-    padding = (data.get("datamodule_hyper_parameters") or {}).get("padding")
     metrics = [metrics_entry(r, "poselit eval") for r in reports]
     check: dict[str, Any] = {}
     if evaluate:
         measured_with = f"poselit zoo export --evaluate (flip_test={model.flip_test})"
-        measured = evaluate_model(model, evaluate, data_root, padding=padding, batch_size=batch_size)
+        measured = evaluate_model(model, evaluate, data_root, batch_size=batch_size)
         metrics += [metrics_entry(r, measured_with) for r in measured]
-        check = quick_check(model, evaluate[0], data_root, padding=padding, first=check_records, batch_size=batch_size)
+        check = quick_check(model, evaluate[0], data_root, first=check_records, batch_size=batch_size)
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     weights_path = out / WEIGHTS_FILE
     # one metadata key only: safetensors writes several in random order, and the same
     # checkpoint must give the same bytes (and sha256) on every export
@@ -332,7 +322,7 @@ def export_checkpoint(
             hub=HubLocation(repo_id) if repo_id else None,
         ),
         description=description,
-        input=input_info(model, padding),
+        input=model.input_description(),
         training=training_info(data, run_config.recipe if run_config else None, training_data),
         metrics=tuple(metrics),
         complexity={"parameters": count_parameters(model), "gflops": round(count_gflops(model), 3)},
@@ -359,7 +349,7 @@ def add_to_zoo(
     """Write ``card`` into the zoo folder, naming ``weights_file`` (copied beside the card
     with ``ship``), merged with an existing card of that name; regenerate the table."""
     folder = zoo_folder(zoo_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     path = folder / f"{card.name}.yaml"
     if ship:
         shipped = folder / f"{card.name}.safetensors"

@@ -3,7 +3,10 @@
 A card (or an export's ``config.json``) names a class and its constructor arguments; the
 module is built with every weight-fetching argument switched off (its safetensors file
 holds every tensor), its weights are loaded strictly after their sha256 matched
-(:func:`poselit.zoo.hub.download`), and it is put in eval mode.
+(:func:`poselit.zoo.hub.download`), and it is put in eval mode. Before anything is
+allocated, the tensor shapes in the file's header are compared with those of the model
+built on the meta device, so a card asking for an absurd width fails at once instead of
+allocating a huge model first.
 ``Method.from_pretrained(name)`` is ``load(name, expect=Method)``.
 
 A config only names classes of poselit or of modules the caller has already imported.
@@ -21,9 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
-from safetensors.torch import load_file
-
 from poselit import __version__
+from poselit.files import load_safetensors, safetensors_shapes
 from poselit.models import BASE_CLASS_PATH, class_paths, import_class
 from poselit.zoo.cards import ModelCard, ZooError
 from poselit.zoo.hub import download
@@ -68,10 +70,18 @@ def resolve_class(class_path: str, where: str = "") -> type[PoseLitModule]:
     return cls
 
 
-def build_module(class_path: str, init_args: Mapping[str, Any], where: str = "") -> PoseLitModule:
+def build_module(
+    class_path: str,
+    init_args: Mapping[str, Any],
+    where: str = "",
+    weight_shapes: Mapping[str, tuple[int, ...]] | None = None,
+) -> PoseLitModule:
     """A freshly initialised ``class_path`` built with ``init_args``, weight-fetching
     arguments switched off (:data:`OFFLINE_ARGS`): nothing is downloaded. Arguments the
-    class does not take are an error, not ignored."""
+    class does not take are an error, not ignored. With ``weight_shapes`` (name -> shape of
+    the weights to be loaded), the model is first built on the meta device and compared
+    with them (:func:`check_weight_shapes`), so that nothing is allocated for weights that
+    would not fit."""
     cls = resolve_class(class_path, where)
     names = argument_names(cls)
     unknown = [] if names is None else [k for k in init_args if k not in names]
@@ -80,7 +90,28 @@ def build_module(class_path: str, init_args: Mapping[str, Any], where: str = "")
             f"{where}: {cls.__name__} takes no argument {', '.join(map(repr, unknown))} "
             f"(written by another poselit version? this is {__version__})"
         )
-    return cls(**offline_args(cls, init_args))
+    args = offline_args(cls, init_args)
+    if weight_shapes is not None:
+        with torch.device("meta"):
+            check_weight_shapes(cls(**args).state_dict(), weight_shapes, where)
+    return cls(**args)
+
+
+def check_weight_shapes(
+    state: Mapping[str, torch.Tensor], weight_shapes: Mapping[str, tuple[int, ...]], where: str
+) -> None:
+    """A :class:`ZooError` naming the first differences unless ``weight_shapes`` has exactly
+    the names and shapes of the model's ``state`` (meta tensors will do: only shapes are read)."""
+    problems = [f"missing {name}" for name in state if name not in weight_shapes]
+    problems += [f"unexpected {name}" for name in weight_shapes if name not in state]
+    problems += [
+        f"{name}: weights {list(weight_shapes[name])}, model {list(tensor.shape)}"
+        for name, tensor in state.items()
+        if name in weight_shapes and tuple(tensor.shape) != tuple(weight_shapes[name])
+    ]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ZooError(f"{where}: the weights do not fit the model its config describes: {'; '.join(problems[:3])}{more}")
 
 
 def argument_names(cls: type) -> set[str] | None:
@@ -96,6 +127,25 @@ def offline_args(cls: type, init_args: Mapping[str, Any]) -> dict[str, Any]:
     names = argument_names(cls)
     forced = {k: v for k, v in OFFLINE_ARGS.items() if k in (init_args if names is None else names)}
     return {**init_args, **forced}
+
+
+INPUT_ARGS = ("padding", "fill")
+"""Constructor arguments of the model's input description that checkpoints and cards of
+earlier versions keep beside ``init_args`` (the data module's hyper-parameters, the card's
+``input``) rather than in them."""
+
+
+def with_input_args(cls: type, init_args: Mapping[str, Any], recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """``init_args`` with the :data:`INPUT_ARGS` they lack taken from ``recorded`` (a card's
+    ``input``, a checkpoint's data-module hyper-parameters), where ``cls`` takes them: a
+    model saved before it owned its crop ``padding`` and ``fill`` crops as it was trained."""
+    names = argument_names(cls)
+    missing = {
+        key: recorded[key]
+        for key in INPUT_ARGS
+        if key not in init_args and recorded.get(key) is not None and (names is None or key in names)
+    }
+    return {**init_args, **missing}
 
 
 def load_weights(model: PoseLitModule, tensors: Mapping[str, torch.Tensor], where: str) -> PoseLitModule:
@@ -121,8 +171,11 @@ def load_with_card(
     card, path = download(name, revision=revision, cache_dir=cache_dir, zoo_dir=zoo_dir)
     if expect is not None:
         check_card_class(card, expect)
-    model = build_module(card.class_path, card.init_args, str(card.source or card.name))
-    load_weights(model, load_file(path), str(path))
+    shapes = safetensors_shapes(path, "zoo weights", ZooError)
+    where = str(card.source or card.name)
+    init_args = with_input_args(resolve_class(card.class_path, where), card.init_args, card.input)
+    model = build_module(card.class_path, init_args, where, shapes)
+    load_weights(model, load_safetensors(path, "zoo weights", ZooError), str(path))
     return model.to(device or "cpu").eval(), card
 
 
@@ -167,12 +220,15 @@ def check_card_class(card: ModelCard, expected: type[PoseLitModule]) -> None:
 
 
 __all__ = [
+    "INPUT_ARGS",
     "OFFLINE_ARGS",
     "build_module",
     "check_card_class",
+    "check_weight_shapes",
     "load",
     "load_weights",
     "load_with_card",
     "offline_args",
     "resolve_class",
+    "with_input_args",
 ]

@@ -64,8 +64,8 @@ from torch import Tensor, nn
 
 from poselit import __version__
 from poselit.atomic import write_atomic
-from poselit.data.records import DEFAULT_PADDING
 from poselit.extras import require
+from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
 from poselit.models import class_path
 from poselit.skeletons import SKELETONS, Skeleton, skeleton_from_spec
 from poselit.zoo.cards import ModelCard, ZooError
@@ -169,15 +169,15 @@ class OnnxMetadata:
 
     @classmethod
     def of_model(cls, model: PoseLitModule, card: ModelCard | None = None) -> OnnxMetadata:
-        """The metadata of ``model``: its own input description; ``padding`` and ``fill``
-        from the card's ``input`` (default 1.25 and 0, as ``Predictor``'s)."""
-        given = card.input if card is not None else {}
+        """The metadata of ``model``: its input description
+        (:meth:`~poselit.models.base.PoseLitModule.input_description`), and the card's name."""
+        given = model.input_description()
         return cls(
-            input_size=tuple(model.input_size),
-            mean=tuple(round(float(v), 6) for v in model.mean.flatten()),
-            std=tuple(round(float(v), 6) for v in model.std.flatten()),
-            padding=float(given.get("padding") or DEFAULT_PADDING),
-            fill=int(given.get("fill", 0)),
+            input_size=tuple(given["size"]),
+            mean=tuple(given["mean"]),
+            std=tuple(given["std"]),
+            padding=float(given["padding"]),
+            fill=given["fill"],
             skeleton=model.skeleton,
             flip_test=bool(model.flip_test),
             class_path=class_path(type(model)),
@@ -233,14 +233,15 @@ class OnnxMetadata:
     def check_card(self, card: ModelCard, where: str) -> None:
         """A :class:`~poselit.zoo.ZooError` naming ``where`` and the field when the card's
         ``input`` (size, mean, std, padding, fill, skeleton) says otherwise; fields the card
-        leaves out are not compared, except ``padding`` and ``fill`` (their defaults)."""
+        leaves out are not compared, except ``padding`` and ``fill`` (their defaults,
+        :data:`~poselit.geometry.DEFAULT_PADDING` and :data:`~poselit.geometry.DEFAULT_FILL`)."""
         given = card.input
         fields = (
             ("input.size", given.get("size"), list(self.input_size), _equal),
             ("input.mean", given.get("mean"), list(self.mean), _close),
             ("input.std", given.get("std"), list(self.std), _close),
             ("input.padding", given.get("padding") or DEFAULT_PADDING, self.padding, _close),
-            ("input.fill", given.get("fill", 0), self.fill, _equal),
+            ("input.fill", given.get("fill", DEFAULT_FILL), self.fill, _equal),
             ("input.skeleton", given.get("skeleton"), self.skeleton, _same_skeleton),
         )
         for name, expected, actual, same in fields:
@@ -337,8 +338,8 @@ def export_onnx(
     Args:
         model: A float32 pose model (left in the mode it was in; traced on its device).
         path: The ``.onnx`` file, written whole or not at all (:func:`~poselit.atomic.write_atomic`).
-        card: Its model card: its name goes into the metadata with its ``padding`` and
-            ``fill``; a card whose ``input`` does not describe the model is a
+        card: Its model card: its name goes into the metadata; a card whose ``input`` does
+            not describe the model (crop padding and fill included) is a
             :class:`~poselit.zoo.ZooError` naming the field, and nothing is written.
         opset: ONNX opset version.
     """
