@@ -7,7 +7,7 @@ model's margin (``padding``), exactly as training crops are built around the ann
 joints. The person is **lost** when fewer than ``min_confident`` (a fraction of the
 skeleton's joints) are confident, when their box does not fit the frame (centre outside
 it, or a side longer than the frame's longer side), or when it is so small that its crop
-would magnify the frame more than :data:`MAX_ZOOM` times (typically all joints collapsed
+would magnify the frame more than :data:`~poselit.predict.MAX_ZOOM` times (typically all joints collapsed
 onto one spot by a model that sees no person); the next frame is then cropped whole
 again. Optional temporal smoothing (:class:`~poselit.smoothing.OneEuroFilter`, frame
 ``i`` at ``i / fps`` seconds) filters the confident joints of tracked frames; it restarts
@@ -31,7 +31,7 @@ processed (none processed: no file; a killed process leaves only the temporaries
 
 **Bad input**: a video that is missing or cannot be opened or decoded raises
 :class:`VideoReadError` naming it, before anything is written. A video that ends before
-the frame count in its header is processed up to its end, with a warning naming it and
+the frame count in its header is processed up to its end, with a warning (:class:`VideoEndedEarly`) naming it and
 both counts (:attr:`VideoResult.ended_early`). A frame whose size differs from the first
 frame's raises :class:`VideoReadError` naming the file and the frame's index, the frames
 before it written (a size change has no place in one output video, and tracking boxes
@@ -57,8 +57,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from poselit.geometry import PIXEL_STD, box_from_keypoints
-from poselit.predict import PosePrediction, Predictor, draw_predictions, image_document
+from poselit.atomic import make_folder
+from poselit.predict import (
+    PosePrediction,
+    Predictor,
+    draw_predictions,
+    image_document,
+    joints_box,
+    smallest_joints_box,
+)
 from poselit.progress import PROGRESS_MIN_ITEMS, show_progress
 from poselit.smoothing import FilterState, OneEuroFilter
 from poselit.visualize import draw_label
@@ -66,16 +73,17 @@ from poselit.visualize import draw_label
 FOURCC = "mp4v"
 """Codec of the annotated videos (in an ``.mp4`` container)."""
 
-MAX_ZOOM = 4.0
-"""Largest magnification of a tracking crop (model input side / crop side): a smaller
-person box holds too few pixels for a pose, and a crop of it would lock onto that spot."""
-
 DEFAULT_FPS = 30.0
 """Frame rate assumed for a video whose header gives none (with a warning)."""
 
 
 class VideoReadError(OSError):
     """A video file is missing, cannot be opened or decoded, or changes frame size."""
+
+
+class VideoEndedEarly(UserWarning):
+    """A video ended before the frame count its header announces (its frames up to there
+    are written); ``poselit predict`` turns it into an error."""
 
 
 @dataclass(frozen=True)
@@ -195,14 +203,9 @@ def tracking_box(
     >= ``min_score``), or ``None`` when the person is lost (see the module docs) in a frame
     of ``size = (height, width)``; ``min_side`` is the smallest box side, px."""
     confident = np.asarray(scores) >= min_score
-    if not confident.any() or confident.sum() < min_confident * len(confident):
+    if confident.sum() < min_confident * len(confident):
         return None
-    center, scale = box_from_keypoints(keypoints, confident)
-    height, width = size
-    inside = -0.5 <= center[0] <= width - 0.5 and -0.5 <= center[1] <= height - 0.5
-    if not inside or not min_side <= PIXEL_STD * scale <= max(height, width):
-        return None
-    return {"center": center.tolist(), "scale": scale}
+    return joints_box(keypoints, confident, size, min_side=min_side)
 
 
 def track(
@@ -221,7 +224,7 @@ def track(
     rules = {
         "min_score": min_score,
         "min_confident": min_confident,
-        "min_side": predictor.model.input_size[0] / (MAX_ZOOM * predictor.padding),
+        "min_side": smallest_joints_box(predictor.model.input_size, predictor.padding),
     }
     for index, frame in enumerate(frames):
         pose = predictor.predict(frame, box=box, names=[name], progress=False)[0]
@@ -319,7 +322,7 @@ def predict_video(
             long videos (or of unknown length), when stderr is a terminal.
 
     Returns:
-        A :class:`VideoResult`; a warning tells when the video ended early.
+        A :class:`VideoResult`; a :class:`VideoEndedEarly` warning tells when the video ended early.
     """
     path, out = Path(path), Path(out_dir)
     video_path, lines_path = out / f"{path.stem}.mp4", out / f"{path.stem}.jsonl"
@@ -327,7 +330,7 @@ def predict_video(
         raise ValueError(f"writing into {out} would overwrite the input video {path}; choose another folder")
     lost = 0
     with open_video(path) as (info, frames):
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         shown = show_progress(progress, info.frames or PROGRESS_MIN_ITEMS)
         with VideoOutputs(video_path, lines_path, info.fps, info.size) as outputs, tqdm(
             total=info.frames, desc=path.name, unit="frame", disable=not shown
@@ -344,7 +347,8 @@ def predict_video(
     if result.ended_early:
         warnings.warn(
             f"{path}: the video ended after {result.frames} of the {info.frames} frames its header "
-            f"announces; wrote those {result.frames}",
+            f"announces; wrote those {result.frames} to {video_path} and {lines_path}",
+            VideoEndedEarly,
             stacklevel=2,
         )
     return result
@@ -353,9 +357,9 @@ def predict_video(
 __all__ = [
     "DEFAULT_FPS",
     "FOURCC",
-    "MAX_ZOOM",
     "TrackedFrame",
     "VideoInfo",
+    "VideoEndedEarly",
     "VideoOutputs",
     "VideoReadError",
     "VideoResult",

@@ -72,3 +72,15 @@ def test_latency_benchmark_splits_end_to_end_time_into_stages():
         assert row["flip_test"] or ms["flip"] == 0  # no flip test, no flip time
         assert ms["pre_post_fraction"] == pytest.approx(1 - (ms["network"] + ms["flip"]) / ms["end_to_end"], abs=2e-3)
     assert result["images"] == 3 and result["smoke"]
+
+
+def test_whole_image_benchmark_scores_the_box_one_pass_and_two_passes(tmp_path):
+    out = tmp_path / "whole_image.json"
+    result = _run("benchmarks/whole_image.py", "--smoke", "--canvas", "1", "2", "--out", str(out))
+    assert json.loads(out.read_text()) == result and result["people"] == 4 and result["smoke"]
+    rows = result["rows"]
+    assert [(row["canvas"], row["setting"]) for row in rows] == [
+        (canvas, setting) for canvas in (1.0, 2.0) for setting in ("box", "whole", "whole_refined")
+    ]
+    for row in rows:
+        assert 0 <= row["PCK@0.2"] <= 100 and 0 <= row["PCK@0.2 AUC"] <= 100 and row["seconds"] > 0

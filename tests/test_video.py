@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from poselit.cli import main
 from poselit.geometry import PIXEL_STD
 from poselit.data.synthetic import random_pose, render_figure
 from poselit.predict import PosePrediction, Predictor, whole_image_box
 from poselit.skeletons import LSP
 from poselit.smoothing import OneEuroFilter
-from poselit.video import FOURCC, VideoReadError, predict_video, track, tracking_box
+from poselit.video import FOURCC, VideoReadError, VideoResult, predict_video, track, tracking_box
 from tiny_models import TinyHeatmapModel
 
 HEIGHT, WIDTH, FRAMES, FPS = 72, 128, 24, 25.0
@@ -232,3 +234,112 @@ def test_outputs_never_overwrite_the_input(tmp_path, predictor):
     clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=2)[0])
     with pytest.raises(ValueError, match="would overwrite the input video"):
         predict_video(predictor, clip, tmp_path)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def cli_predictor(predictor, monkeypatch) -> list[dict]:
+    """``poselit predict`` runs the tiny ``predictor`` whatever ``--model`` names; returns
+    the options the command asked ``Predictor.from_zoo`` for."""
+    calls: list[dict] = []
+
+    def from_zoo(cls, name, **options):
+        calls.append({"name": name, **options})
+        return predictor
+
+    monkeypatch.setattr(Predictor, "from_zoo", classmethod(from_zoo))
+    return calls
+
+
+def predict_cli(*argv: str) -> int:
+    return main(["predict", *argv, "--model", "tiny", "--device", "cpu"])
+
+
+def test_cli_predict_on_a_video_and_an_image_writes_both_kinds_of_output(tmp_path, cli_predictor, capsys):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    write_video(inputs / "clip.MP4", walking_figure()[0])
+    cv2.imwrite(str(inputs / "photo.png"), walking_figure(frames=1)[0][0])
+    out = tmp_path / "out"
+    assert predict_cli(str(inputs), "--out", str(out), "--smooth") == 0  # a folder: its images and videos
+    assert sorted(p.name for p in out.iterdir()) == ["clip.jsonl", "clip.mp4", "photo.json", "photo.png"]
+    assert count_frames(out / "clip.mp4") == FRAMES
+    lines = read_lines(out / "clip.jsonl")
+    assert [line["frame"] for line in lines] == list(range(FRAMES)) and lines[0]["model"] == "tiny"
+    captured = capsys.readouterr()
+    assert f"{inputs / 'clip.MP4'}: {FRAMES} frames (person lost in " in captured.out
+    assert f"wrote {out / 'clip.mp4'} and {out / 'clip.jsonl'}" in captured.out
+    assert "clip.MP4" in captured.err and f"{FRAMES}/{FRAMES}" in captured.err  # the progress bar
+    assert cli_predictor[0]["name"] == "tiny" and cli_predictor[0]["refine"] is False
+
+
+def test_cli_video_options_set_smoothing_tracking_and_refine(tmp_path, cli_predictor, monkeypatch):
+    from poselit.cli import build_parser
+    from poselit.cli.predict import smoothing_filter
+
+    def parse(*options: str):
+        return build_parser().parse_args(["predict", "clip.mp4", "--model", "m", "--out", "o", *options])
+
+    assert smoothing_filter(parse()) is None
+    assert smoothing_filter(parse("--smooth")) == OneEuroFilter()
+    assert smoothing_filter(parse("--min-cutoff", "0.5")) == OneEuroFilter(min_cutoff=0.5)  # implies --smooth
+    assert smoothing_filter(parse("--smooth", "--beta", "0.2")) == OneEuroFilter(beta=0.2)
+    calls = []
+
+    def stand_in(predictor, path, out_dir, **options) -> VideoResult:
+        calls.append(options)
+        return VideoResult(Path(out_dir) / "clip.mp4", Path(out_dir) / "clip.jsonl", 2, 0, 2, FPS)
+
+    monkeypatch.setattr("poselit.video.predict_video", stand_in)
+    clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=2)[0])
+    argv = ("--out", str(tmp_path / "out"), "--min-score", "0.6", "--min-confident", "0.25", "--beta", "0", "--quiet")
+    assert predict_cli(str(clip), *argv, "--refine") == 0
+    assert cli_predictor[-1]["refine"] is True  # whole frames get a second pass
+    assert calls == [{"smoothing": OneEuroFilter(beta=0.0), "model": "tiny", "progress": False,
+                      "min_score": 0.6, "min_confident": 0.25}]
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["predict"].format_help().split())
+    defaults = inspect.signature(predict_video).parameters
+    for option in ("min_score", "min_confident"):  # the help states the library's defaults
+        assert f"(default {defaults[option].default})" in help_text
+
+
+def test_cli_unreadable_and_truncated_videos_end_in_one_line_with_exit_2(tmp_path, cli_predictor, capsys):
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    assert predict_cli(str(tmp_path / "junk.mp4"), "--out", str(tmp_path / "o1"), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"poselit: error: {tmp_path / 'junk.mp4'}: cannot open the video") and err.count("\n") == 1
+    assert not (tmp_path / "o1").exists()
+
+    clip = write_video(tmp_path / "clip.avi", walking_figure()[0], "MJPG")
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    readable = count_frames(clip)
+    assert predict_cli(str(clip), "--out", str(tmp_path / "o2"), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"poselit: error: {clip}: the video ended after {readable} of the {FRAMES} frames")
+    assert err.count("\n") == 1  # the error only, not also the library's warning
+    assert count_frames(tmp_path / "o2" / "clip.mp4") == len(read_lines(tmp_path / "o2" / "clip.jsonl")) == readable
+
+
+def test_cli_a_frame_size_change_ends_in_one_line_with_the_frames_before_it_written(tmp_path, cli_predictor, capsys, monkeypatch):
+    images = walking_figure(frames=4)[0]
+    images[2:] = [cv2.resize(i, (WIDTH // 2, HEIGHT // 2)) for i in images[2:]]
+    for t, image in enumerate(images):  # an image sequence: OpenCV's FFmpeg reader would rescale
+        cv2.imwrite(str(tmp_path / f"frame_{t:03d}.png"), image)
+    opener = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda path: opener(str(tmp_path / "frame_%03d.png"), cv2.CAP_IMAGES))
+    (tmp_path / "clip.mp4").touch()
+    with pytest.warns(UserWarning, match="gives no frame rate"):
+        assert predict_cli(str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "--quiet") == 2
+    monkeypatch.undo()
+    assert f"poselit: error: {tmp_path / 'clip.mp4'}: frame 2 is 64x36 px" in capsys.readouterr().err
+    assert count_frames(tmp_path / "out" / "clip.mp4") == len(read_lines(tmp_path / "out" / "clip.jsonl")) == 2
+
+
+def test_cli_refuses_two_videos_that_would_write_the_same_files(tmp_path, cli_predictor, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_video(tmp_path / folder / "clip.mp4", walking_figure(frames=1)[0])
+    assert predict_cli(str(tmp_path / "a" / "clip.mp4"), str(tmp_path / "b" / "clip.mp4"), "--out", str(tmp_path / "out")) == 2
+    assert "two inputs would write the same outputs clip.*" in capsys.readouterr().err

@@ -1,0 +1,138 @@
+"""Photos without a person box: how close whole-image prediction comes to the annotated box,
+in one pass and in two (``Predictor(..., refine=True)``).
+
+For each zoo model, every LSP test person (1000 images, one person each, roughly
+person-sized photographs) is predicted through :class:`~poselit.predict.Predictor` in
+three settings, and scored with LSP's protocol (PCK@0.2 of the torso, AUC, PCP:
+:func:`poselit.evaluate.evaluate_poses`, the scoring of ``poselit eval``):
+
+* ``box``: the annotated person box (as the test loop crops: the model card's numbers);
+* ``whole``: no box, one pass (the whole image is the crop);
+* ``whole_refined``: no box, a second pass on the crop around the first pass's joints.
+
+``--canvas F`` also places each image in the middle of a black canvas ``F`` times its
+width and height (a smaller person in a larger photograph; ``1``: the images as they are);
+the poses are mapped back to the image's pixels before scoring. ``seconds`` is the wall
+time of each setting. Prints one JSON object, also written to ``--out``.
+
+    POSELIT_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/whole_image.py \\
+        bulat-mobilenetv2-lsp --canvas 1 2 --out benchmarks/results/whole_image_cpu.json
+
+``--smoke`` runs the demo model on 4 generated images (the test suite uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+import poselit
+from poselit.atomic import write_atomic
+from poselit.data.records import AnnotationSet
+from poselit.data.synthetic import write_synthetic_lsp
+from poselit.evaluate import EvaluationReport, evaluate_poses
+from poselit.predict import Predictor, load_image
+from train_step import machine_info
+
+SETTINGS = ("box", "whole", "whole_refined")
+
+
+def on_canvas(image: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` in the middle of a black canvas ``factor`` times its size, and the offset
+    ``(x, y)`` of the image's top-left pixel in it."""
+    height, width = image.shape[:2]
+    canvas_height, canvas_width = round(height * factor), round(width * factor)
+    top, left = (canvas_height - height) // 2, (canvas_width - width) // 2
+    canvas = np.zeros((canvas_height, canvas_width, 3), np.uint8)
+    canvas[top : top + height, left : left + width] = image
+    return canvas, np.array([left, top], np.float32)
+
+
+def chunks(count: int, size: int) -> Iterator[range]:
+    for start in range(0, count, size):
+        yield range(start, min(start + size, count))
+
+
+def predict_split(predictor: Predictor, annotations: AnnotationSet, setting: str, factor: float) -> np.ndarray:
+    """``(N, K, 2)`` keypoints (the images' own pixels) of every record, in ``setting`` on
+    canvases ``factor`` times the image; images decoded a batch at a time."""
+    keypoints = []
+    records = annotations.records
+    for batch in chunks(len(records), 4 * predictor.batch_size):
+        images, offsets = zip(*(on_canvas(load_image(records[i].image), factor) for i in batch))
+        boxes = [
+            {"center": (records[i].center + offset).tolist(), "scale": records[i].scale} if setting == "box" else None
+            for i, offset in zip(batch, offsets)
+        ]
+        for pose, offset in zip(predictor(list(images), boxes=boxes, progress=False), offsets):
+            keypoints.append(pose.keypoints - offset)
+    return np.stack(keypoints)
+
+
+def totals(report: EvaluationReport) -> dict[str, float]:
+    """``{"PCK@0.2": total, "PCK@0.2 AUC": auc, "PCP@0.5": total}``: each metric's summary columns."""
+    return {
+        metric if column == "Total" else f"{metric} {column}": round(float(value), 2)
+        for metric, columns in ((r.metric, r.columns) for r in report.results)
+        for column, value in columns.items()
+        if column in ("Total", "AUC")
+    }
+
+
+def measure_model(name: str, annotations: AnnotationSet, factors: list[float], batch_size: int) -> list[dict[str, Any]]:
+    """One row per canvas factor and setting: the metrics' summaries and the seconds taken."""
+    rows = []
+    for factor in factors:
+        for setting in SETTINGS:
+            predictor = Predictor.from_zoo(name, device="cpu", batch_size=batch_size, refine=setting == "whole_refined")
+            start = time.perf_counter()
+            keypoints = predict_split(predictor, annotations, setting, factor)
+            seconds = time.perf_counter() - start
+            report = evaluate_poses(annotations, keypoints, label=f"{name} {setting}", progress=False)
+            rows.append({"model": name, "canvas": factor, "setting": setting, **totals(report), "seconds": round(seconds, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", default=["bulat-mobilenetv2-lsp"], help="zoo model names")
+    parser.add_argument("--canvas", nargs="+", type=float, default=[1.0], help="canvas sizes, in image sizes")
+    parser.add_argument("--first", type=int, help="only the first N test people")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--smoke", action="store_true", help="the demo model on 4 generated images (for the tests)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.smoke:
+        root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=8, size=(96, 72), seed=0)
+        annotations, args.models = poselit.data.read_annotations(f"lsp:test@{root}"), ["luvizon-tiny-lsp-demo"]
+    else:
+        annotations = poselit.data.read_annotations("lsp:test")
+    if args.first:
+        annotations = dataclasses.replace(annotations, records=annotations.records[: args.first])
+    rows = [row for name in args.models for row in measure_model(name, annotations, args.canvas, args.batch_size)]
+    result = {
+        "benchmark": "whole_image",
+        "dataset": "generated" if args.smoke else "lsp:test",
+        "people": len(annotations.records),
+        "rows": rows,
+        **machine_info(),
+        "threads": 1,
+        "smoke": args.smoke,
+    }
+    print(json.dumps(result))
+    if args.out:
+        write_atomic(args.out, json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
