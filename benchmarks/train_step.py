@@ -141,7 +141,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for size in args.sizes or [None]:
             model, datamodule = build(recipe, size, overrides)
             datamodule.setup("fit")
-            batch = next(iter(datamodule.train_dataloader()))
+            loader = datamodule.train_dataloader()
+            batch = next(iter(loader))
             params = sum(p.numel() for p in model.parameters())
             for precision in args.precisions:
                 for channels_last in memory_formats:
@@ -153,7 +154,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     rows.append({
                         "recipe": recipe, "method": type(model).__name__, "parameters": params,
                         "input_size": model.input_size[0], "batch_size": len(batch["image"]),
-                        "train_samples": len(datamodule.train_dataloader().dataset), "precision": precision,
+                        "train_samples": len(loader.dataset), "precision": precision,
                         "channels_last": channels_last, "model_alone_samples_per_s": round(alone, 2),
                         "lightning_samples_per_s": round(loop, 2), "ratio": round(loop / alone, 3),
                         **({"peak_memory_gib": round(peak, 2)} if peak is not None else {}),

@@ -214,14 +214,22 @@ def test_videos_that_cannot_be_opened_are_named_and_nothing_is_written(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
-def test_a_frame_size_change_stops_with_the_frames_before_it_written(tmp_path, predictor, monkeypatch):
-    images = walking_figure(frames=5)[0]
-    images[3:] = [cv2.resize(i, (WIDTH // 2, HEIGHT // 2)) for i in images[3:]]
-    for t, image in enumerate(images):  # an image sequence: OpenCV's FFmpeg reader would rescale
-        cv2.imwrite(str(tmp_path / f"frame_{t:03d}.png"), image)
+def clip_halving_at(frame: int, frames: int, folder: Path, monkeypatch) -> Path:
+    """``folder/clip.mp4``, which OpenCV opens as ``frames`` frames of the walking figure
+    whose size halves from ``frame`` on: an image sequence behind a patched
+    ``cv2.VideoCapture`` (OpenCV's FFmpeg reader would rescale the frames of a real video)."""
+    images = walking_figure(frames=frames)[0]
+    images[frame:] = [cv2.resize(i, (WIDTH // 2, HEIGHT // 2)) for i in images[frame:]]
+    for t, image in enumerate(images):
+        cv2.imwrite(str(folder / f"frame_{t:03d}.png"), image)
     opener = cv2.VideoCapture
-    monkeypatch.setattr(cv2, "VideoCapture", lambda path: opener(str(tmp_path / "frame_%03d.png"), cv2.CAP_IMAGES))
-    (tmp_path / "clip.mp4").touch()
+    monkeypatch.setattr(cv2, "VideoCapture", lambda path: opener(str(folder / "frame_%03d.png"), cv2.CAP_IMAGES))
+    (folder / "clip.mp4").touch()
+    return folder / "clip.mp4"
+
+
+def test_a_frame_size_change_stops_with_the_frames_before_it_written(tmp_path, predictor, monkeypatch):
+    clip_halving_at(3, 5, tmp_path, monkeypatch)
     with pytest.warns(UserWarning, match="clip.mp4: the video gives no frame rate"):
         with pytest.raises(VideoReadError, match=r"clip.mp4: frame 3 is 64x36 px, the frames before it 128x72"):
             predict_video(predictor, tmp_path / "clip.mp4", tmp_path / "out")
@@ -323,13 +331,7 @@ def test_cli_unreadable_and_truncated_videos_end_in_one_line_with_exit_2(tmp_pat
 
 
 def test_cli_a_frame_size_change_ends_in_one_line_with_the_frames_before_it_written(tmp_path, cli_predictor, capsys, monkeypatch):
-    images = walking_figure(frames=4)[0]
-    images[2:] = [cv2.resize(i, (WIDTH // 2, HEIGHT // 2)) for i in images[2:]]
-    for t, image in enumerate(images):  # an image sequence: OpenCV's FFmpeg reader would rescale
-        cv2.imwrite(str(tmp_path / f"frame_{t:03d}.png"), image)
-    opener = cv2.VideoCapture
-    monkeypatch.setattr(cv2, "VideoCapture", lambda path: opener(str(tmp_path / "frame_%03d.png"), cv2.CAP_IMAGES))
-    (tmp_path / "clip.mp4").touch()
+    clip_halving_at(2, 4, tmp_path, monkeypatch)
     with pytest.warns(UserWarning, match="gives no frame rate"):
         assert predict_cli(str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "--quiet") == 2
     monkeypatch.undo()
