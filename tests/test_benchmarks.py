@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,3 +85,13 @@ def test_whole_image_benchmark_scores_the_box_one_pass_and_two_passes(tmp_path):
     ]
     for row in rows:
         assert 0 <= row["PCK@0.2"] <= 100 and 0 <= row["PCK@0.2 AUC"] <= 100 and row["seconds"] > 0
+
+
+def test_sample_predictions_draw_the_annotation_and_each_model_per_person(tmp_path):
+    out = tmp_path / "samples.png"
+    result = _run("benchmarks/sample_predictions.py", "--smoke", "--size", "64", "--out", str(out))
+    image = cv2.imread(str(out))
+    assert result["out"] == str(out) and result["models"] == ["luvizon-tiny-lsp-demo"]
+    assert image.shape[:2] == (2 * 64 + 2, 2 * 64 + 2)  # 2 people x (annotation, model), 2 px gaps
+    assert [set(row) for row in result["people"]] == [{"image", "luvizon-tiny-lsp-demo"}] * 2
+    assert all(0 <= row["luvizon-tiny-lsp-demo"] <= 100 for row in result["people"])
