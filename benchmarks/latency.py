@@ -22,12 +22,17 @@ includes the heatmap decoding, which is in the graph). Prints one JSON object.
     POSELIT_DATA=../shared/data python benchmarks/latency.py luvizon-mobilenetv2-lsp \\
         recipes/cpu/bulat.yaml --threads 1 2 --flip both
 
+``--cards`` writes each measured zoo model's figure into its card (``complexity.cpu_ms``,
+with ``complexity.cpu_ms_measured`` saying how and where): end to end at batch 1 with
+``Predictor``'s defaults (eager float32, flip test on), at the most threads measured.
+
 ``--smoke`` measures 3 repeats on generated images (the test suite uses it).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -45,6 +50,7 @@ from poselit.geometry import crop_affine, warp_image
 from poselit.models.base import PoseLitModule
 from poselit.onnx_model import OnnxPoseModel
 from poselit.predict import Predictor, load_image, whole_image_box
+from poselit.zoo import info, list_models, write_card
 from poselit.zoo.onnx import export_onnx
 from train_step import build, machine_info
 
@@ -170,6 +176,28 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def record_in_cards(result: dict[str, Any], zoo_dir: Path | None = None) -> list[str]:
+    """Write into the card of every zoo model of ``result`` its end-to-end milliseconds at
+    batch 1 with ``Predictor``'s defaults (eager float32, flip test on), at the most threads
+    measured: ``complexity.cpu_ms``, and ``complexity.cpu_ms_measured`` (how and where).
+    Returns the names of the cards written."""
+    written = []
+    zoo_names = set(list_models(zoo_dir=zoo_dir))
+    for name in dict.fromkeys(row["model"] for row in result["rows"]):
+        rows = [r for r in result["rows"] if r["model"] == name and r["variant"] == "fp32" and r["flip_test"]]
+        if name not in zoo_names or not rows:
+            continue
+        row = max(rows, key=lambda r: r["threads"])
+        card = info(name, zoo_dir=zoo_dir)
+        how = (f"benchmarks/latency.py: end to end (decode, crop, network with flip test, mapping back), batch 1, "
+               f"eager float32, {row['threads']} thread(s), median of {result['images']} {result['image_source']}; "
+               f"{result['cpu']}, torch {result['torch']}")
+        complexity = {**card.complexity, "cpu_ms": row["ms"]["end_to_end"], "cpu_ms_measured": how}
+        write_card(dataclasses.replace(card, complexity=complexity), card.source)
+        written.append(name)
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="zoo model names or recipe YAMLs")
@@ -180,10 +208,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed predictions first")
     parser.add_argument("--smoke", action="store_true", help="3 generated images (for the tests)")
     parser.add_argument("--verbose", action="store_true", help="print each row as it is measured")
+    parser.add_argument("--cards", nargs="?", const="", metavar="ZOO_DIR",
+                        help="write each zoo model's latency into its card (default folder: the zoo's)")
     args = parser.parse_args()
     if args.smoke:
         args.images, args.warmup = 3, 1
-    print(json.dumps(measure(args)))
+    result = measure(args)
+    if args.cards is not None:
+        result["cards_written"] = record_in_cards(result, Path(args.cards) if args.cards else None)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """The benchmark scripts run (smoke mode) and print what their docs promise."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
 import pytest
+
+from poselit.zoo import read_card
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,6 +76,20 @@ def test_latency_benchmark_splits_end_to_end_time_into_stages():
         assert row["flip_test"] or ms["flip"] == 0  # no flip test, no flip time
         assert ms["pre_post_fraction"] == pytest.approx(1 - (ms["network"] + ms["flip"]) / ms["end_to_end"], abs=2e-3)
     assert result["images"] == 3 and result["smoke"]
+
+
+def test_latency_benchmark_writes_the_default_settings_figure_into_the_card(tmp_path):
+    for path in (REPO / "zoo").glob("luvizon-tiny-lsp-demo.*"):
+        shutil.copy(path, tmp_path)
+    before = read_card(tmp_path / "luvizon-tiny-lsp-demo.yaml")
+    result = _run("benchmarks/latency.py", "luvizon-tiny-lsp-demo", "--smoke", "--variants", "bf16-cl", "fp32",
+                  "--threads", "1", "2", "--flip", "on", "--cards", str(tmp_path))
+    card = read_card(tmp_path / "luvizon-tiny-lsp-demo.yaml")
+    (default,) = [r for r in result["rows"] if r["variant"] == "fp32" and r["threads"] == 2]
+    assert result["cards_written"] == ["luvizon-tiny-lsp-demo"] and card.complexity["cpu_ms"] == default["ms"]["end_to_end"]
+    assert "2 thread(s)" in card.complexity["cpu_ms_measured"] and "eager float32" in card.complexity["cpu_ms_measured"]
+    assert {k: v for k, v in card.complexity.items() if not k.startswith("cpu_ms")} == before.complexity
+    assert card.weights == before.weights and card.metrics == before.metrics  # the rest of the card kept
 
 
 def test_whole_image_benchmark_scores_the_box_one_pass_and_two_passes(tmp_path):
