@@ -551,6 +551,32 @@ def test_the_builtin_zoo_table_is_current(monkeypatch):
         assert card.weights.file is None or card.weights_path().is_file() or card.weights.hub, card.name
 
 
+
+def test_comparison_table_puts_the_zoo_models_beside_the_papers(monkeypatch, capsys):
+    """``poselit zoo compare``: the README's results table, from the cards and poselit.tables."""
+    from poselit.tables import published
+    from poselit.zoo.table import comparison_table
+
+    monkeypatch.delenv(zoo.ZOO_ENV, raising=False)
+    cards = [zoo.info(name) for name in zoo.list("*-mobilenetv2-lsp")]
+    lines = comparison_table(cards).splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = {row[0].strip("`"): row for row in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+    for card in cards:
+        results = next(m["results"] for m in card.metrics if m["dataset"] == "lsp:test")
+        assert rows[card.name][header.index("PCK@0.2")] == f"{results['PCK@0.2']['Total']:.1f}"
+        assert rows[card.name][header.index("Wrist")] == f"{results['PCK@0.2']['Wrist']:.1f}"
+        assert rows[card.name][header.index("PCP@0.5")] == f"{results['PCP@0.5']['Total']:.1f}"
+    paper = rows["Bulat & Tzimiropoulos 2016 (paper)"]
+    assert paper[header.index("PCK@0.2")] == f"{published('bulat2016/table7-residual').values['Total']:.1f}"
+    assert paper[header.index("PCP@0.5")] == f"{published('bulat2016/lsp-pcp').values['Total']:.1f}"
+    assert len(rows) == len(cards) + 3  # one headline row per paper
+    timed = replace(cards[0], complexity={**cards[0].complexity, "cpu_ms": 23.46})
+    assert "| 23 |" in comparison_table([timed])  # the card's measured latency, when it has one
+    assert main(["zoo", "compare", "*-mobilenetv2-lsp"]) == 0 and capsys.readouterr().out == comparison_table(cards)
+    assert main(["zoo", "compare", "no-such-*"]) == 2 and "no zoo model matches no-such-*" in capsys.readouterr().err
+    assert main(["zoo", "compare", "--dataset", "coco:val"]) == 2 and "no comparison defined" in capsys.readouterr().err
+
 # --- the whole path --------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""``poselit zoo list | info | download | export | publish | table`` (:mod:`poselit.zoo`)."""
+"""``poselit zoo list | info | download | export | publish | table | compare`` (:mod:`poselit.zoo`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from poselit.data.sources import default_data_root
 
 
 def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``poselit zoo list|info|download|export|publish|table`` to an argparse sub-parser set."""
+    """Add ``poselit zoo list|info|download|export|publish|table|compare`` to an argparse sub-parser set."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--zoo-dir", help="card folder (default: $POSELIT_ZOO, else the built-in zoo)")
     parser = subparsers.add_parser("zoo", help="model zoo: list, inspect, download, export and publish checkpoints")
@@ -81,6 +81,15 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
     table = commands.add_parser("table", parents=[common], help="regenerate the zoo's README.md table from the cards")
     table.add_argument("--check", action="store_true", help="only check; exit 1 when the table is stale")
     table.set_defaults(func=run_table)
+
+    compare = commands.add_parser(
+        "compare", parents=[common], help="Markdown table: models' results on a split beside the papers'",
+        description="Print the zoo models measured on a split (parameters, GFLOPs, CPU ms, per-part results) "
+        "beside the papers' published rows: the README's results table.",
+    )
+    compare.add_argument("names", nargs="*", help="zoo names or shell patterns (default: every model)")
+    compare.add_argument("--dataset", default="lsp:test", help="split to compare on (default: lsp:test)")
+    compare.set_defaults(func=run_compare)
     return parser
 
 
@@ -94,6 +103,18 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"no models in {folder_label(args.zoo_dir)}" + (f" matching {args.pattern!r}" if args.pattern else ""))
         return 0
     print(text_table([TABLE_COLUMNS, *(summary_row(c) for c in cards)]))
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """``poselit zoo compare``: the models' results on a split beside the papers' rows."""
+    from poselit.zoo.catalog import info, list_models
+    from poselit.zoo.table import comparison_table
+
+    names = list(dict.fromkeys(n for p in args.names or [None] for n in list_models(p, zoo_dir=args.zoo_dir)))
+    if args.names and not names:
+        raise ValueError(f"no zoo model matches {' '.join(args.names)}")
+    print(comparison_table([info(n, zoo_dir=args.zoo_dir) for n in names], args.dataset), end="")
     return 0
 
 

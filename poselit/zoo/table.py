@@ -80,6 +80,52 @@ def table_is_current(directory: str | Path | None = None) -> bool:
     return path.is_file() and path.read_text() == render_table(all_cards(directory))
 
 
+COMPARED_METRIC = {"lsp:test": ("PCK@0.2", "PCP@0.5"), "mpii:valid": ("PCKh@0.5", None)}
+"""Per dataset split: the metric whose per-part columns a comparison shows, and the one
+whose Total it adds (None: none)."""
+
+
+def comparison_table(cards: Sequence[ModelCard], dataset: str = "lsp:test") -> str:
+    """Markdown table of the cards measured on ``dataset`` beside the papers' published
+    rows (:data:`poselit.tables.PUBLISHED`, headline rows): parameters, GFLOPs, CPU ms per
+    image (the card's ``complexity.cpu_ms``, written by ``benchmarks/latency.py --cards``),
+    the per-part columns and Total/AUC of the dataset's metric and the Total of its second
+    metric (PCP@0.5 on LSP). What the table shows is decided here, from the cards and the
+    papers' rows, so the README's copy cannot drift from them.
+
+    >>> print(comparison_table([]).splitlines()[0])
+    | model | params | GFLOPs | CPU ms | Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle | PCK@0.2 | AUC | PCP@0.5 |
+    """
+    from poselit.tables import PUBLISHED, TABLE_COLUMNS
+
+    if dataset not in COMPARED_METRIC:
+        raise ValueError(f"no comparison defined for {dataset!r}; choose one of {', '.join(COMPARED_METRIC)}")
+    metric, second = COMPARED_METRIC[dataset]
+    parts = [c for c in TABLE_COLUMNS[metric] if c not in ("Total", "AUC")]
+    header = ["model", "params", "GFLOPs", "CPU ms", *parts, metric, "AUC", *([second] if second else [])]
+
+    def cells(results: dict[str, dict[str, float]]) -> list[str]:
+        main = results.get(metric, {})
+        return [*(_number(main.get(c)) for c in [*parts, "Total", "AUC"]),
+                *([_number(results.get(second, {}).get("Total"))] if second else [])]
+
+    rows = []
+    for card in cards:
+        measured = next((m["results"] for m in card.metrics if m["dataset"] == dataset), None)
+        if measured is not None:
+            cost = card.complexity
+            params = f"{cost['parameters'] / 1e6:.1f} M" if cost.get("parameters") else "-"
+            gflops = f"{cost['gflops']:.2f}" if cost.get("gflops") else "-"
+            ms = f"{cost['cpu_ms']:.0f}" if cost.get("cpu_ms") else "-"
+            rows.append([f"`{card.name}`", params, gflops, ms, *cells(measured)])
+    for paper in dict.fromkeys(r.key for r in PUBLISHED if r.dataset == dataset and r.metric == metric):
+        published = {r.metric: dict(r.values) for r in PUBLISHED if r.key == paper and r.dataset == dataset and r.headline}
+        label = next(r.label for r in PUBLISHED if r.key == paper and r.dataset == dataset and r.metric == metric and r.headline)
+        rows.append([f"{label} (paper)", "-", "-", "-", *cells(published)])
+    lines = [header, ["---"] * len(header), *rows]
+    return "".join("| " + " | ".join(line) + " |\n" for line in lines)
+
+
 def text_table(rows: Sequence[Sequence[str]]) -> str:
     """Rows as left-aligned plain-text columns."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -87,7 +133,9 @@ def text_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 __all__ = [
+    "COMPARED_METRIC",
     "TABLE_COLUMNS",
+    "comparison_table",
     "markdown_table",
     "render_table",
     "summary_row",
