@@ -582,7 +582,7 @@ def test_comparison_table_puts_the_zoo_models_beside_the_papers(monkeypatch, cap
 
 @pytest.mark.slow
 def test_smoke_recipe_checkpoint_exports_and_predicts_offline_by_name(zoo_dir, tmp_path, monkeypatch):
-    """The README's zoo walk-through: train with the smoke recipe, export, load by name, predict."""
+    """The zoo walk-through of docs/zoo.md: train with the smoke recipe, export, load by name, predict."""
     from poselit.data import read_annotations
     from poselit.data.dataset import PoseDataset
     from poselit.data.synthetic import write_synthetic_lsp
