@@ -7,46 +7,12 @@ with the dataset (the visibility AP is the exception: a ranking needs every scor
 Inputs are in original-image pixels; joints with visibility 0 (not annotated) are ignored.
 Parts are found by joint **name** (:class:`~poselit.skeletons.Skeleton`), never by index.
 
-Protocol choices, each taken from the public evaluation code the papers used:
-
-* **PCKh@t** (MPII, ``evaluatePCKh.m`` / ``computePCK.m`` of the official MPII toolkit):
-  a joint is correct when ``||pred - gt|| / head_size <= t`` (``<=``, as ``computePCK.m``
-  writes it; the papers' prose says "smaller than", the code decides). The head size is
-  the record's ``norm`` (``0.6 x`` head-box diagonal, or the ``.h5`` ``normalize`` field).
-  Parts average the left and right joints' percentages (``genTablePCK.m``); Head is the
-  mean of ``upper_neck`` and ``head_top``. **Total pools all joints except pelvis and
-  thorax** (``annolist2matrix.m`` keeps those 14), so it is not the mean of the columns.
-* **PCK@t** (LSP, ``evaluatePCK.m`` / ``getDistPCK.m`` of the public LSP toolkit used for
-  the comparisons in Bulat et al.): the same rule with the torso ``||left_shoulder -
-  right_hip||`` as normaliser; Head = mean of ``neck`` and ``head_top``; Total pools all
-  14 joints. Bulat et al.'s own script also drops ground-truth joints at ``x <= 1`` or
-  ``y <= 1`` (1-based); the public toolkit keeps them, and so do we (4 joints of the LSP
-  test split, 54 of MPII valid).
-* **AUC**: the area under the Total PCK curve over the thresholds ``0, 0.01, ..., t_max``
-  divided by ``t_max`` (trapezoid rule, which is what ``area_under_curve.m``'s ``quadgk``
-  of the linear interpolation integrates), in percent. ``t_max`` is 0.5 for PCKh and
-  0.2 for PCK (the ``range`` of the two toolkits), whatever headline threshold is asked.
-* **PCP@0.5** (strict, ``evaluatePCP.m`` / ``computePCP.m``): a limb ("stick") is correct
-  when **both** predicted endpoints are within ``0.5 x`` the ground-truth stick length
-  (``<=``). The 10 LSP sticks (``keypoints2sticks.m``): lower and upper legs and arms,
-  head (neck to head top) and torso (mid-hips to mid-shoulders). Columns average left and
-  right; Total pools all sticks. The same sticks are used, by name, for MPII
-  (``upper_neck`` to ``head_top``) and any skeleton that has their joints.
-* **Visibility AP** (Belagiannis & Zisserman, Sec. IV-B): every annotated joint's score is
-  ranked over the whole set; visible joints are the positives, occluded ones the
-  negatives; AP is the area under the precision-recall curve without interpolation.
-* **OKS AP / AR** (COCO keypoint evaluation, pycocotools ``cocoeval.py`` with
-  ``iouType="keypoints"``, https://cocodataset.org/#keypoints-eval): the object keypoint
-  similarity ``OKS = sum_i exp(-d_i^2 / (2 s^2 k_i^2)) [v_i > 0] / sum_i [v_i > 0]`` with
-  ``s^2`` the person's annotated ``area`` and ``k_i = 2 sigma_i`` (``computeOks``); each
-  image's predictions, best score first and at most 20, are matched greedily to its people
-  at every OKS threshold ``0.50:0.05:0.95`` (``evaluateImg``); crowds, people without
-  labelled keypoints and (per area range) people outside the range are ignore regions: a
-  prediction matched to one is neither a hit nor a false positive. AP is the 101-point
-  interpolated precision averaged over thresholds, AR the recall (``accumulate``,
-  ``summarize``), for all people and the medium (32^2..96^2) and large (> 96^2) areas.
-  A prediction's score is the mean of its joint scores (all equal without scores: ties
-  keep image, then record order, as pycocotools' stable sort does).
+The protocol choices, each taken from the public evaluation code the papers used, are
+described with the rules that implement them: PCKh/PCK, AUC, PCP and the visibility AP in
+:mod:`poselit.protocols` (constants and pure functions), COCO's OKS AP/AR in
+:mod:`poselit.oks` (pycocotools' steps in NumPy). This module holds the
+:class:`torchmetrics.Metric` classes that count with them; every name of those two modules
+is importable from here too.
 
 A record whose normaliser is zero or non-finite (``PoseRecord.norm == 0.0``: unknown head
 box, degenerate torso) is **not scored**; it is counted in the ``degenerate`` state and
@@ -57,8 +23,7 @@ A non-finite predicted coordinate counts as a miss (the MPII code turns NaN into
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -66,248 +31,77 @@ from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
-from poselit.skeletons import DEFAULT_OKS_SIGMA, NormKind, Skeleton, get_skeleton, oks_sigmas
-
-THRESHOLD_STEP = 0.01
-"""Spacing of the threshold grid of the PCK curve (both toolkits: ``0:0.01:t_max``)."""
-
-DEFAULT_THRESHOLDS: dict[NormKind, float] = {"head": 0.5, "torso": 0.2, "bbox": 0.2}
-"""Headline threshold and AUC range per normaliser: PCKh@0.5 (MPII), PCK@0.2 (LSP).
-``bbox`` (COCO-format data) has no reference protocol; 0.2 follows LSP."""
-
-PCK_NAMES: dict[NormKind, str] = {"head": "PCKh", "torso": "PCK", "bbox": "PCK"}
-
-PCK_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Head", ("upper_neck", "neck", "head_top")),
-    ("Shoulder", ("left_shoulder", "right_shoulder")),
-    ("Elbow", ("left_elbow", "right_elbow")),
-    ("Wrist", ("left_wrist", "right_wrist")),
-    ("Hip", ("left_hip", "right_hip")),
-    ("Knee", ("left_knee", "right_knee")),
-    ("Ankle", ("left_ankle", "right_ankle")),
+from poselit.oks import (
+    OKS_AREA_RANGES,
+    OKS_MAX_DETECTIONS,
+    OKS_THRESHOLDS,
+    RECALL_THRESHOLDS,
+    CocoPeople,
+    coco_keypoint_ap,
+    match_predictions,
+    object_keypoint_similarity,
+    precision_recall,
 )
-"""Table columns of the PCK/PCKh tables and the joints each one averages (by name)."""
-
-TOTAL_EXCLUDED: tuple[str, ...] = ("pelvis", "thorax")
-"""Joints left out of the PCK Total, as the official MPII evaluation does."""
-
-PCP_STICKS: tuple[tuple[str, str, str, str], ...] = (
-    ("right_lower_leg", "Lower leg", "right_knee", "right_ankle"),
-    ("right_upper_leg", "Upper leg", "right_hip", "right_knee"),
-    ("left_upper_leg", "Upper leg", "left_hip", "left_knee"),
-    ("left_lower_leg", "Lower leg", "left_knee", "left_ankle"),
-    ("right_forearm", "Forearm", "right_elbow", "right_wrist"),
-    ("right_upper_arm", "Upper arm", "right_shoulder", "right_elbow"),
-    ("left_upper_arm", "Upper arm", "left_shoulder", "left_elbow"),
-    ("left_forearm", "Forearm", "left_elbow", "left_wrist"),
-    ("head", "Head", "neck|upper_neck", "head_top"),
-    ("torso", "Torso", "left_hip+right_hip", "left_shoulder+right_shoulder"),
+from poselit.protocols import (
+    DEFAULT_THRESHOLDS,
+    PCK_NAMES,
+    PCK_PARTS,
+    PCP_COLUMNS,
+    PCP_STICKS,
+    THRESHOLD_STEP,
+    TOTAL_EXCLUDED,
+    MetricResult,
+    Stick,
+    average_precision,
+    check_poses,
+    grid_index,
+    normalized_auc,
+    part_means,
+    pck_parts,
+    pcp_sticks,
+    percent,
+    threshold_grid,
+    total_joints,
 )
-"""The strict-PCP sticks of the LSP toolkit: ``(name, column, endpoint, endpoint)``.
-An endpoint is a joint name, ``a|b`` (the first of these the skeleton has) or ``a+b``
-(the midpoint of both)."""
+from poselit.skeletons import DEFAULT_OKS_SIGMA, Skeleton, get_skeleton, oks_sigmas
 
-PCP_COLUMNS: tuple[str, ...] = ("Torso", "Upper leg", "Lower leg", "Upper arm", "Forearm", "Head")
-"""Column order of the PCP tables (Luvizon et al. Tables 2 and 4)."""
-
-
-# --- results ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricResult:
-    """One metric's scores in the papers' layout, for tables, logs and JSON.
-
-    Args:
-        metric: Name with threshold, e.g. ``"PCKh@0.5"``, ``"PCP@0.5"``, ``"Visibility AP"``.
-        columns: Table columns in the papers' order (parts, ``Total``, ``AUC``), percent.
-        items: Score of every joint (PCK, AP) or stick (PCP), percent.
-        counts: How many instances each item was scored on.
-        degenerate: Records (PCK) or sticks (PCP) not scored for a zero normaliser.
-        curve: ``{"threshold": [...], "Total": [...]}``: the Total PCK curve.
-        protocol: One sentence saying what was computed.
-        warnings: What could not be scored and why (e.g. zero normalisers).
-    """
-
-    metric: str
-    columns: dict[str, float]
-    items: dict[str, float]
-    counts: dict[str, int]
-    degenerate: int = 0
-    curve: dict[str, list[float]] | None = None
-    protocol: str = ""
-    warnings: tuple[str, ...] = ()
-
-    def log_values(self) -> dict[str, Tensor]:
-        """Flat ``{"<metric>/<column or item>": value}`` for ``LightningModule.log_dict``."""
-        values = {**self.columns, **self.items}
-        return {f"{self.metric}/{key}": torch.tensor(value) for key, value in values.items()}
-
-    def notes(self) -> list[str]:
-        """The protocol line, then the warnings."""
-        return ([f"{self.metric}: {self.protocol}"] if self.protocol else []) + [
-            f"{self.metric}: {w}" for w in self.warnings
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (NaN becomes ``None``)."""
-        return {
-            "metric": self.metric,
-            "columns": {k: _to_json(v) for k, v in self.columns.items()},
-            "items": {k: _to_json(v) for k, v in self.items.items()},
-            "counts": dict(self.counts),
-            "degenerate": self.degenerate,
-            "curve": None
-            if self.curve is None
-            else {k: [_to_json(v) for v in vs] for k, vs in self.curve.items()},
-            "protocol": self.protocol,
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MetricResult:
-        """Inverse of :meth:`to_dict`."""
-        curve = data.get("curve")
-        return cls(
-            metric=str(data["metric"]),
-            columns={k: _from_json(v) for k, v in data["columns"].items()},
-            items={k: _from_json(v) for k, v in data.get("items", {}).items()},
-            counts={k: int(v) for k, v in data.get("counts", {}).items()},
-            degenerate=int(data.get("degenerate", 0)),
-            curve=None if curve is None else {k: [_from_json(v) for v in vs] for k, vs in curve.items()},
-            protocol=str(data.get("protocol", "")),
-            warnings=tuple(data.get("warnings", ())),
-        )
-
-
-def _to_json(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def _from_json(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
-# --- protocol helpers (pure functions) ----------------------------------------------------
-
-
-def pck_parts(skeleton: Skeleton) -> dict[str, tuple[int, ...]]:
-    """The PCK table columns this skeleton has, with the joint indices each one averages."""
-    parts = {}
-    for part, names in PCK_PARTS:
-        joints = tuple(skeleton.joints.index(n) for n in names if n in skeleton.joints)
-        if joints:
-            parts[part] = joints
-    return parts
-
-
-def total_joints(skeleton: Skeleton) -> tuple[int, ...]:
-    """Indices of the joints pooled into the PCK Total: all but :data:`TOTAL_EXCLUDED`."""
-    return tuple(i for i, name in enumerate(skeleton.joints) if name not in TOTAL_EXCLUDED)
-
-
-def threshold_grid(stop: float, step: float = THRESHOLD_STEP) -> Tensor:
-    """Thresholds ``0, step, ..., stop`` (float64); ``stop`` must be a multiple of ``step``."""
-    n = round(stop / step)
-    if n < 1 or not math.isclose(n * step, stop, abs_tol=1e-9):
-        raise ValueError(f"threshold {stop} must be a positive multiple of the grid step {step}")
-    return torch.arange(n + 1, dtype=torch.float64) / n * stop
-
-
-def grid_index(grid: Tensor, value: float) -> int:
-    """Index of ``value`` in a grid from :func:`threshold_grid` (an error if it is not on it)."""
-    stop, n = float(grid[-1]), len(grid) - 1
-    index = round(value / stop * n)
-    if not (0 <= index <= n and math.isclose(float(grid[index]), value, abs_tol=1e-9)):
-        step = stop / n
-        raise ValueError(f"threshold {value} is not on the grid 0, {step:g}, ..., {stop:g}")
-    return index
-
-
-def normalized_auc(thresholds: Tensor, values: Tensor) -> float:
-    """Area under ``values(thresholds)`` divided by the threshold range (trapezoid rule).
-
-    This is the official ``area_under_curve(scale01(range), pck)``: ``quadgk`` of a linear
-    interpolation over thresholds rescaled to [0, 1] is exactly the trapezoid sum.
-    """
-    span = float(thresholds[-1] - thresholds[0])
-    return float(torch.trapezoid(values, thresholds) / span)
-
-
-def average_precision(scores: Tensor, labels: Tensor) -> float:
-    """Non-interpolated average precision, ``sum_n (R_n - R_{n-1}) P_n``, over score thresholds.
-
-    Tied scores form one threshold (as in scikit-learn's ``average_precision_score``).
-    NaN when there is no positive.
-    """
-    labels = labels.to(torch.float64)
-    if labels.sum() == 0:
-        return math.nan
-    order = torch.argsort(scores, descending=True, stable=True)
-    scores, labels = scores[order], labels[order]
-    true_pos = torch.cumsum(labels, 0)
-    last_of_tie = torch.ones_like(scores, dtype=torch.bool)
-    last_of_tie[:-1] = scores[1:] != scores[:-1]
-    true_pos = true_pos[last_of_tie]
-    ranked = torch.nonzero(last_of_tie).squeeze(1).to(torch.float64) + 1
-    precision = true_pos / ranked
-    recall = true_pos / true_pos[-1]
-    gained = torch.diff(recall, prepend=recall.new_zeros(1))
-    return float((gained * precision).sum())
-
-
-def percent(hits: Tensor, counts: Tensor) -> Tensor:
-    """``100 * hits / counts``, NaN where nothing was counted."""
-    counts = counts.to(torch.float64)
-    return torch.where(counts > 0, 100 * hits.to(torch.float64) / counts.clamp(min=1), math.nan)
-
-
-def part_means(per_item: Tensor, parts: Mapping[str, Sequence[int]]) -> dict[str, float]:
-    """Each column = the mean of its items' percentages (left and right averaged as in
-    ``genTablePCK.m``); items never scored are left out, NaN if none was scored."""
-    return {part: float(torch.nanmean(per_item[list(idx)])) for part, idx in parts.items()}
-
-
-@dataclass(frozen=True)
-class Stick:
-    """A PCP limb: each endpoint is the mean of one or more joints."""
-
-    name: str
-    column: str
-    ends: tuple[tuple[int, ...], tuple[int, ...]]
-
-
-def _endpoint(skeleton: Skeleton, spec: str) -> tuple[int, ...] | None:
-    """Joint indices of a :data:`PCP_STICKS` endpoint, or None when the skeleton lacks them."""
-    if "|" in spec:
-        found = [n for n in spec.split("|") if n in skeleton.joints]
-        return (skeleton.joints.index(found[0]),) if found else None
-    names = spec.split("+")
-    if not all(n in skeleton.joints for n in names):
-        return None
-    return tuple(skeleton.joints.index(n) for n in names)
-
-
-def pcp_sticks(skeleton: Skeleton) -> tuple[Stick, ...]:
-    """The :data:`PCP_STICKS` whose joints the skeleton has."""
-    sticks = []
-    for name, column, a, b in PCP_STICKS:
-        ends = (_endpoint(skeleton, a), _endpoint(skeleton, b))
-        if ends[0] is not None and ends[1] is not None:
-            sticks.append(Stick(name, column, ends))  # type: ignore[arg-type]
-    return tuple(sticks)
-
-
-def check_poses(skeleton: Skeleton, preds: Tensor, target: Tensor, visibility: Tensor) -> None:
-    """Raise a clear error unless preds/target are ``(B, K, 2)`` and visibility ``(B, K)``."""
-    k = skeleton.num_joints
-    b = target.shape[0] if target.ndim else -1
-    if preds.shape != (b, k, 2) or target.shape != (b, k, 2) or visibility.shape != (b, k):
-        raise ValueError(
-            f"expected preds and target of shape (B, {k}, 2) and visibility (B, {k}) for "
-            f"skeleton {skeleton.name!r}; got preds {tuple(preds.shape)}, target "
-            f"{tuple(target.shape)}, visibility {tuple(visibility.shape)}"
-        )
+__all__ = [
+    "KeypointAP",
+    "PCK",
+    "PCP",
+    "VisibilityAP",
+    "pose_metrics",
+    # re-exported from poselit.protocols
+    "DEFAULT_THRESHOLDS",
+    "MetricResult",
+    "PCK_NAMES",
+    "PCK_PARTS",
+    "PCP_COLUMNS",
+    "PCP_STICKS",
+    "Stick",
+    "THRESHOLD_STEP",
+    "TOTAL_EXCLUDED",
+    "average_precision",
+    "check_poses",
+    "grid_index",
+    "normalized_auc",
+    "part_means",
+    "pck_parts",
+    "pcp_sticks",
+    "percent",
+    "threshold_grid",
+    "total_joints",
+    # re-exported from poselit.oks
+    "CocoPeople",
+    "OKS_AREA_RANGES",
+    "OKS_MAX_DETECTIONS",
+    "OKS_THRESHOLDS",
+    "RECALL_THRESHOLDS",
+    "coco_keypoint_ap",
+    "match_predictions",
+    "object_keypoint_similarity",
+    "precision_recall",
+]
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -343,7 +137,7 @@ class PCK(_ResultMetric):
     A joint is correct when ``||pred - target|| / norm <= threshold``. The normaliser comes
     with every record: the head size for MPII (the metric is then called PCKh), the torso
     for LSP, the box for COCO-format data. One pass over the threshold grid gives the
-    headline score and the AUC. See the module docs for the protocol choices.
+    headline score and the AUC. See :mod:`poselit.protocols` for the protocol choices.
 
     Args:
         skeleton: Joint layout (names give the table's parts and the Total's joints).
@@ -562,175 +356,8 @@ class VisibilityAP(_ResultMetric):
         )
 
 
-# --- COCO keypoint evaluation (OKS AP / AR) ----------------------------------------------
-
-OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)
-"""OKS thresholds of COCO's keypoint AP (``Params.iouThrs``)."""
-
-RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
-"""Recall points of the interpolated precision (``Params.recThrs``)."""
-
-OKS_AREA_RANGES: dict[str, tuple[float, float]] = {
-    "": (0.0, 1e10), "m": (32.0**2, 96.0**2), "l": (96.0**2, 1e10),
-}
-"""Area ranges of the keypoint evaluation (all, medium, large), inclusive at both ends."""
-
-OKS_MAX_DETECTIONS = 20
-"""Predictions kept per image, best score first (``Params.maxDets`` for keypoints)."""
-
-
-@dataclass(frozen=True)
-class CocoPeople:
-    """Ground-truth people as COCO's keypoint evaluation sees them, as arrays.
-
-    Args:
-        image: ``(N,)`` integer image keys (people are matched within an image; keys sort
-            as the images' COCO ids do).
-        keypoints: ``(N, K, 2)`` joints, original-image pixels.
-        visibility: ``(N, K)`` flags (0 not labelled).
-        area: ``(N,)`` annotated areas (the OKS scale ``s^2``).
-        box: ``(N, 4)`` ``bbox`` ``[x, y, w, h]``, NaN where unknown; used only for people
-            without labelled joints (``computeOks`` then measures how far the prediction is
-            outside the box doubled on each side).
-        crowd: ``(N,)`` crowd regions (one may absorb several predictions).
-    """
-
-    image: np.ndarray
-    keypoints: np.ndarray
-    visibility: np.ndarray
-    area: np.ndarray
-    box: np.ndarray
-    crowd: np.ndarray
-
-    @property
-    def ignore(self) -> np.ndarray:
-        """Ignore regions whatever the area range: crowds and people without a labelled joint."""
-        return self.crowd | ~(self.visibility > 0).any(1)
-
-    def take(self, index: np.ndarray) -> CocoPeople:
-        """The people at ``index``, in that order."""
-        return CocoPeople(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
-
-    @classmethod
-    def concat(cls, people: Sequence[CocoPeople]) -> CocoPeople:
-        return cls(*(np.concatenate([getattr(p, f) for p in people]) for f in cls.__dataclass_fields__))
-
-
-def object_keypoint_similarity(preds: np.ndarray, people: CocoPeople, sigmas: np.ndarray) -> np.ndarray:
-    """``(D, G)`` OKS of ``(D, K, 2)`` predictions with ``G`` people (``computeOks``).
-
-    Over the labelled joints of a person, the mean of ``exp(-d^2 / (2 area (2 sigma)^2))``;
-    for a person without labelled joints, over all joints with ``d`` the distance outside its
-    box enlarged by its width and height on every side (0 when that box is unknown).
-    """
-    variances = (2 * np.asarray(sigmas, np.float64)) ** 2
-    labelled = people.visibility > 0
-    any_labelled = labelled.any(1)
-    x, y, w, h = people.box.T
-    low, high = np.stack([x - w, y - h], -1), np.stack([x + 2 * w, y + 2 * h], -1)  # (G, 2)
-    inside = preds[:, None]  # (D, 1, K, 2)
-    outside = np.maximum(0, low[None, :, None] - inside) + np.maximum(0, inside - high[None, :, None])
-    offset = np.where(any_labelled[None, :, None, None], inside - people.keypoints[None], outside)
-    e = (offset**2).sum(-1) / variances / (people.area + np.spacing(1))[None, :, None] / 2
-    weights = np.where(any_labelled[:, None], labelled, True)  # (G, K)
-    return np.nan_to_num((np.exp(-e) * weights).sum(-1) / weights.sum(-1), nan=0.0)
-
-
-def match_predictions(
-    oks: np.ndarray, ignore: np.ndarray, crowd: np.ndarray, threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy matching of one image at one OKS threshold (``evaluateImg``).
-
-    ``oks`` is ``(D, G)`` with predictions best score first and people not ignored first.
-    Each prediction takes the unmatched (or crowd) person of highest OKS >= ``threshold``,
-    preferring people that are not ignored. Returns ``(matched, ignored)``, both ``(D,)``:
-    whether the prediction found a person, and whether that person is an ignore region.
-    """
-    taken = np.zeros(oks.shape[1], bool)
-    matched = np.zeros(oks.shape[0], bool)
-    ignored = np.zeros(oks.shape[0], bool)
-    for d in range(oks.shape[0]):
-        best, m = min(threshold, 1 - 1e-10), -1
-        for g in range(oks.shape[1]):
-            if taken[g] and not crowd[g]:
-                continue
-            if m > -1 and not ignore[m] and ignore[g]:
-                break
-            if oks[d, g] < best:
-                continue
-            best, m = oks[d, g], g
-        if m > -1:
-            matched[d], ignored[d], taken[m] = True, ignore[m], True
-    return matched, ignored
-
-
-def precision_recall(
-    scores: np.ndarray, matched: np.ndarray, ignored: np.ndarray, people: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(T, R)`` interpolated precision at :data:`RECALL_THRESHOLDS` and ``(T,)`` recall of
-    predictions pooled over images (``accumulate``): ranked by score (stable), ignored ones
-    left out; precision is made non-increasing, then read at each recall point (0 beyond
-    the highest recall)."""
-    order = np.argsort(-scores, kind="mergesort")
-    hits, counted = matched[:, order], ~ignored[:, order]
-    tp = np.cumsum(hits & counted, axis=1).astype(float)
-    fp = np.cumsum(~hits & counted, axis=1).astype(float)
-    precision = np.zeros((len(tp), len(RECALL_THRESHOLDS)))
-    recall = np.zeros(len(tp))
-    for t in range(len(tp)):
-        if not tp.shape[1]:
-            continue
-        rc = tp[t] / people
-        pr = np.maximum.accumulate((tp[t] / (fp[t] + tp[t] + np.spacing(1)))[::-1])[::-1]
-        index = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
-        precision[t] = np.where(index < len(pr), pr[np.minimum(index, len(pr) - 1)], 0.0)
-        recall[t] = rc[-1]
-    return precision, recall
-
-
-def coco_keypoint_ap(
-    preds: np.ndarray, scores: np.ndarray, image: np.ndarray, people: CocoPeople, sigmas: np.ndarray
-) -> dict[str, float]:
-    """COCO's ten keypoint numbers (``COCOeval.stats``, as fractions, NaN for a range
-    without people): AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl.
-
-    Args:
-        preds: ``(D, K, 2)`` predicted joints; ``scores``: ``(D,)``; ``image``: ``(D,)`` keys.
-        people: Every person of the images, records and ignore regions alike.
-        sigmas: ``(K,)`` per-joint OKS constants.
-    """
-    extent = preds.max(1) - preds.min(1)
-    pred_area = extent[:, 0] * extent[:, 1]  # loadRes: the area of the keypoints' box
-    pooled: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {r: [] for r in OKS_AREA_RANGES}
-    counts = dict.fromkeys(OKS_AREA_RANGES, 0)
-    for key in np.unique(np.concatenate([image, people.image])):
-        d = np.flatnonzero(image == key)
-        d = d[np.argsort(-scores[d], kind="mergesort")][:OKS_MAX_DETECTIONS]
-        truth = people.take(np.flatnonzero(people.image == key))
-        oks = object_keypoint_similarity(preds[d], truth, sigmas)
-        for name, (low, high) in OKS_AREA_RANGES.items():
-            ignore = truth.ignore | (truth.area < low) | (truth.area > high)
-            order = np.argsort(ignore, kind="mergesort")
-            results = [match_predictions(oks[:, order], ignore[order], truth.crowd[order], t) for t in OKS_THRESHOLDS]
-            matched, ignored = (np.stack(r) for r in zip(*results))
-            ignored = ignored | (~matched & ((pred_area[d] < low) | (pred_area[d] > high)))
-            pooled[name].append((scores[d], matched, ignored))
-            counts[name] += int((~ignore).sum())
-    stats = {}
-    for name, parts in pooled.items():
-        if not counts[name]:
-            precision, recall = np.full((len(OKS_THRESHOLDS), 1), math.nan), np.full(len(OKS_THRESHOLDS), math.nan)
-        else:
-            precision, recall = precision_recall(*(np.concatenate(x, axis=-1) for x in zip(*parts)), counts[name])
-        stats[f"AP{name}"], stats[f"AR{name}"] = float(precision.mean()), float(recall.mean())
-        if not name:
-            for t, label in ((0, "50"), (5, "75")):
-                stats[f"AP{label}"], stats[f"AR{label}"] = float(precision[t].mean()), float(recall[t])
-    return {key: stats[key] for key in ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")}
-
-
 class KeypointAP(_ResultMetric):
-    """COCO's OKS-based keypoint AP and AR (see the module docs and :func:`coco_keypoint_ap`).
+    """COCO's OKS-based keypoint AP and AR (see :mod:`poselit.oks`).
 
     Every updated record is one person and one prediction on its image; the dataset's
     ignore regions (crowds, people without labelled keypoints) are given once. States are
@@ -835,31 +462,3 @@ def pose_metrics(
     if coco is not None:
         metrics["oks"] = KeypointAP(skeleton, sigmas, coco)
     return MetricCollection(metrics, compute_groups=False)
-
-
-__all__ = [
-    "CocoPeople",
-    "KeypointAP",
-    "OKS_AREA_RANGES",
-    "OKS_THRESHOLDS",
-    "coco_keypoint_ap",
-    "match_predictions",
-    "object_keypoint_similarity",
-    "precision_recall",
-    "DEFAULT_THRESHOLDS",
-    "PCK",
-    "PCK_PARTS",
-    "PCP",
-    "PCP_STICKS",
-    "TOTAL_EXCLUDED",
-    "MetricResult",
-    "Stick",
-    "VisibilityAP",
-    "average_precision",
-    "normalized_auc",
-    "pck_parts",
-    "pcp_sticks",
-    "pose_metrics",
-    "threshold_grid",
-    "total_joints",
-]

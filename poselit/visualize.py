@@ -22,7 +22,7 @@ import numpy as np
 
 from poselit.atomic import make_folder, write_atomic
 from poselit.extras import require
-from poselit.metrics import MetricResult
+from poselit.protocols import MetricResult
 from poselit.skeletons import Side, Skeleton
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ def pck_curves(
     results: MetricResult | EvaluationReport | Sequence[MetricResult | EvaluationReport],
 ) -> list[tuple[str, MetricResult]]:
     """``(label, result)`` of every PCK curve in evaluation results: a
-    :class:`~poselit.metrics.MetricResult` with a curve is labelled by its metric, an
+    :class:`~poselit.protocols.MetricResult` with a curve is labelled by its metric, an
     :class:`~poselit.evaluate.EvaluationReport` by its label (its PCK/PCKh result)."""
     items = [results] if isinstance(results, MetricResult) or hasattr(results, "results") else list(results)
     curves = []

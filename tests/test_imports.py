@@ -1,4 +1,5 @@
-"""The package's imports form no circle, and the layers that must stay light stay light.
+"""The package's imports form no circle, the layers that must stay light stay light, and no
+module is longer than :data:`MAX_MODULE_LINES`.
 
 The graph is read from the source with ``ast``: every ``import`` statement of a poselit
 module, at module level or inside a function (a deferred import still ties the two
@@ -13,6 +14,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "poselit"
+
+MAX_MODULE_LINES = 500
+"""Longest module (issue 13): one past it does several jobs and is split into one module each."""
 
 
 def module_names() -> dict[str, Path]:
@@ -114,3 +118,14 @@ def test_card_and_download_code_import_nothing_of_the_models():
     for light in ("poselit.zoo.cards", "poselit.zoo.catalog", "poselit.zoo.hub", "poselit.checkpoints"):
         heavy = sorted(m for m in reachable(light) if m.startswith(("poselit.models.", "poselit.backbones")))
         assert not heavy, f"{light} imports {heavy}"
+
+
+def test_no_module_is_longer_than_the_limit():
+    lengths = {
+        path.relative_to(PACKAGE.parent).as_posix(): len(path.read_text().splitlines())
+        for path in module_names().values()
+    }
+    long = sorted((name, n) for name, n in lengths.items() if n > MAX_MODULE_LINES)
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split each into modules of one job): " + ", ".join(
+        f"{name} ({n} lines)" for name, n in long
+    )

@@ -131,9 +131,9 @@ class BelagiannisRecurrent(PoseLitModule):
 
     **Architecture** (layer table in ``shared/reference/original_implementations.md``):
 
-    * feed-forward module: the trunk conv1..conv8 (:class:`poselit.backbones.BelagiannisTrunk`,
-      stride 4) then conv9 1x1 512 -> 256 and conv10 1x1 256 -> 256, each with ReLU and no
-      batch norm;
+    * feed-forward module: the trunk conv1..conv8
+      (:class:`poselit.models.trunks.BelagiannisTrunk`, stride 4) then conv9 1x1 512 -> 256
+      and conv10 1x1 256 -> 256, each with ReLU and no batch norm;
     * recurrent module (:class:`RecurrentModule`), run ``num_iterations`` times: input
       ``concat(conv6 skip feature 128, previous 256-channel feature)``; convolutions shared by
       all iterations, batch norm per iteration;

@@ -325,7 +325,7 @@ class LuvizonSoftArgmax(PoseLitModule):
     * Block-A's max-pools round up and its upsampling crops to the skip's size, so any input
       size works; identical to the original for map sides divisible by 4 (256 -> 32).
     * Padding is symmetric everywhere (Keras "same" pads stride-2 layers bottom/right only;
-      see :class:`poselit.backbones.LuvizonStem`).
+      see :class:`poselit.models.trunks.LuvizonStem`).
     * The paper's "lr x0.4 when the validation accuracy plateaus" is not a default: it is
       the recipe's ``lr_scheduler``, ``ReduceLROnPlateau(mode="max", factor=0.4)`` (the base
       monitors ``val/pck``; the paper gives no patience).
