@@ -419,10 +419,15 @@ def test_from_zoo_crops_with_the_cards_padding(tmp_path):
     zoo_dir = tmp_path / "zoo"
     zoo_dir.mkdir()
     shutil.copy(card.weights_path(), zoo_dir / card.weights_path().name)
-    poselit.zoo.write_card(dataclasses.replace(card, input={**card.input, "padding": 1.5}), zoo_dir / f"{DEMO_MODEL}.yaml")
+    edited = dataclasses.replace(card, input={**card.input, "padding": 1.5}, init_args={**card.init_args, "padding": 1.5})
+    poselit.zoo.write_card(edited, zoo_dir / f"{DEMO_MODEL}.yaml")
     predictor = Predictor.from_zoo(DEMO_MODEL, zoo_dir=zoo_dir, batch_size=4)
     assert predictor.padding == 1.5 and predictor.batch_size == 4 and predictor.skeleton.name == "lsp"
     assert Predictor.from_zoo(DEMO_MODEL, zoo_dir=zoo_dir, padding=1.1).padding == 1.1
+    # A card whose input and model arguments disagree is refused, naming both.
+    poselit.zoo.write_card(dataclasses.replace(edited, input=card.input), zoo_dir / f"{DEMO_MODEL}.yaml")
+    with pytest.raises(poselit.zoo.ZooError, match=r"input.padding is 1.25 but init_args.padding is 1.5"):
+        Predictor.from_zoo(DEMO_MODEL, zoo_dir=zoo_dir)
     assert Predictor.from_zoo(DEMO_MODEL).padding == card.input["padding"] == 1.25
 
 

@@ -173,6 +173,12 @@ def load_with_card(
         check_card_class(card, expect)
     shapes = safetensors_shapes(path, "zoo weights", ZooError)
     where = str(card.source or card.name)
+    for key in INPUT_ARGS:
+        if key in card.init_args and card.input.get(key) is not None and card.input[key] != card.init_args[key]:
+            raise ZooError(
+                f"{where}: input.{key} is {card.input[key]!r} but init_args.{key} is {card.init_args[key]!r}; "
+                "the model's input is decided once: make them equal (or export the card again)"
+            )
     init_args = with_input_args(resolve_class(card.class_path, where), card.init_args, card.input)
     model = build_module(card.class_path, init_args, where, shapes)
     load_weights(model, load_safetensors(path, "zoo weights", ZooError), str(path))
