@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningCLI
 from torch import nn
 
+from poselit.codecs import gaussian_heatmaps
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.sources import DatasetSpec
 from poselit.models.base import PoseLitModule, flip_back_keypoints
@@ -24,6 +25,7 @@ from poselit.models.luvizon import (
     StageOutput,
     aggregate_context,
     elastic_net,
+    heatmap_divergence,
     input_to_normalized,
     normalized_to_input,
     presence_targets,
@@ -175,6 +177,8 @@ def test_timm_backbone_gets_an_adapter_to_the_block_width():
         (dict(width=575), "width"),
         (dict(input_size=(250, 256)), "multiples of stride 8"),
         (dict(input_size=(8, 8)), "at least 16"),
+        (dict(heatmap_regularization=-1.0), "heatmap_regularization must be >= 0"),
+        (dict(regularization_sigma=0.0), "regularization_sigma > 0"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, message):
@@ -316,6 +320,67 @@ def test_elastic_net_without_valid_joints_is_zero():
     loss = elastic_net(torch.rand(2, 3, 2), torch.full((2, 3, 2), float("nan")), torch.zeros(2, 3, dtype=torch.bool))
     assert loss == 0
 
+
+
+def normalised_gaussians(centres: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """``(B, K, size, size)`` Gaussians at ``(B, K, 2)`` map pixels, each summing to 1."""
+    maps = gaussian_heatmaps(centres, torch.ones(centres.shape[:2], dtype=torch.long), (size, size), sigma)
+    return maps / maps.sum(dim=(-2, -1), keepdim=True)
+
+
+def test_heatmap_divergence_is_jensen_shannon_and_ignores_invalid_joints():
+    target = normalised_gaussians(torch.tensor([[[3.0, 4.0], [6.0, 1.0]]]), 8, sigma=1.0)
+    valid = torch.tensor([[True, True]])
+    # The softmax of log(target) is the target: no divergence (up to the tiny floor).
+    assert heatmap_divergence(target.log(), target, valid) < 1e-6
+    # Disjoint distributions: log 2, the largest Jensen-Shannon divergence, whatever the
+    # logits' scale; a flat map lies in between.
+    far = normalised_gaussians(torch.tensor([[[0.0, 0.0], [7.0, 7.0]]]), 8, sigma=0.2)
+    far_target = normalised_gaussians(torch.tensor([[[7.0, 7.0], [0.0, 0.0]]]), 8, sigma=0.2)
+    assert heatmap_divergence(200 * far, far_target, valid) == pytest.approx(math.log(2), abs=1e-4)
+    flat = heatmap_divergence(torch.zeros(1, 2, 8, 8), target, valid)
+    assert 0.1 < flat < math.log(2)
+    # An invalid joint adds nothing, even with non-finite logits; the mean runs over valid joints.
+    logits = torch.zeros(1, 2, 8, 8)
+    logits[0, 1] = float("nan")
+    half = heatmap_divergence(logits, target, torch.tensor([[True, False]]))
+    assert half == pytest.approx(heatmap_divergence(torch.zeros(1, 1, 8, 8), target[:, :1], valid[:, :1]).item())
+    assert heatmap_divergence(logits, target, torch.zeros(1, 2, dtype=torch.bool)) == 0
+
+
+def test_heatmap_divergence_gradient_pulls_the_soft_argmax_to_the_joint():
+    target = normalised_gaussians(torch.tensor([[[5.0, 2.0]]]), 8, sigma=1.0)
+    logits = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    optimizer = torch.optim.SGD([logits], lr=50.0)
+    for _ in range(50):
+        optimizer.zero_grad()
+        heatmap_divergence(logits, target, torch.tensor([[True]])).backward()
+        optimizer.step()
+    coords = regress_joints(logits.detach(), num_joints=1, alpha=0.8)[0] * 7  # normalised -> map pixels
+    torch.testing.assert_close(coords, torch.tensor([[[5.0, 2.0]]]), atol=0.1, rtol=0)
+
+
+def test_heatmap_regularization_adds_the_part_maps_divergence_to_the_loss():
+    """Off by default (the paper); with a weight, the loss gains that weight x the divergence
+    of every block's part maps (not the context maps) from Gaussians at the valid joints."""
+    torch.manual_seed(0)
+    batch = synthetic_batch(2, 64, 14)
+    paper = LuvizonSoftArgmax(num_blocks=2, width=32, input_size=(64, 64))
+    assert "divergence" not in paper.loss(paper(paper.normalize(batch["image"])), batch)
+    model = LuvizonSoftArgmax(num_blocks=2, width=32, input_size=(64, 64), heatmap_regularization=0.5,
+                              regularization_sigma=1.5)
+    outputs = model(model.normalize(batch["image"]))
+    losses = model.loss(outputs, batch)
+    present = presence_targets(batch["keypoints"], batch["visibility"], (64, 64))
+    centres = (batch["keypoints"] - 3.5) / 8  # input pixels -> map pixels at stride 8
+    target = gaussian_heatmaps(centres, present.long(), (8, 8), 1.5)
+    target = target / target.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    expected = sum(heatmap_divergence(s.part_maps, target, present) for s in outputs["stages"])
+    assert all(s.part_maps.shape == (2, 14, 8, 8) for s in outputs["stages"])
+    torch.testing.assert_close(losses["divergence"], expected)
+    torch.testing.assert_close(losses["loss"], losses["coords"] + losses["presence"] + 0.5 * expected)
+    losses["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 # --------------------------------------------------------------------------- flip test
 

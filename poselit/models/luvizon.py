@@ -2,17 +2,15 @@
 Contextual Information" (2017): a stem, K prediction blocks and a parameter-free soft-argmax
 regression with context aggregation, trained end to end on joint coordinates.
 
-See :class:`LuvizonSoftArgmax`. The pieces without parameters are module functions so they
-can be tested on their own: :func:`normalized_to_input` / :func:`input_to_normalized` (the
-coordinate mapping), :func:`regress_joints` (soft-argmax, joint probability and Eq. 6),
-:func:`aggregate_context` (Eq. 6 alone), :func:`presence_targets` and :func:`elastic_net`.
+See :class:`LuvizonSoftArgmax`. The pieces without parameters (soft-argmax regression,
+coordinate mapping, losses) are in :mod:`poselit.models.luvizon_regression`, re-exported here.
 """
 
 from __future__ import annotations
 
 import inspect
 from functools import partial
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,10 +18,20 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from poselit.backbones import create_backbone
-from poselit.codecs import soft_argmax, to_heatmap_coords, to_input_coords
+from poselit.codecs import gaussian_heatmaps
 from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
 from poselit.models.base import Batch, LRScaling, PoseLitModule
 from poselit.models.layers import BatchNormNoScale, ConvNormAct, SeparableConv2d, SeparableResidual
+from poselit.models.luvizon_regression import (
+    StageOutput,
+    aggregate_context,
+    elastic_net,
+    heatmap_divergence,
+    input_to_normalized,
+    normalized_to_input,
+    presence_targets,
+    regress_joints,
+)
 
 __all__ = [
     "BlockA",
@@ -32,6 +40,7 @@ __all__ = [
     "StageOutput",
     "aggregate_context",
     "elastic_net",
+    "heatmap_divergence",
     "input_to_normalized",
     "normalized_to_input",
     "presence_targets",
@@ -44,137 +53,6 @@ INPUT_STD = (127.5, 127.5, 127.5)  # (x / 255 - 0.5) * 2 == (x - 127.5) / 127.5
 
 # Keras' BatchNormalization(scale=False) defaults, as in the authors' code and the stem.
 KerasBatchNorm = partial(BatchNormNoScale, eps=1e-3, momentum=0.01)
-
-
-class StageOutput(NamedTuple):
-    """What one prediction block outputs for the loss."""
-
-    coords: Tensor
-    """``(B, Nj, 2)`` aggregated joint positions ``(x, y)`` in normalised map coordinates
-    (:func:`normalized_to_input`)."""
-    presence: Tensor
-    """``(B, Nj)`` presence logits: the global maximum of each joint's part map."""
-
-
-# --------------------------------------------------------------------------- coordinates
-
-
-def normalized_to_input(coords: Tensor, map_size: tuple[int, int], stride: float) -> Tensor:
-    """Soft-argmax output on the ``linspace(0, 1, W)`` grid -> input pixels.
-
-    The normalised grid puts 0 at the centre of the map's first column and 1 at the centre
-    of its last (:func:`poselit.codecs.soft_argmax` with ``grid="normalized"``), so
-    ``map = u * (W - 1)`` and then :func:`poselit.codecs.to_input_coords`::
-
-        input = stride * u * (W - 1) + (stride - 1) / 2          (y: H instead of W)
-
-    On a 32x32 map of a 256x256 input (stride 8) ``u = 0`` is input pixel 3.5 and ``u = 1``
-    is 251.5: the centres of the first and last 8x8 blocks.
-
-    Args:
-        coords: ``(..., 2)`` normalised ``(x, y)``.
-        map_size: Map ``(height, width)``, each at least 2.
-        stride: Input pixels per map pixel.
-    """
-    return to_input_coords(coords * _map_span(map_size, coords), stride)
-
-
-def input_to_normalized(keypoints: Tensor, map_size: tuple[int, int], stride: float) -> Tensor:
-    """Input pixels -> normalised map coordinates (inverse of :func:`normalized_to_input`)."""
-    return to_heatmap_coords(keypoints, stride) / _map_span(map_size, keypoints)
-
-
-def _map_span(map_size: tuple[int, int], like: Tensor) -> Tensor:
-    height, width = map_size
-    if height < 2 or width < 2:
-        raise ValueError(f"the soft-argmax maps must be at least 2x2, got {height}x{width}")
-    return torch.tensor([width - 1, height - 1], dtype=like.dtype, device=like.device)
-
-
-# --------------------------------------------------------------------------- regression
-
-
-def aggregate_context(
-    part_coords: Tensor, context_coords: Tensor, context_logits: Tensor, alpha: float
-) -> Tensor:
-    """Eq. 6: ``y = alpha * y_part + (1 - alpha) * sum_c(p_c * y_c) / sum_c(p_c)``.
-
-    ``p_c = sigmoid(context_logits)``. The weights ``p_c / sum_c(p_c)`` are computed as a
-    softmax of ``log(p_c)`` over the context maps (the same value), so they stay finite even
-    when every ``p_c`` underflows.
-
-    Args:
-        part_coords: ``(B, Nj, 2)`` positions from the part maps.
-        context_coords: ``(B, Nj, Nc, 2)`` positions from the context maps (``Nc >= 1``).
-        context_logits: ``(B, Nj, Nc)`` context presence logits (global map maxima).
-        alpha: Weight of the part-map position.
-    """
-    weights = torch.softmax(F.logsigmoid(context_logits.float()), dim=-1)
-    context = (weights[..., None] * context_coords).sum(dim=-2)
-    return alpha * part_coords + (1 - alpha) * context
-
-
-def regress_joints(maps: Tensor, num_joints: int, alpha: float) -> tuple[Tensor, Tensor]:
-    """The parameter-free regression stage of one block (Sec. 3.2, Fig. 4).
-
-    Soft-argmax (Eqs. 1-4, normalised grid) on every map, the presence logit of every map
-    (its global maximum; the joint probability is its sigmoid, Sec. 3.2.2) and the context
-    aggregation of Eq. 6.
-
-    Args:
-        maps: ``(B, (1 + Nc) * Nj, H, W)``: the ``Nj`` part maps first, then the ``Nc``
-            context maps of joint 0, of joint 1, ... (the authors' channel order).
-        num_joints: ``Nj``.
-        alpha: Eq. 6's weight of the part maps (unused when ``Nc = 0``).
-
-    Returns:
-        ``(B, Nj, 2)`` normalised positions and ``(B, Nj)`` presence logits of the part maps.
-    """
-    batch, channels = maps.shape[:2]
-    if channels % num_joints:
-        raise ValueError(f"{channels} maps is not a multiple of {num_joints} joints")
-    num_context = channels // num_joints - 1
-    coords = soft_argmax(maps, grid="normalized")  # (B, M, 2), float32
-    logits = maps.flatten(2).amax(dim=-1).float()  # (B, M)
-    part_coords, part_logits = coords[:, :num_joints], logits[:, :num_joints]
-    if num_context == 0:
-        return part_coords, part_logits
-    context_coords = coords[:, num_joints:].reshape(batch, num_joints, num_context, 2)
-    context_logits = logits[:, num_joints:].reshape(batch, num_joints, num_context)
-    return aggregate_context(part_coords, context_coords, context_logits, alpha), part_logits
-
-
-# --------------------------------------------------------------------------- loss
-
-
-def presence_targets(keypoints: Tensor, visibility: Tensor, input_size: tuple[int, int]) -> Tensor:
-    """``(B, Nj)`` booleans: the joint is annotated and lies inside the input crop.
-
-    Inside means ``-0.5 < x < W - 0.5`` and ``-0.5 < y < H - 0.5`` (the crop's area under the
-    pixel-centre convention), the authors' ``get_visible_joints`` (``0 < u < 1`` on
-    crop-normalised coordinates). Occluded joints (visibility 1) count as present: the paper's
-    probability is that of the joint "being present in the image", not of being seen.
-    """
-    height, width = input_size
-    x, y = keypoints[..., 0], keypoints[..., 1]
-    inside = (x > -0.5) & (x < width - 0.5) & (y > -0.5) & (y < height - 0.5)
-    return (visibility > 0) & inside
-
-
-def elastic_net(prediction: Tensor, target: Tensor, valid: Tensor) -> Tensor:
-    """Eq. 7 on valid joints: ``sum(|d|_1 + |d|_2^2) / max(1, number of valid joints)``.
-
-    ``d`` is the ``(x, y)`` error of a joint; the sum runs over the valid joints of the whole
-    batch. Invalid joints contribute nothing, whatever their coordinates hold (NaN included).
-
-    Args:
-        prediction: ``(B, Nj, 2)``.
-        target: ``(B, Nj, 2)``.
-        valid: ``(B, Nj)`` booleans.
-    """
-    diff = torch.where(valid[..., None], prediction.float() - target.float(), 0.0)
-    per_joint = diff.abs().sum(dim=-1) + diff.square().sum(dim=-1)
-    return per_joint.sum() / valid.sum().clamp_min(1)
 
 
 # --------------------------------------------------------------------------- network
@@ -295,7 +173,10 @@ class LuvizonSoftArgmax(PoseLitModule):
       inside the input crop** (:func:`presence_targets`);
     * ``presence_weight`` x binary cross-entropy (Eq. 8) of the part-map presence logits,
       averaged over the annotated joints; target 1 when the joint is inside the crop, 0 when
-      it was annotated outside it (e.g. moved out by augmentation or truncated).
+      it was annotated outside it (e.g. moved out by augmentation or truncated);
+    * only if ``heatmap_regularization`` > 0 (not in the paper; default 0):
+      that weight x :func:`heatmap_divergence` of the part maps from Gaussians of
+      ``regularization_sigma`` map pixels at the valid joints.
 
     The 2017 repository has no training code; these rules are those of the authors' later
     ``deephar`` code for the same model: presence = inside the crop (``get_visible_joints``,
@@ -352,6 +233,11 @@ class LuvizonSoftArgmax(PoseLitModule):
             that a pretrained trunk's deep features feed the blocks; ``None``: the plain
             feature at ``stride`` (the paper's stem needs none).
         presence_weight: Weight of the presence cross-entropy against the coordinate loss.
+        heatmap_regularization: Weight of the part maps' divergence from Gaussians at the
+            joints (DSNT's regulariser; 0, the paper's setting, turns it off). Soft-argmax
+            regression alone learns slowly from ImageNet weights on LSP (the paper trains
+            120 epochs on MPII first); this gives every map pixel a target.
+        regularization_sigma: Standard deviation of those Gaussians, map pixels.
         input_size: Input crop ``(height, width)``, multiples of ``stride``, at least
             ``2 * stride`` (paper: 256x256).
         padding: Margin around a person box when cropping (see
@@ -386,6 +272,8 @@ class LuvizonSoftArgmax(PoseLitModule):
         backbone_weights: str | None = None,
         neck_channels: int | None = None,
         presence_weight: float = 1.0,
+        heatmap_regularization: float = 0.0,
+        regularization_sigma: float = 1.0,
         input_size: tuple[int, int] = (256, 256),
         padding: float = DEFAULT_PADDING,
         fill: int = DEFAULT_FILL,
@@ -420,6 +308,13 @@ class LuvizonSoftArgmax(PoseLitModule):
         self.alpha = float(alpha)
         self.stride = stride
         self.presence_weight = float(presence_weight)
+        self.heatmap_regularization = float(heatmap_regularization)
+        self.regularization_sigma = float(regularization_sigma)
+        if self.heatmap_regularization < 0 or not self.regularization_sigma > 0:
+            raise ValueError(
+                f"heatmap_regularization must be >= 0 and regularization_sigma > 0, "
+                f"got {heatmap_regularization} and {regularization_sigma}"
+            )
 
         self.backbone = create_backbone(
             backbone, pretrained=pretrained, weights=backbone_weights, out_strides=stride, neck_channels=neck_channels
@@ -443,7 +338,7 @@ class LuvizonSoftArgmax(PoseLitModule):
         stages = []
         for block in self.blocks:
             maps, x = block(x)
-            stages.append(StageOutput(*regress_joints(maps, self.num_joints, self.alpha)))
+            stages.append(StageOutput(*regress_joints(maps, self.num_joints, self.alpha), maps[:, : self.num_joints]))
         last = stages[-1]
         return {
             "stages": stages,
@@ -453,7 +348,8 @@ class LuvizonSoftArgmax(PoseLitModule):
         }
 
     def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, Tensor]:
-        """Elastic net on valid joints + ``presence_weight`` x presence cross-entropy, per block."""
+        """Elastic net on valid joints + ``presence_weight`` x presence cross-entropy (+ the
+        optional ``heatmap_regularization`` x :func:`heatmap_divergence`), per block."""
         keypoints, visibility = batch["keypoints"], batch["visibility"]
         input_size = tuple(batch["image"].shape[-2:])
         annotated = visibility > 0
@@ -464,7 +360,14 @@ class LuvizonSoftArgmax(PoseLitModule):
             coords = coords + elastic_net(stage.coords, target, present)
             bce = F.binary_cross_entropy_with_logits(stage.presence, present.float(), reduction="none")
             presence = presence + torch.where(annotated, bce, 0.0).sum() / annotated.sum().clamp_min(1)
-        return {"loss": coords + self.presence_weight * presence, "coords": coords, "presence": presence}
+        losses = {"loss": coords + self.presence_weight * presence, "coords": coords, "presence": presence}
+        if self.heatmap_regularization > 0:
+            gaussians = gaussian_heatmaps(keypoints.float(), present.long(), outputs["map_size"],
+                                          self.regularization_sigma, stride=self.stride)
+            gaussians = gaussians / gaussians.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+            losses["divergence"] = sum(heatmap_divergence(s.part_maps, gaussians, present) for s in outputs["stages"])
+            losses["loss"] = losses["loss"] + self.heatmap_regularization * losses["divergence"]
+        return losses
 
 
 _DEFAULT_OPTIMIZER_LAMBDA = inspect.signature(LuvizonSoftArgmax.__init__).parameters["optimizer"].default
