@@ -26,6 +26,10 @@ includes the heatmap decoding, which is in the graph). Prints one JSON object.
 with ``complexity.cpu_ms_measured`` saying how and where): end to end at batch 1 with
 ``Predictor``'s defaults (eager float32, flip test on), at the most threads measured.
 
+``--table RESULTS.json`` prints a measured result as the Markdown table of the README and
+docs/performance.md (end-to-end ms per model and variant, without and with the flip test,
+on 1 and 2 threads; the largest pre- plus post-processing share; batch-32 throughput).
+
 ``--smoke`` measures 3 repeats on generated images (the test suite uses it).
 """
 
@@ -57,14 +61,17 @@ from train_step import build, machine_info
 VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl", "compile", "onnx")
 
 
-def median_ms(function: Callable[[Any], Any], items: list[Any]) -> float:
-    """Median wall time of ``function(item)`` over ``items``, in milliseconds."""
-    times = []
-    for item in items:
-        start = time.perf_counter()
-        function(item)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def interleaved_medians(stages: dict[str, Callable[[int], Any]], count: int) -> dict[str, float]:
+    """Median wall time, ms, of each ``stages[name](i)`` over ``i < count``, the stages run
+    in turn on each item (not one stage over all items, then the next): a machine whose
+    speed drifts (other tenants, clocks) shifts every stage alike instead of some."""
+    times: dict[str, list[float]] = {name: [] for name in stages}
+    for i in range(count):
+        for name, stage in stages.items():
+            start = time.perf_counter()
+            stage(i)
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(values) for name, values in times.items()}
 
 
 def load_model(name: str) -> PoseLitModule:
@@ -101,17 +108,19 @@ def stages(predictor: Predictor, paths: list[Path], flip: bool) -> dict[str, flo
     images = [load_image(path) for path in paths]
     tensors = [torch.from_numpy(crop_one(image)).permute(2, 0, 1)[None] for image in images]
 
-    result = {
-        "end_to_end": median_ms(lambda path: predictor(path), paths),
-        "decode": median_ms(load_image, paths),
-        "crop": median_ms(crop_one, images),
-        "network": median_ms(lambda crop: network(crop, False), tensors),
+    timed = {
+        "end_to_end": lambda i: predictor(paths[i]),
+        "decode": lambda i: load_image(paths[i]),
+        "crop": lambda i: crop_one(images[i]),
+        "network": lambda i: network(tensors[i], False),
     }
-    result["flip"] = max(0.0, median_ms(lambda crop: network(crop, True), tensors) - result["network"]) if flip else 0.0
+    if flip:
+        timed["network_flip"] = lambda i: network(tensors[i], True)
     heatmaps = network(tensors[0], False).get("heatmaps")
     if heatmaps is not None and isinstance(model, PoseLitModule):  # ONNX graphs decode inside
-        with torch.inference_mode():
-            result["decoding"] = median_ms(lambda _: model.decode_heatmaps(heatmaps.float()), tensors)
+        timed["decoding"] = torch.inference_mode()(lambda i: model.decode_heatmaps(heatmaps.float()))
+    result = interleaved_medians(timed, len(paths))
+    result["flip"] = max(0.0, result.pop("network_flip", result["network"]) - result["network"])
     result["other"] = max(0.0, result["end_to_end"] - result["decode"] - result["crop"] - result["network"] - result["flip"])
     result = {name: round(ms, 2) for name, ms in result.items()}
     result["pre_post_fraction"] = round(1 - (result["network"] + result["flip"]) / result["end_to_end"], 3)
@@ -198,9 +207,36 @@ def record_in_cards(result: dict[str, Any], zoo_dir: Path | None = None) -> list
     return written
 
 
+def pre_post_share(ms: dict[str, float]) -> float:
+    """Share of one image's end-to-end time outside the network: the larger of the residual
+    ``pre_post_fraction`` and the stages timed on their own (decode, crop, heatmap decoding),
+    so that timing noise in the residual cannot hide them."""
+    timed = (ms["decode"] + ms["crop"] + ms.get("decoding", 0.0)) / ms["end_to_end"]
+    return max(ms["pre_post_fraction"], timed)
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """Markdown: one row per model and variant, end-to-end ms at batch 1 per thread count
+    and flip setting, the largest pre- plus post-processing share of the row
+    (:func:`pre_post_share`), and images/s at batch 32 (most threads, flip test on when
+    measured)."""
+    rows = result["rows"]
+    settings = sorted({(r["threads"], r["flip_test"]) for r in rows})
+    header = ["model", "variant", *(f"{t} thread{'s' * (t > 1)}, flip {'on' if f else 'off'}" for t, f in settings),
+              "pre+post share", "images/s, batch 32"]
+    lines = [header, ["---"] * len(header)]
+    for model, variant in dict.fromkeys((r["model"], r["variant"]) for r in rows):
+        mine = {(r["threads"], r["flip_test"]): r for r in rows if r["model"] == model and r["variant"] == variant}
+        cells = [f"{mine[k]['ms']['end_to_end']:.1f}" if k in mine else "-" for k in settings]
+        share = max(pre_post_share(r["ms"]) for r in mine.values())
+        throughput = mine[max(mine, key=lambda k: (k[0], k[1]))]["images_per_s_batch32"]
+        lines.append([f"`{model}`", variant, *cells, f"{100 * share:.0f}%", f"{throughput:.0f}"])
+    return "".join("| " + " | ".join(line) + " |\n" for line in lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="zoo model names or recipe YAMLs")
+    parser.add_argument("models", nargs="*", help="zoo model names or recipe YAMLs")
     parser.add_argument("--variants", nargs="+", default=["fp32", "bf16-cl"], choices=VARIANTS)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--flip", choices=["both", "on", "off"], default="both")
@@ -210,7 +246,13 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print each row as it is measured")
     parser.add_argument("--cards", nargs="?", const="", metavar="ZOO_DIR",
                         help="write each zoo model's latency into its card (default folder: the zoo's)")
+    parser.add_argument("--table", type=Path, metavar="RESULTS_JSON", help="print a result's Markdown table; measure nothing")
     args = parser.parse_args()
+    if args.table:
+        print(summary_table(json.loads(args.table.read_text())), end="")
+        return
+    if not args.models:
+        parser.error("name at least one model (or --table RESULTS_JSON)")
     if args.smoke:
         args.images, args.warmup = 3, 1
     result = measure(args)

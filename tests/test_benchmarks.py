@@ -78,6 +78,19 @@ def test_latency_benchmark_splits_end_to_end_time_into_stages():
     assert result["images"] == 3 and result["smoke"]
 
 
+def test_latency_table_of_a_result_has_a_row_per_model_and_variant(tmp_path):
+    result = _run("benchmarks/latency.py", "luvizon-tiny-lsp-demo", "--smoke", "--variants", "fp32", "onnx",
+                  "--threads", "1", "--flip", "both")
+    (tmp_path / "latency.json").write_text(json.dumps(result))
+    done = subprocess.run([sys.executable, "benchmarks/latency.py", "--table", str(tmp_path / "latency.json")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines[0].startswith("| model | variant | 1 thread, flip off | 1 thread, flip on |")
+    assert [line.split(" | ")[1] for line in lines[2:]] == ["fp32", "onnx"]
+    (onnx,) = [r for r in result["rows"] if r["variant"] == "onnx" and r["flip_test"]]
+    assert f"| {onnx['ms']['end_to_end']:.1f} |" in lines[3]
+
+
 def test_latency_benchmark_writes_the_default_settings_figure_into_the_card(tmp_path):
     for path in (REPO / "zoo").glob("luvizon-tiny-lsp-demo.*"):
         shutil.copy(path, tmp_path)
@@ -112,3 +125,12 @@ def test_sample_predictions_draw_the_annotation_and_each_model_per_person(tmp_pa
     assert image.shape[:2] == (2 * 64 + 2, 2 * 64 + 2)  # 2 people x (annotation, model), 2 px gaps
     assert [set(row) for row in result["people"]] == [{"image", "luvizon-tiny-lsp-demo"}] * 2
     assert all(0 <= row["luvizon-tiny-lsp-demo"] <= 100 for row in result["people"])
+
+
+def test_readme_latency_table_is_the_committed_measurement():
+    """The README's speed table is ``latency.py --table`` of benchmarks/results/latency_cpu.json."""
+    done = subprocess.run([sys.executable, "benchmarks/latency.py", "--table", "benchmarks/results/latency_cpu.json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout in (REPO / "README.md").read_text(), (
+        "README.md's speed table is stale: paste python benchmarks/latency.py --table benchmarks/results/latency_cpu.json"
+    )

@@ -547,6 +547,12 @@ def test_the_builtin_zoo_table_is_current(monkeypatch):
     assert zoo.table_is_current(), "zoo/README.md is stale: run 'poselit zoo table'"
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert zoo.markdown_table(cards) in readme, "README.md's zoo table is stale: copy it from zoo/README.md"
+    from poselit.zoo.table import comparison_table
+
+    compared = [card for card in cards if card.name.endswith("-mobilenetv2-lsp")]
+    assert comparison_table(compared) in readme, (
+        "README.md's results table is stale: paste the output of poselit zoo compare '*-mobilenetv2-lsp'"
+    )
     for card in cards:
         assert card.weights.file is None or card.weights_path().is_file() or card.weights.hub, card.name
 
