@@ -2,7 +2,7 @@
 
 Parametrized over :data:`poselit.models.METHODS` (as timm's tests run over
 ``list_models()``), each method built with its registry entry's ``tiny`` arguments: the
-output contract, the loss and its gradients, the flip test, and the export -> load round
+output contract, the loss and its gradients, the flip test, video prediction, and the export -> load round
 trip. A fourth method needs one model file and one registry entry; this module shows it
 with a method registered here only (``tests/tiny_models.py``), which passes every
 contract test without any other file changing.
@@ -147,6 +147,36 @@ def test_a_method_registered_by_the_tests_is_one_of_them():
     with pytest.raises(ValueError, match="'tiny' .* is registered already"):
         register_method(TEST_METHOD)
 
+
+def test_video_prediction_tracks_through_a_clip(method, model, tmp_path):
+    """``poselit predict VIDEO``'s engine runs every method: an annotated video with every
+    frame and one JSON line per frame with the method's joints, smoothing on."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from poselit.predict import Predictor
+    from poselit.smoothing import OneEuroFilter
+    from poselit.video import FOURCC, predict_video
+
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*FOURCC), 10.0, (48, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        writer.write(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8))
+    writer.release()
+    result = predict_video(Predictor(model), clip, tmp_path / "out", smoothing=OneEuroFilter(), model=method.name,
+                           progress=False)
+    lines = [json.loads(line) for line in result.frames_file.read_text().splitlines()]
+    assert (result.frames, result.ended_early) == (4, False) and [line["frame"] for line in lines] == [0, 1, 2, 3]
+    for line in lines:
+        (person,) = line["people"]
+        assert line["model"] == method.name and len(person["keypoints"]) == model.num_joints
+        assert np.isfinite(person["keypoints"]).all()
+    capture = cv2.VideoCapture(str(result.video))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 4
+    capture.release()
 
 @pytest.mark.gpu
 def test_every_method_trains_validates_and_predicts_on_cuda(method, model, synthetic_lsp, monkeypatch):
