@@ -2,8 +2,8 @@
 
 Parametrized over :data:`poselit.models.METHODS` (as timm's tests run over
 ``list_models()``), each method built with its registry entry's ``tiny`` arguments: the
-output contract, the loss and its gradients, the flip test, video prediction, and the export -> load round
-trip. A fourth method needs one model file and one registry entry; this module shows it
+output contract, the loss and its gradients, the flip test, video prediction, and the
+export -> load round trip. A fourth method needs one model file and one registry entry; this module shows it
 with a method registered here only (``tests/tiny_models.py``), which passes every
 contract test without any other file changing.
 """
