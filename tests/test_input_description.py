@@ -48,7 +48,8 @@ def test_a_model_fit_with_fill_128_predicts_and_exports_with_fill_128(tmp_path, 
     ])
     assert (cli.model.padding, cli.model.fill) == (1.4, 128)
     (last,) = run.rglob("last.ckpt")
-    card = export_checkpoint(last, "belagiannis-tiny-fill", tmp_path / "export", zoo_dir=tmp_path / "zoo", ship=True)
+    card = export_checkpoint(last, "belagiannis-tiny-fill", tmp_path / "export", zoo_dir=tmp_path / "zoo", ship=True,
+                             evaluate=[f"lsp:test@{data}"])
     assert (card.input["padding"], card.input["fill"]) == (1.4, 128)
     assert (card.init_args["padding"], card.init_args["fill"]) == (1.4, 128)
 

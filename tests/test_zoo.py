@@ -167,21 +167,30 @@ def test_loading_as_a_method_refuses_a_card_of_another_class(checkpoint, zoo_dir
             BelagiannisRecurrent.from_pretrained(name)
 
 
-def test_export_writes_whole_files_with_normal_permissions(checkpoint, zoo_dir, tmp_path):
+def test_export_writes_whole_files_with_normal_permissions(checkpoint, zoo_dir, tmp_path, synthetic_lsp):
     """Weights, config, README, card and table go through ``write_atomic``: readable by
     others like any new file (safetensors' own writer made the weights 0600), no temporary
     files left."""
     umask = os.umask(0o022)
     os.umask(umask)
-    zoo.export_checkpoint(checkpoint, NAME, tmp_path / "export", ship=True)
+    zoo.export_checkpoint(checkpoint, NAME, tmp_path / "export", ship=True, evaluate=[f"lsp:test@{synthetic_lsp}"])
     files = sorted([*(tmp_path / "export").iterdir(), *zoo_dir.iterdir()])
     assert {f.name for f in files} >= {"model.safetensors", "config.json", "README.md", f"{NAME}.yaml", f"{NAME}.safetensors"}
     assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(0o666 & ~umask) for f in files}
 
 
-def test_fp16_export_halves_the_file_and_loads_into_float32(checkpoint, crops, zoo_dir, tmp_path):
+def test_shipping_a_model_without_measured_results_is_refused_before_writing(checkpoint, zoo_dir, tmp_path, capsys):
+    """A shipped card carries measured results: ``--ship`` without ``--evaluate`` or
+    ``--metrics`` stops with an error naming what is missing, and writes nothing."""
+    with pytest.raises(zoo.ZooError, match="--ship .* measures none: add --evaluate SPLIT .* or --metrics"):
+        zoo.export_checkpoint(checkpoint, NAME, tmp_path / "export", ship=True)
+    assert main(["zoo", "export", str(checkpoint), "--name", NAME, "--out", str(tmp_path / "export"), "--ship"]) == 2
+    assert "--evaluate SPLIT (e.g. lsp:test)" in capsys.readouterr().err
+    assert not (tmp_path / "export").exists() and list(zoo_dir.iterdir()) == []
+
+def test_fp16_export_halves_the_file_and_loads_into_float32(checkpoint, crops, zoo_dir, tmp_path, synthetic_lsp):
     export(checkpoint, tmp_path / "fp32", "--no-card")
-    export(checkpoint, tmp_path / "fp16", "--fp16", "--ship")
+    export(checkpoint, tmp_path / "fp16", "--fp16", "--ship", "--evaluate", f"lsp:test@{synthetic_lsp}")
     tensors = load_file(tmp_path / "fp16" / "model.safetensors")
     assert all(t.dtype in (torch.float16, torch.int64) for t in tensors.values())
     fp32, fp16 = ((tmp_path / d / "model.safetensors").stat().st_size for d in ("fp32", "fp16"))

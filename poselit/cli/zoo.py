@@ -60,7 +60,7 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
     export.add_argument("--citation", help="BibTeX to cite, or a file holding it")
     export.add_argument("--repo-id", help="Hub repository it will be published to (ORG/NAME)")
     export.add_argument(
-        "--ship", action="store_true", help="copy the weights next to the card (shipped in the package)"
+        "--ship", action="store_true", help="copy the weights next to the card (shipped in the package); needs --evaluate or --metrics"
     )
     export.add_argument("--no-card", action="store_true", help="write the folder only, not the zoo card")
     export.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",

@@ -270,7 +270,8 @@ def export_checkpoint(
         update_zoo: Write the zoo card (and its table). Without it, the README's example
             loads the export folder by its path (``out`` as given), not by a zoo name.
         ship: Copy the weights next to the card, so they ship inside the package (small
-            models only).
+            models only). Needs measured results (``evaluate`` or ``reports``): a shipped
+            card without them is refused before anything is written.
         batch_size: Batch size of the ``evaluate`` runs.
         check_records: People of the first ``evaluate`` split measured again on their own
             for the card's ``check`` (see :data:`~poselit.zoo.cards.CHECK_FIELDS`).
@@ -284,6 +285,11 @@ def export_checkpoint(
         raise ZooError(f"--name must be lowercase letters, digits, '.', '_' or '-', got {name!r}")
     if repo_id and not REPO_ID_PATTERN.fullmatch(repo_id):
         raise ZooError(f"--repo-id must be ORG/NAME, got {repo_id!r}")
+    if ship and not (evaluate or reports):
+        raise ZooError(
+            f"{checkpoint}: --ship puts the model in the zoo, whose cards carry measured results, and this "
+            "export measures none: add --evaluate SPLIT (e.g. lsp:test) or --metrics RESULTS.json"
+        )
     data = read_checkpoint(checkpoint)
     if "state_dict" not in data:
         raise ZooError(f"{checkpoint}: not a Lightning checkpoint (no 'state_dict')")
