@@ -61,24 +61,12 @@ import torch
 from torchmetrics import MetricCollection
 from tqdm import tqdm
 
+from poselit import prediction_files
 from poselit.data.records import AnnotationSet, PoseRecord
 from poselit.data.sources import DatasetSpec, read_annotations
 from poselit.metrics import pose_metrics
 from poselit.oks import CocoPeople
-from poselit.prediction_files import (
-    Prediction,
-    PredictionError,
-    PredictionFile,
-    align_predictions,
-    image_matches,
-    joint_slots,
-    parse_predictions,
-    predictions_document,
-    predictions_from_images,
-    read_image_documents,
-    read_predictions,
-    source_key,
-)
+from poselit.prediction_files import *  # noqa: F403 (re-exported: see __all__)
 from poselit.progress import show_progress
 from poselit.protocols import MetricResult
 from poselit.tables import Reference, Row, Table, metric_table, per_item_table, published_rows
@@ -93,19 +81,7 @@ __all__ = [
     "evaluate_poses",
     "evaluate_predictions",
     "test_reports",
-    # re-exported from poselit.prediction_files
-    "Prediction",
-    "PredictionError",
-    "PredictionFile",
-    "align_predictions",
-    "image_matches",
-    "joint_slots",
-    "parse_predictions",
-    "predictions_document",
-    "predictions_from_images",
-    "read_image_documents",
-    "read_predictions",
-    "source_key",
+    *prediction_files.__all__,
 ]
 
 

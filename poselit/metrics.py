@@ -31,38 +31,9 @@ from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
-from poselit.oks import (
-    OKS_AREA_RANGES,
-    OKS_MAX_DETECTIONS,
-    OKS_THRESHOLDS,
-    RECALL_THRESHOLDS,
-    CocoPeople,
-    coco_keypoint_ap,
-    match_predictions,
-    object_keypoint_similarity,
-    precision_recall,
-)
-from poselit.protocols import (
-    DEFAULT_THRESHOLDS,
-    PCK_NAMES,
-    PCK_PARTS,
-    PCP_COLUMNS,
-    PCP_STICKS,
-    THRESHOLD_STEP,
-    TOTAL_EXCLUDED,
-    MetricResult,
-    Stick,
-    average_precision,
-    check_poses,
-    grid_index,
-    normalized_auc,
-    part_means,
-    pck_parts,
-    pcp_sticks,
-    percent,
-    threshold_grid,
-    total_joints,
-)
+from poselit import oks, protocols
+from poselit.oks import *  # noqa: F403 (re-exported: see __all__)
+from poselit.protocols import *  # noqa: F403 (re-exported: see __all__)
 from poselit.skeletons import DEFAULT_OKS_SIGMA, Skeleton, get_skeleton, oks_sigmas
 
 __all__ = [
@@ -71,36 +42,8 @@ __all__ = [
     "PCP",
     "VisibilityAP",
     "pose_metrics",
-    # re-exported from poselit.protocols
-    "DEFAULT_THRESHOLDS",
-    "MetricResult",
-    "PCK_NAMES",
-    "PCK_PARTS",
-    "PCP_COLUMNS",
-    "PCP_STICKS",
-    "Stick",
-    "THRESHOLD_STEP",
-    "TOTAL_EXCLUDED",
-    "average_precision",
-    "check_poses",
-    "grid_index",
-    "normalized_auc",
-    "part_means",
-    "pck_parts",
-    "pcp_sticks",
-    "percent",
-    "threshold_grid",
-    "total_joints",
-    # re-exported from poselit.oks
-    "CocoPeople",
-    "OKS_AREA_RANGES",
-    "OKS_MAX_DETECTIONS",
-    "OKS_THRESHOLDS",
-    "RECALL_THRESHOLDS",
-    "coco_keypoint_ap",
-    "match_predictions",
-    "object_keypoint_similarity",
-    "precision_recall",
+    *protocols.__all__,
+    *oks.__all__,
 ]
 
 

@@ -88,54 +88,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from poselit import predict_inputs, predict_results
 from poselit.geometry import check_fill, check_padding, crop_affine, invert_affine, warp_image
 from poselit.models.base import PoseLitModule, to_image_coords
-from poselit.predict_inputs import (
-    MAX_ZOOM,
-    MIN_BOX_SIDE,
-    BoxFormat,
-    BoxInput,
-    ColorOrder,
-    ImageInput,
-    InputError,
-    box_list,
-    joints_box,
-    load_image,
-    person_box,
-    smallest_joints_box,
-    whole_image_box,
-)
-from poselit.predict_results import (
-    PosePrediction,
-    document_text,
-    draw_predictions,
-    image_document,
-    skeleton_dict,
-)
+from poselit.predict_inputs import *  # noqa: F403 (re-exported: see __all__)
+from poselit.predict_results import *  # noqa: F403 (re-exported: see __all__)
 from poselit.progress import show_progress
 from poselit.skeletons import Skeleton
 
 __all__ = [
     "Predictor",
-    # re-exported from poselit.predict_inputs
-    "BoxFormat",
-    "BoxInput",
-    "ColorOrder",
-    "ImageInput",
-    "InputError",
-    "MAX_ZOOM",
-    "MIN_BOX_SIDE",
-    "joints_box",
-    "load_image",
-    "person_box",
-    "smallest_joints_box",
-    "whole_image_box",
-    # re-exported from poselit.predict_results
-    "PosePrediction",
-    "document_text",
-    "draw_predictions",
-    "image_document",
-    "skeleton_dict",
+    *predict_inputs.__all__,
+    *predict_results.__all__,
 ]
 
 SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"

@@ -11,6 +11,7 @@ a package the importing module lives in (it is initialised before its modules ru
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "poselit"
@@ -129,3 +130,17 @@ def test_no_module_is_longer_than_the_limit():
     assert not long, f"modules over {MAX_MODULE_LINES} lines (split each into modules of one job): " + ", ".join(
         f"{name} ({n} lines)" for name, n in long
     )
+
+
+def test_every_exported_name_is_defined():
+    """``__all__`` promises names; a re-export by star import (``*module.__all__``) that lost
+    its import, or a name renamed in one place only, fails here."""
+    missing = {}
+    for name in sorted(module_names()):
+        if name.endswith("__main__"):
+            continue
+        module = importlib.import_module(name)
+        absent = [n for n in getattr(module, "__all__", ()) if not hasattr(module, n)]
+        if absent:
+            missing[name] = absent
+    assert not missing, f"names in __all__ that the module does not define: {missing}"

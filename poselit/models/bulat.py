@@ -23,28 +23,13 @@ from torch import Tensor, nn
 from poselit.backbones import Backbone, create_backbone
 from poselit.codecs import HeatmapCodec, disk_heatmaps
 from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
+from poselit.models import bulat_subnetworks
 from poselit.models.base import Batch, IMAGENET_MEAN, IMAGENET_STD, LRScaling, PoseLitModule
-from poselit.models.bulat_subnetworks import (
-    FCN8sDetector,
-    Hourglass,
-    HourglassRegressor,
-    PreActBottleneck,
-    ResidualDetector,
-    VGGRegressor,
-    bilinear_kernel,
-    init_upsampling_,
-)
+from poselit.models.bulat_subnetworks import *  # noqa: F403 (re-exported: see __all__)
 
 __all__ = [
     "BulatCascade",
-    "FCN8sDetector",
-    "Hourglass",
-    "HourglassRegressor",
-    "PreActBottleneck",
-    "ResidualDetector",
-    "VGGRegressor",
-    "bilinear_kernel",
-    "init_upsampling_",
+    *bulat_subnetworks.__all__,
 ]
 
 Stage = Literal["detector", "regressor", "joint"]

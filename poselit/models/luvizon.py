@@ -20,31 +20,16 @@ from torch import Tensor, nn
 from poselit.backbones import create_backbone
 from poselit.codecs import gaussian_heatmaps
 from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
+from poselit.models import luvizon_regression
 from poselit.models.base import Batch, LRScaling, PoseLitModule
 from poselit.models.layers import BatchNormNoScale, ConvNormAct, SeparableConv2d, SeparableResidual
-from poselit.models.luvizon_regression import (
-    StageOutput,
-    aggregate_context,
-    elastic_net,
-    heatmap_divergence,
-    input_to_normalized,
-    normalized_to_input,
-    presence_targets,
-    regress_joints,
-)
+from poselit.models.luvizon_regression import *  # noqa: F403 (re-exported: see __all__)
 
 __all__ = [
     "BlockA",
     "LuvizonSoftArgmax",
     "PredictionBlock",
-    "StageOutput",
-    "aggregate_context",
-    "elastic_net",
-    "heatmap_divergence",
-    "input_to_normalized",
-    "normalized_to_input",
-    "presence_targets",
-    "regress_joints",
+    *luvizon_regression.__all__,
 ]
 
 DEFAULT_BACKBONE = "poselit_luvizon_stem"
