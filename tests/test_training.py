@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from poselit.cli import main
 from poselit.data.synthetic import write_synthetic_lsp
@@ -14,7 +15,7 @@ from poselit.cli.reproduce import reproduce
 from poselit.reproduce import is_sidecar, read_paper_row, sidecar_path
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted(r for r in (REPO / "recipes").rglob("*.yaml") if not is_sidecar(r))
+RECIPES = sorted(r for r in (REPO / "recipes").rglob("*.yaml") if not is_sidecar(r) and r.parent.name != "overlays")
 SIDECARS = sorted(r for r in (REPO / "recipes").rglob("*.yaml") if is_sidecar(r))
 
 
@@ -190,6 +191,29 @@ def test_cpu_recipes_train_two_steps_and_validate_on_held_out_people(recipe, smo
     assert cli.model.feature_extractor().name == "mobilenetv2_100" and cli.model.input_size == (64, 64)  # the shared trunk
     assert "val/pck" in cli.trainer.callback_metrics  # validation ran on the held-out people
     assert len(cli.datamodule.datasets["val"]) == 1 and len(cli.datamodule.datasets["val"][0]) == 4
+
+
+OVERLAYS = sorted((REPO / "recipes/cpu/overlays").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", CPU_RECIPES, ids=[r.stem for r in CPU_RECIPES])
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[r.stem for r in OVERLAYS])
+def test_cpu_overlays_layer_on_every_cpu_recipe(overlay, recipe, tmp_path, monkeypatch):
+    """recipes/cpu/overlays/ change a CPU recipe's start and schedule, not its method."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cli = run_lightning(["-c", str(recipe), "-c", str(overlay), "--model.init_args.backbone_weights=null",
+                         f"--trainer.default_root_dir={tmp_path}"], run=False)
+    alone = run_lightning(["-c", str(recipe), "--model.init_args.backbone_weights=null",
+                           f"--trainer.default_root_dir={tmp_path}"], run=False)
+    assert type(cli.model) is type(alone.model) and cli.trainer.precision == "32-true"
+    scheduler = cli.model.configure_optimizers()["lr_scheduler"]["scheduler"]
+    assert isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert scheduler.T_max == cli.trainer.max_epochs  # decays to eta_min by the last epoch
+    if overlay.stem == "movenet":
+        assert cli.model.feature_extractor().name == "poselit_tf_mobilenetv2_100"
+        assert cli.model.mean.flatten().tolist() == [127.5] * 3 == cli.model.std.flatten().tolist()
+    else:
+        assert cli.model.feature_extractor().name == "mobilenetv2_100"
 
 
 def test_recipe_folders_cover_every_method():

@@ -7,7 +7,11 @@ Once this module is imported (:mod:`poselit.backbones` imports it, so
 * ``poselit_belagiannis_trunk``: the feed-forward layers conv1..conv8 of Belagiannis & Zisserman;
 * ``poselit_luvizon_stem``: the Inception-v4-style stem of Luvizon et al.;
 * ``poselit_vgg16_fcn``: VGG-16's convolutional layers, the FCN detector trunk of Bulat &
-  Tzimiropoulos; ImageNet weights come from timm's ``vgg16.tv_in1k``.
+  Tzimiropoulos; ImageNet weights come from timm's ``vgg16.tv_in1k``;
+* ``poselit_tf_mobilenetv2_100``: timm's ``mobilenetv2_100`` with TensorFlow's 'SAME'
+  padding (asymmetric at stride 2, as timm's ``tf_*`` models), the network of Keras
+  MobileNetV2 and so of MoveNet's backbone, whose weights ``poselit backbone import``
+  reads from a TF.js model; input ``x / 127.5 - 1`` as MoveNet's.
 
 Each trunk is a :class:`~torch.nn.Sequential` whose children run in order and which lists its
 taps in ``feature_info``: exactly what timm's ``FeatureListNet`` needs to cut a model into a
@@ -20,6 +24,7 @@ from functools import partial
 from typing import Any, Callable, Sequence
 
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.efficientnet import _gen_mobilenet_v2
 from torch import Tensor, nn
 
 from poselit.models.layers import BatchNormNoScale, ConcatBranches, ConvNormAct, SeparableResidual
@@ -30,6 +35,7 @@ __all__ = [
     "VGG16FCN",
     "poselit_belagiannis_trunk",
     "poselit_luvizon_stem",
+    "poselit_tf_mobilenetv2_100",
     "poselit_vgg16_fcn",
 ]
 
@@ -244,6 +250,14 @@ default_cfgs = generate_default_cfgs(
             license="bsd-3-clause",
             paper_name="Human Pose Estimation via Convolutional Part Heatmap Regression",
         ),
+        "poselit_tf_mobilenetv2_100": dict(
+            input_size=(3, 192, 192),
+            mean=(0.5,) * 3,  # x / 127.5 - 1, MoveNet's input
+            std=(0.5,) * 3,
+            first_conv="conv_stem",
+            classifier="classifier",
+            paper_name="MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+        ),
     }
 )
 
@@ -258,6 +272,12 @@ def poselit_belagiannis_trunk(pretrained: bool = False, **kwargs: Any) -> nn.Mod
 def poselit_luvizon_stem(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Luvizon et al. stem (stride 8, 576 channels)."""
     return _create_trunk(LuvizonStem, "poselit_luvizon_stem", pretrained, **kwargs)
+
+
+@register_model
+def poselit_tf_mobilenetv2_100(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """MobileNetV2 1.0 with TensorFlow 'SAME' padding (Keras's, MoveNet's backbone)."""
+    return _gen_mobilenet_v2("poselit_tf_mobilenetv2_100", 1.0, pretrained=pretrained, pad_type="same", **kwargs)
 
 
 @register_model
