@@ -1,9 +1,11 @@
 """The one checkpoint reader: ``torch.save`` files read weights-only, with errors naming the file.
 
 Everything that opens a checkpoint goes through :func:`read_checkpoint`: resuming and
-testing checks (:func:`check_checkpoint`), ``init_from`` (:func:`read_state_dict`) and
-``poselit zoo export``. Nothing is unpickled (``weights_only=True``): a file holding other
-objects is refused, and so is a damaged one, naming the file rather than torch's internals.
+testing checks (:func:`check_checkpoint`), ``init_from`` (:func:`check_weights`,
+:func:`read_state_dict`) and ``poselit zoo export``. Nothing is unpickled
+(``weights_only=True``): a file holding other objects is refused, and so is a damaged one,
+naming the file rather than torch's internals. What a weights file is (a checkpoint or a
+safetensors file) is read from its content, never from its name.
 
 What :class:`~poselit.models.base.PoseLitModule` and ``poselit fit`` write into a
 checkpoint besides Lightning's own keys is named here too: :data:`CLASS_KEY` (the class
@@ -15,12 +17,12 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from poselit.files import load_safetensors
+from poselit.files import load_safetensors, safetensors_shapes
 from poselit.skeletons import Skeleton, skeleton_from_spec
 
 CLASS_KEY = "poselit"
@@ -67,19 +69,68 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     return data
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Model tensors from a Lightning checkpoint or a state dict saved with ``torch.save``
-    (read by :func:`read_checkpoint`), a safetensors file, or a zoo model: ``zoo:NAME`` or
-    ``hf://ORG/NAME[@REVISION]`` (fetched and sha256-checked by :func:`poselit.zoo.download`)."""
+def _is_safetensors(path: Path) -> bool:
+    """True when ``path`` begins as a safetensors file does, whatever its name: an 8-byte
+    little-endian header length that fits in the file, then the header's JSON object."""
+    with path.open("rb") as file:
+        head = file.read(9)
+    return len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
+
+
+def _local_weights(path: str | Path) -> Path:
+    """The local file of a weights argument: a zoo model (``zoo:NAME`` or
+    ``hf://ORG/NAME[@REVISION]``) is fetched and sha256-checked by
+    :func:`poselit.zoo.download`; anything else is a path."""
     if str(path).startswith(("zoo:", "hf://")):
         from poselit.zoo.hub import download  # the Hub client loads only when a zoo model is named
 
         _, path = download(str(path).removeprefix("zoo:"))
-    path = Path(path)
-    if path.suffix == ".safetensors" and path.is_file():
+    return Path(path)
+
+
+def weights_format(path: Path) -> Literal["safetensors", "checkpoint"]:
+    """What a weights file holds, read from its content (a checkpoint renamed ``.pt`` is
+    still a checkpoint): a safetensors header, or torch.save's zip archive. Anything else
+    (an empty, truncated or pre-1.6 ``torch.save`` file) is a :class:`CheckpointError`
+    naming the file; a missing one a ``FileNotFoundError``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if _is_safetensors(path):
+        return "safetensors"
+    if zipfile.is_zipfile(path):
+        return "checkpoint"
+    size = path.stat().st_size
+    raise CheckpointError(
+        f"{path}: not a readable safetensors file nor a checkpoint (torch.save's zip archive): this file "
+        f"({size} bytes) is {'empty' if not size else 'truncated, damaged, another format, or a pre-1.6 torch.save'}"
+    )
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Model tensors from a Lightning checkpoint or a state dict saved with ``torch.save``
+    (read by :func:`read_checkpoint`), a safetensors file (told apart by
+    :func:`weights_format`), or a zoo model: ``zoo:NAME`` or
+    ``hf://ORG/NAME[@REVISION]`` (fetched and sha256-checked by :func:`poselit.zoo.download`)."""
+    path = _local_weights(path)
+    if weights_format(path) == "safetensors":
         return load_safetensors(path, "weights", CheckpointError)
     checkpoint = read_checkpoint(path)
     return checkpoint.get("state_dict", checkpoint)
+
+
+def check_weights(path: str | Path, method: str | type) -> None:
+    """Stop before training when ``path`` (``init_from``) cannot initialise ``method``.
+
+    Decided by the content (:func:`weights_format`), never by the name: a safetensors file
+    has its header read; a checkpoint is read weights-only (memory-mapped, so its tensors
+    are not loaded) and, when it records the class that saved it, must be ``method``'s
+    (:func:`check_checkpoint`). A plain state dict records no class and is not checked.
+    """
+    path = _local_weights(path)
+    if weights_format(path) == "safetensors":
+        safetensors_shapes(path, "weights", CheckpointError)
+    else:
+        check_checkpoint(path, method)
 
 
 def saved_class_path(checkpoint: dict[str, Any]) -> str | None:
@@ -120,7 +171,9 @@ __all__ = [
     "CONFIG_KEY",
     "CheckpointError",
     "check_checkpoint",
+    "check_weights",
     "read_checkpoint",
     "read_state_dict",
     "saved_class_path",
+    "weights_format",
 ]

@@ -12,10 +12,10 @@ class MissingDependencyError(ImportError):
 
 def require(module: str, extra: str, purpose: str) -> ModuleType:
     """``import module``, or a :class:`MissingDependencyError` naming ``purpose`` and the
-    extra to install (``pip install 'poselit[extra]'``)."""
+    extra to install (``pip install -e ".[extra]"`` from the clone: poselit is not on PyPI yet)."""
     try:
         return importlib.import_module(module)
     except ImportError as err:
         raise MissingDependencyError(
-            f"{purpose} needs {module.partition('.')[0]}, which is not installed: pip install 'poselit[{extra}]' ({err})"
+            f"{purpose} needs {module.partition('.')[0]}, which is not installed: pip install -e \".[{extra}]\" in the poselit clone ({err})"
         ) from err

@@ -178,6 +178,8 @@ def coco_keypoint_ap(
     pred_area = extent[:, 0] * extent[:, 1]  # loadRes: the area of the keypoints' box
     pooled: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {r: [] for r in OKS_AREA_RANGES}
     counts = dict.fromkeys(OKS_AREA_RANGES, 0)
+    # Score ties rank as in COCOeval: images in ascending key order (its sorted imgIds), each
+    # image's predictions in their given order (stable sorts here and in precision_recall).
     for key in np.unique(np.concatenate([image, people.image])):
         d = np.flatnonzero(image == key)
         d = d[np.argsort(-scores[d], kind="mergesort")][:OKS_MAX_DETECTIONS]

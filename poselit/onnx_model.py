@@ -10,11 +10,13 @@ same API, same results as the torch model it was exported from (within 0.01 px):
     predictor = Predictor(model)  # crops with the file's padding and fill
     pose = predictor("photo.jpg", box=[120, 40, 200, 420])[0]
 
-It needs ``onnxruntime`` only (``pip install 'poselit[onnx]'``), runs on the CPU provider,
-and reads the file's metadata (:class:`~poselit.zoo.onnx.OnnxMetadata`): a file that is not
+It needs ``onnxruntime`` only (the ``onnx`` extra: ``pip install -e ".[onnx]"`` in a clone),
+runs on the CPU provider, and reads the file's metadata (:class:`~poselit.zoo.onnx.OnnxMetadata`): a file that is not
 ONNX, or lacks a key, or whose key has the wrong type, is a :class:`~poselit.zoo.ZooError`
 naming the file and the key. ``from_file(..., card=card)`` (or :meth:`OnnxPoseModel.check_card`)
-also checks the metadata against a model card.
+also checks the metadata against a model card. ``poselit predict --model`` runs the file that
+:func:`onnx_file_of` finds in its value (an ``.onnx`` file, or a folder holding only
+``model.onnx``) with this class.
 """
 
 from __future__ import annotations
@@ -28,8 +30,34 @@ import torch
 from poselit.extras import require
 from poselit.files import require_file
 from poselit.skeletons import Skeleton
-from poselit.zoo.cards import ModelCard, ZooError
-from poselit.zoo.onnx import FLIP_TEST, IMAGES, OUTPUTS, OnnxMetadata
+from poselit.zoo.cards import CONFIG_FILE, HF_SCHEME, ModelCard, ZooError
+from poselit.zoo.onnx import FLIP_TEST, IMAGES, ONNX_FILE, OUTPUTS, OnnxMetadata
+
+LOAD_ERRORS = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoModel", "NotImplemented")
+"""ONNX Runtime's exceptions (``onnxruntime.capi.onnxruntime_pybind11_state``) for a file it
+cannot load as a model: damaged, empty, not ONNX, or using operators it lacks."""
+
+
+def onnx_file_of(source: str | Path) -> Path | None:
+    """The ONNX file a model source names (``poselit predict --model``), or ``None`` when it
+    names a torch model (a zoo name, ``hf://`` reference or export folder).
+
+    A file (any file: one that is not a poselit ONNX model is refused when loaded, not
+    mistaken for a zoo name) or a path ending in ``.onnx`` is that file; a folder holding
+    ``model.onnx`` and no ``config.json`` (``poselit zoo export NAME --format onnx``) is its
+    ``model.onnx``. A folder holding both is the torch export it describes: name its
+    ``model.onnx`` to run that.
+
+    >>> onnx_file_of("runs/export/bulat.onnx").name, onnx_file_of("bulat-mobilenetv2-lsp")
+    ('bulat.onnx', None)
+    """
+    if str(source).startswith(HF_SCHEME):
+        return None
+    path = Path(source).expanduser()
+    if path.is_dir():
+        onnx_file = path / ONNX_FILE
+        return onnx_file if onnx_file.is_file() and not (path / CONFIG_FILE).is_file() else None
+    return path if path.is_file() or path.suffix.lower() == ".onnx" else None
 
 
 class OnnxPoseModel:
@@ -60,7 +88,7 @@ class OnnxPoseModel:
         """Load an ONNX file written by :func:`~poselit.zoo.onnx.export_onnx`.
 
         Args:
-            path: The ``.onnx`` file.
+            path: The ``.onnx`` file, or a folder holding ``model.onnx``.
             threads: ONNX Runtime's intra-op threads; ``None``: its default (one per
                 physical core).
             card: A model card the metadata must match (see :meth:`check_card`).
@@ -71,16 +99,18 @@ class OnnxPoseModel:
                 or not matching ``card``; the message names the file and the key or field.
         """
         ort = require("onnxruntime", "onnx", "Running ONNX models")
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
+        from onnxruntime.capi import onnxruntime_pybind11_state as states
 
-        path = require_file(path, "ONNX model")
+        path = Path(path)
+        path = require_file(path / ONNX_FILE if path.is_dir() else path, "ONNX model")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except (Fail, InvalidGraph, InvalidProtobuf) as err:
-            raise ZooError(f"{path}: not a readable ONNX model ({err})") from None
+        except tuple(getattr(states, name) for name in LOAD_ERRORS) as err:
+            reason = str(err).rpartition(" failed:")[2].strip() or str(err)  # not the path a second time
+            raise ZooError(f"{path}: not a readable ONNX model ({reason})") from None
         metadata = OnnxMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
         inputs = sorted(i.name for i in session.get_inputs())
         outputs = [o.name for o in session.get_outputs()]
@@ -156,4 +186,4 @@ class OnnxPoseModel:
         return {name: torch.from_numpy(value) for name, value in zip(self.output_names, self.session.run(None, feeds))}
 
 
-__all__ = ["OnnxPoseModel"]
+__all__ = ["LOAD_ERRORS", "OnnxPoseModel", "onnx_file_of"]

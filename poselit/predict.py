@@ -26,9 +26,11 @@ otherwise unusable image raises an error naming it.
 four numbers ``[x, y, w, h]`` (``box_format="xywh"``, COCO's) or ``[x1, y1, x2, y2]``
 (``"xyxy"``) in the image's pixels, or ``{"center": [x, y], "scale": s}`` (MPII's
 convention: a square of side ``200 * s`` px). A box is the tight box around the person:
-the crop adds the model's margin (``padding``, as in training). Without a box the
-whole image is the crop (its longer side fills the model input, no margin added). A box
-with zero size, a non-finite number, entirely outside the image, smaller than
+the crop adds the model's margin (``padding``, as in training). Without a box (``None``) the
+whole image is the crop (its longer side fills the model input, no margin added). In a
+list of images, an empty list of boxes means nobody to predict in that image; for a single
+image it is an :class:`InputError` (it would give no pose at all: ``None`` is the whole
+image). A box with zero size, a non-finite number, entirely outside the image, smaller than
 :data:`MIN_BOX_SIDE` or absurdly large (over 3x the image's longer side, see
 :data:`poselit.geometry.IMAGE_MARGIN`) raises an :class:`InputError` naming the image and
 the box; a box partly outside the image is fine (the outside is filled with ``fill``).
@@ -82,7 +84,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -95,6 +97,9 @@ from poselit.predict_inputs import *  # noqa: F403 (re-exported: see __all__)
 from poselit.predict_results import *  # noqa: F403 (re-exported: see __all__)
 from poselit.progress import show_progress
 from poselit.skeletons import Skeleton
+
+if TYPE_CHECKING:
+    from poselit.onnx_model import OnnxPoseModel
 
 __all__ = [
     "Predictor",
@@ -135,11 +140,14 @@ class Predictor:
     """Single-person poses in any image, in the image's own pixels (see the module docs).
 
     Args:
-        model: A trained pose model; it is put in eval mode (and moved to ``device``).
+        model: A trained pose model, or one exported to ONNX
+            (:class:`~poselit.onnx_model.OnnxPoseModel`); it is put in eval mode (and moved to
+            ``device``).
         batch_size: People per forward pass.
         flip_test: Average with the mirrored image's prediction; ``None``: the model's
             setting (on for every method by default).
-        autocast: Mixed precision: ``True`` (bfloat16 on CPU, float16 on GPUs) or a dtype.
+        autocast: Mixed precision: ``True`` (bfloat16 on CPU, float16 on GPUs) or a dtype;
+            torch models only (an ONNX model runs as it was exported: ``ValueError``).
         device: Where to run; ``None``: where the model is.
         padding: Margin around a given person box; a number > 0, else ``ValueError``.
             ``None``: the model's (its input description: as in training).
@@ -151,7 +159,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: PoseLitModule,
+        model: PoseLitModule | OnnxPoseModel,
         *,
         batch_size: int = 16,
         flip_test: bool | None = None,
@@ -163,6 +171,8 @@ class Predictor:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if autocast and not isinstance(model, torch.nn.Module):
+            raise ValueError(f"autocast is for torch models; {type(model).__name__} runs as it was exported")
         self.model = (model if device is None else model.to(device)).eval()
         self.device = self.model.device
         self.batch_size = batch_size
@@ -217,10 +227,10 @@ class Predictor:
 
         Args:
             images: One image or a list (list or tuple) of images, see the module docs.
-            box: For a single image: its person box, or a list of boxes (one prediction
-                each); ``None``: the whole image.
-            boxes: For a list of images: one entry per image (a box, a list of boxes, or
-                ``None`` for the whole image).
+            box: For a single image: its person box, or a non-empty list of boxes (one
+                prediction each); ``None``: the whole image.
+            boxes: For a list of images: one entry per image (a box, a list of boxes, ``[]``
+                for nobody in that image, or ``None`` for the whole image).
             box_format: ``"xywh"`` or ``"xyxy"`` for boxes given as four numbers.
             color_order: Channel order of arrays and tensors: ``"rgb"`` or ``"bgr"``.
             names: Names of the images in results and errors (default: the path, else
@@ -241,6 +251,9 @@ class Predictor:
         else:
             if boxes is not None:
                 raise ValueError("for a single image, give box= (one box or a list of boxes), not boxes=")
+            if box is not None and not isinstance(box, Mapping) and hasattr(box, "__len__") and len(box) == 0:
+                raise InputError(f"{names[0] if names else 'image[0]'}: the list of boxes is empty, which gives "
+                                 "no pose; give at least one box, or None for the whole image")
             images, boxes = [images], [box]
         if names is not None and len(names) != len(images):
             raise ValueError(f"got {len(images)} images but {len(names)} names")

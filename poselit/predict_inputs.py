@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from poselit.data.dataset import read_image
+from poselit.data.dataset import image_to_rgb, pixels_to_uint8, read_image
 from poselit.geometry import (
     DEFAULT_PADDING,
     PIXEL_STD,
@@ -79,7 +79,11 @@ def load_image(image: ImageInput, *, color_order: ColorOrder = "rgb", name: str 
     if isinstance(image, (str, os.PathLike)):
         return read_image(Path(image))  # upright by EXIF; pixel limit; truncated files refused
     if isinstance(image, Image.Image):
-        return _to_rgb(np.asarray(ImageOps.exif_transpose(image).convert("RGB")), "rgb", name)
+        try:
+            rgb = image_to_rgb(ImageOps.exif_transpose(image))  # by depth: 16-bit, float (mode F)
+        except ValueError as err:
+            raise InputError(f"{name}: {err}") from err
+        return _to_rgb(rgb, "rgb", name)  # an empty image is refused as an empty array is
     if isinstance(image, torch.Tensor):
         array = image.detach().cpu().numpy()
         if array.ndim == 3:
@@ -97,7 +101,8 @@ def load_image(image: ImageInput, *, color_order: ColorOrder = "rgb", name: str 
 
 
 def _to_rgb(array: np.ndarray, color_order: ColorOrder, name: str) -> np.ndarray:
-    """``(H, W[, C])`` uint8 or [0, 1] float array -> ``(H, W, 3)`` uint8 RGB."""
+    """``(H, W[, C])`` array of any depth (:func:`~poselit.data.dataset.pixels_to_uint8`:
+    8-bit, 16-bit, [0, 1] floats) -> ``(H, W, 3)`` uint8 RGB."""
     if color_order not in ("rgb", "bgr"):
         raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
     if array.ndim == 2:
@@ -109,15 +114,10 @@ def _to_rgb(array: np.ndarray, color_order: ColorOrder, name: str) -> np.ndarray
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InputError(f"{name}: the image is empty (shape {array.shape})")
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-            raise InputError(
-                f"{name}: floating-point images must hold values in [0, 1], got "
-                f"[{array.min()}, {array.max()}] (pass 0-255 images as uint8)"
-            )
-        array = np.round(array * 255).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        raise InputError(f"{name}: expected uint8 or floating-point values in [0, 1], got dtype {array.dtype}")
+    try:
+        array = pixels_to_uint8(array)
+    except ValueError as err:
+        raise InputError(f"{name}: {err}") from err
     channels = array.shape[2]
     if channels == 1:
         array = np.repeat(array, 3, axis=2)  # grayscale -> three equal channels
@@ -222,8 +222,9 @@ def _describe(box: Any) -> str:
 
 
 def box_list(boxes: Any, name: str = "image") -> list[Any]:
-    """One image's boxes as a list: ``None`` -> ``[None]`` (whole image), one box -> ``[box]``;
-    anything else (``true``, a number, a string) is an :class:`InputError` naming the image."""
+    """One image's boxes as a list: ``None`` -> ``[None]`` (whole image), one box -> ``[box]``,
+    a list of boxes -> that list (``[]``: nobody to predict in this image of a batch); anything
+    else (``true``, a number, a string) is an :class:`InputError` naming the image."""
     if boxes is None:
         return [None]
     if hasattr(boxes, "tolist"):

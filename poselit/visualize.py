@@ -9,7 +9,7 @@ uncertain joint fades instead of looking as sure as the others.
 Everything here takes and returns RGB ``(H, W, 3)`` uint8 NumPy images;
 :func:`save_image` writes one to a file. Overlays are drawn with OpenCV; plots
 (:func:`plot_pck_curve`) with matplotlib, an optional dependency
-(``pip install 'poselit[plot]'``; without it they raise an error saying so).
+(``pip install -e ".[plot]"``; without it they raise an error saying so).
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ def plot_pck_curve(
         title: Default: the metric name of the first curve.
 
     Raises:
-        MissingDependencyError: matplotlib is not installed (``pip install 'poselit[plot]'``).
+        MissingDependencyError: matplotlib is not installed (``pip install -e ".[plot]"``).
     """
     curves = pck_curves(results)
     figure_module = require("matplotlib.figure", "plot", "plot_pck_curve")

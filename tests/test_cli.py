@@ -47,6 +47,40 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
         main(["nonsense"])
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data", "show", "--size", "0"],  # was "Singular matrix"
+        ["data", "show", "--num", "0"],
+        ["data", "show", "--num", "-1"],
+        ["data", "show", "--columns", "0"],
+        ["data", "show", "--size", "ten"],
+        ["data", "synth", "--out", "x", "--height", "0"],
+        ["data", "synth", "--out", "x", "--width", "-5"],
+    ],
+)
+def test_data_counts_and_sizes_must_be_positive(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"error: argument {argv[-2]}: expected an integer > 0, got {argv[-1]!r}" in err
+
+
+def test_data_synth_refuses_images_above_the_pixel_limit_before_writing(tmp_path, capsys, monkeypatch):
+    """100000 x 100000 px would allocate 30 GB per image; the limit is read_image's, so
+    nothing is written that could not be read back."""
+    out = tmp_path / "huge"
+    monkeypatch.delenv("POSELIT_MAX_IMAGE_PIXELS", raising=False)
+    assert main(["data", "synth", "--out", str(out), "--height", "100000", "--width", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("poselit: error: image height 100000 x width 100000 = 10000000000 pixels is above the limit of "
+                   "100000000 that images are read with (POSELIT_MAX_IMAGE_PIXELS raises it)\n")
+    monkeypatch.setenv("POSELIT_MAX_IMAGE_PIXELS", "1000")
+    assert main(["data", "synth", "--out", str(out), "--height", "40", "--width", "30"]) == 2
+    assert "= 1200 pixels is above the limit of 1000" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_real_lsp_show(data_root, tmp_path):
     assert main(["data", "show", "--root", str(data_root), "--out", str(tmp_path), "--num", "4", "--quiet"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -19,6 +19,7 @@ import torch
 from poselit import zoo
 from poselit.models import METHODS, Method, register_method
 from poselit.models.base import PoseLitModule, flip_back_keypoints
+from poselit.skeletons import SKELETONS
 from poselit.tables import PAPERS
 from tiny_models import as_if_trained
 
@@ -126,6 +127,72 @@ def test_flip_test_is_mirror_equivariant(model):
     expected = flip_back_keypoints(out["keypoints"], model.flip_index, width)
     torch.testing.assert_close(mirrored["keypoints"], expected, atol=1e-3, rtol=0)
     torch.testing.assert_close(mirrored["scores"], out["scores"][:, model.flip_index], atol=1e-4, rtol=1e-4)
+
+
+def mirrored_name(name: str) -> str:
+    """The joint a horizontal mirror turns ``name`` into, read from the name alone."""
+    for side, other in (("left_", "right_"), ("right_", "left_")):
+        if name.startswith(side):
+            return other + name[len(side):]
+    return name
+
+
+@pytest.mark.parametrize("skeleton", list(SKELETONS.values()), ids=list(SKELETONS))
+def test_flip_index_swaps_the_named_left_and_right_joints(skeleton):
+    """Each skeleton's flip index sends every joint to its mirror by name (``left_wrist`` <->
+    ``right_wrist``, centre joints to themselves), whatever way it was derived."""
+    flipped = [skeleton.joints[i] for i in skeleton.flip_index]
+    assert flipped == [mirrored_name(name) for name in skeleton.joints]
+    assert flipped[skeleton.index("left_wrist")] == "right_wrist" and flipped[skeleton.index("right_wrist")] == "left_wrist"
+
+
+def test_flip_test_swaps_joints_by_their_names(model):
+    """A network that is right about a person is right about their mirror image too: there
+    it sees each joint where the named partner was, mirrored (the left wrist where the right
+    wrist was). The flip test of such a network must return its unmirrored pose exactly,
+    which it does only if it swaps channels by the named pairs (mirror equivariance alone,
+    above, holds for any left/right swap, none included). A stand-in network that tells the
+    mirrored input by its bright half plays that part, for each method's output kind."""
+    height, width = model.input_size
+    names = model.skeleton.joints
+    swap = torch.tensor([names.index(mirrored_name(name)) for name in names])
+    image = torch.zeros(1, 3, height, width, dtype=torch.uint8)
+    image[..., : width // 2] = 255  # bright on the left; on the right once mirrored
+    generator = torch.Generator().manual_seed(5)
+
+    def mirror(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the network sees on the mirrored image: partners' joints, mirrored."""
+        if "heatmaps" in outputs:
+            return {"heatmaps": outputs["heatmaps"][:, swap].flip(-1) * 1.25}  # surer of the mirror
+        keypoints = outputs["keypoints"][:, swap].clone()
+        keypoints[..., 0] = (width - 1) - keypoints[..., 0]
+        return {"keypoints": keypoints, "scores": outputs["scores"][:, swap]}
+
+    k = model.num_joints
+    if model.codec is None:
+        seen = {"keypoints": torch.rand(1, k, 2, generator=generator) * torch.tensor([width - 1.0, height - 1.0]),
+                "scores": torch.linspace(0.2, 0.9, k)[None]}
+        expected = seen["keypoints"], seen["scores"]
+    else:
+        stride = model.codec.stride
+        cells = torch.randperm((height // stride) * (width // stride), generator=generator)[:k]
+        peaks = torch.zeros(1, k, (height // stride) * (width // stride))
+        peaks[0, torch.arange(k), cells] = 1.0  # one distinct map pixel per joint
+        peaks = peaks.view(1, k, height // stride, width // stride)
+        seen = {"heatmaps": 0.8 * peaks}
+        expected = model.codec.decode(0.9 * peaks)  # (0.8 + 1.0) / 2 where the joint is
+
+    def network(inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        left, right = inputs[..., : width // 2].mean(), inputs[..., width // 2 :].mean()
+        return mirror(seen) if right > left else seen
+
+    model.forward = network
+    try:
+        with torch.no_grad():
+            out = model.predict_poses(image, flip_test=True)
+    finally:
+        del model.forward
+    torch.testing.assert_close((out["keypoints"], out["scores"]), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_export_round_trip(method, model, tmp_path):

@@ -549,6 +549,51 @@ def _pycocotools_stats(path, results) -> np.ndarray:
     return evaluation.stats
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_oks_ap_breaks_score_ties_across_images_as_pycocotools(tmp_path, seed):
+    """Equal scores on different images: COCOeval ranks them by ascending image id, then in
+    the predictions' order within an image (a stable sort per image, images concatenated in
+    id order, a stable sort of all). Here the ids are not in file order, an image's people
+    are not together, and each prediction is a hit or a miss scored 0.5 or 0.75, so that
+    another tie order changes AP (images pooled in descending id order, or an image's tied
+    predictions taken in reverse order, fail this test)."""
+    from poselit.data.readers.coco import read_coco
+    from poselit.evaluate import evaluate_poses
+
+    rng = np.random.default_rng(seed)
+    image_ids = [12, 3, 40, 7, 25]
+    people = [(int(rng.choice(image_ids)), n + 1) for n in range(14)]  # (image id, annotation id)
+    truth = {n: np.c_[rng.uniform(100, 500, (17, 2)), np.full(17, 2)] for _, n in people}
+    area = {n: float(rng.uniform(40**2, 150**2)) for _, n in people}
+    used = sorted({image for image, _ in people}, key=image_ids.index)
+    path = tmp_path / "ties.json"
+    path.write_text(json.dumps({
+        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 640, "height": 480} for i in used],
+        "annotations": [
+            {"id": n, "image_id": image, "category_id": 1, "iscrowd": 0, "area": area[n], "num_keypoints": 17,
+             "bbox": [100.0, 100.0, 400.0, 300.0], "keypoints": truth[n].ravel().tolist()}
+            for image, n in people
+        ] + [  # a person without labelled joints: an ignore region of both evaluations
+            {"id": 99, "image_id": used[0], "category_id": 1, "iscrowd": 0, "area": 900.0, "num_keypoints": 0,
+             "bbox": [10.0, 10.0, 30.0, 30.0], "keypoints": [0] * 51}
+        ],
+        "categories": [{"id": 1, "name": "person", "keypoints": list(COCO.joints), "skeleton": []}],
+    }))
+    annotations = read_coco(path)
+    assert [r.coco.image_id for r in annotations.records] == [image for image, _ in people]
+    offsets = rng.choice([0.02, 0.4], len(people))[:, None, None]  # a hit or a miss
+    preds = np.stack([truth[n][:, :2] for _, n in people])
+    preds = preds + offsets * np.sqrt([area[n] for _, n in people])[:, None, None] * rng.standard_normal(preds.shape)
+    score = rng.choice([0.5, 0.75], len(people))  # exact in binary: the means tie exactly
+    report = evaluate_poses(annotations, preds, np.repeat(score[:, None], 17, axis=1))
+    ours = np.array(list(next(r for r in report.results if r.metric == "OKS AP").columns.values())) / 100
+    results = [
+        {"image_id": image, "category_id": 1, "keypoints": np.c_[p, np.ones(17)].ravel().tolist(), "score": float(s)}
+        for (image, _), p, s in zip(people, preds, score)
+    ]
+    np.testing.assert_allclose(ours, _pycocotools_stats(path, results), atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("noise", [0.0, 0.05, 0.15, 0.4])
 @pytest.mark.parametrize("with_scores", [True, False], ids=["scores", "tied"])
 def test_real_coco_mini_oks_ap_equals_pycocotools(data_root, noise, with_scores):

@@ -249,7 +249,7 @@ def test_exif_orientation_is_applied(tmp_path):
     [
         (np.zeros((0, 10, 3), np.uint8), "image[0]: the image is empty"),
         (np.zeros((3, 10, 12), np.uint8), "image[0]: arrays are (H, W)"),
-        (np.zeros((10, 10, 3), np.uint16), "dtype uint16"),
+        (np.zeros((10, 10, 3), np.int64), "dtype int64"),
         (np.full((10, 10, 3), 255.0), "values in [0, 1]"),
         (torch.zeros(2, 10, 10), "tensors are (C, H, W)"),
         ([[1, 2]], "expected a file path, NumPy array"),
@@ -576,3 +576,74 @@ def test_cli_annotated_images_are_downscaled(tmp_path, fake_zoo):
     document = json.loads((tmp_path / "out" / "wide.json").read_text())
     assert (document["width"], document["height"]) == (2600, 1300)
     assert cv2.imread(str(tmp_path / "out" / "wide.png")).shape == (1024, 2048, 3)
+
+
+def test_an_empty_box_list_is_an_error_for_one_image_and_nobody_in_a_batch():
+    """``box=[]`` for one image is neither "no box" (``None``: the whole image) nor silently no
+    pose; in a list of images, ``[]`` is an image with nobody to predict."""
+    predictor = Predictor(MemorizingHeatmapModel(skeleton="lsp", input_size=SIZE))
+    image = np.zeros((30, 40, 3), np.uint8)
+    for empty in ([], (), np.zeros((0, 4)), torch.zeros(0)):
+        with pytest.raises(InputError, match=r"image\[0\]: the list of boxes is empty, which gives no pose"):
+            predictor(image, box=empty)
+    assert [p.image_index for p in predictor([image, image, image], boxes=[None, [], None])] == [0, 2]
+    assert len(predictor(image, box=None)) == 1
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file of ``folder`` (not its subfolders) and its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_cli_outputs_never_overwrite_a_file_the_run_reads(tmp_path, fake_zoo, capsys):
+    """An output landing on an input image, video, the --boxes file or a file of the --model
+    folder is refused before anything is written, naming both files; other outputs may
+    share the input folder."""
+    photos, export = tmp_path / "photos", tmp_path / "export"
+    photos.mkdir()
+    export.mkdir()
+    for name, value in (("a.jpg", 80), ("b.jpg", 120), ("config.jpg", 140)):
+        cv2.imwrite(str(photos / name), np.full((40, 30, 3), value, np.uint8))
+    (photos / "b.json").write_text(json.dumps({"b.jpg": [0, 0, 20, 30]}))  # a boxes file beside b.jpg
+    cv2.imwrite(str(tmp_path / "c.png"), np.full((40, 30, 3), 160, np.uint8))
+    (tmp_path / "clip.mp4").write_bytes(b"a video")
+    (export / "config.json").write_text("{}")
+    b_jpg, b_json, c_png, clip, config = (
+        photos / "b.jpg", photos / "b.json", tmp_path / "c.png", tmp_path / "clip.mp4", export / "config.json"
+    )
+    cases = [  # arguments, the output, the input it would overwrite
+        ([b_jpg, "--boxes", b_json, "--out", photos, "--model", "tiny"], b_json, b_json),
+        ([b_jpg, c_png, "--out", tmp_path, "--model", "tiny"], c_png, c_png),
+        ([clip, "--out", tmp_path, "--model", "tiny"], clip, clip),
+        ([photos / "config.jpg", "--out", export, "--model", export], config, config),
+    ]
+    before = {folder: snapshot(folder) for folder in (tmp_path, photos, export)}
+    for argv, output, source in cases:
+        assert main(["predict", *map(str, argv), "--quiet", "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"poselit: error: the output {output} (of ") and err.count("\n") == 1, err
+        assert f"would overwrite {source}, which this run reads; choose another --out folder" in err, err
+        assert {folder: snapshot(folder) for folder in before} == before  # nothing written
+    assert fake_zoo == []  # refused before the model was loaded
+    # JPEG inputs and their outputs share the folder without harm
+    assert main(["predict", str(photos / "a.jpg"), "--model", "tiny", "--out", str(photos), "--quiet"]) == 0
+    assert sorted(snapshot(photos)) == ["a.jpg", "a.json", "a.png", "b.jpg", "b.json", "config.jpg"]
+    assert snapshot(photos)["b.json"] == before[photos]["b.json"]
+
+
+def test_cli_help_texts_show_no_rst_markup_and_zoo_lists_every_subcommand():
+    from poselit.cli import build_parser
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if hasattr(action, "choices") and isinstance(action.choices, dict):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    for parser in parsers(build_parser()):
+        texts = [parser.description, *(a.help for a in parser._actions)]
+        texts += [c.help for a in parser._actions for c in getattr(a, "_choices_actions", [])]
+        assert not [t for t in texts if isinstance(t, str) and "``" in t], parser.prog
+    zoo = next(c.help for a in build_parser()._actions for c in getattr(a, "_choices_actions", []) if c.dest == "zoo")
+    assert all(word in zoo for word in ("list", "info", "download", "export", "publish", "table", "compare")), zoo

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from poselit.data.readers.common import DEGENERATE_BOX, MIN_PERSON_SIDE
 from poselit.data.readers.lsp import read_lsp, read_lspet
 from poselit.data.records import AnnotationError
 from poselit.skeletons import LSP
@@ -39,6 +40,7 @@ def test_lsp_conventions_are_converted_once(tmp_path):
 
 def test_lspet_marks_unlabelled_joints_not_annotated(tmp_path):
     joints = np.ones((14, 3, 3)) * 50
+    joints[:, 1, :] += np.arange(14)[:, None]  # a person 13 px tall
     joints[:, 2, :] = 1
     joints[3, :, 0] = (-20, -5, 0)  # unlabelled: flag 0, meaningless coordinates
     joints[:, 2, 2] = 0  # an image with nothing labelled
@@ -75,6 +77,7 @@ def test_missing_file_and_bad_split(tmp_path):
 
 def test_nan_coordinates_name_the_record(tmp_path):
     joints = np.ones((3, 14, 2)) * 30
+    joints[1] += np.arange(14)[:, None]
     joints[2] = 0
     joints[0, 4, 1] = np.nan
     with pytest.raises(AnnotationError, match=r"joints.mat#2: annotated joints with non-finite .*left_knee"):
@@ -114,6 +117,7 @@ def test_joints_absurdly_far_outside_their_image_are_refused(tmp_path):
     outside the image are fine, and records of missing images are not checked."""
     joints = np.zeros((3, 14, 4))
     joints[:2] = 40
+    joints[1] += np.arange(14)[:, None]  # people 13 px tall
     joints[0, :, 1] += np.linspace(-70, 70, 14)  # reaches 30 px past both sides of the image: fine
     joints[1, LSP.index("head_top"), 2] = 1e30
     joints[0, :, 3] += 5000  # the whole person, thousands of px to the right
@@ -127,3 +131,32 @@ def test_joints_absurdly_far_outside_their_image_are_refused(tmp_path):
     (root / "images" / "im0004.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((100, 80, 3), np.uint8))[1].tobytes())
     with pytest.raises(AnnotationError, match=r"joints.mat#4: right_ankle at \(5039, 39\) lies more than 100 px outside"):
         read_lsp(root, "test")
+
+
+def test_people_whose_joints_lie_on_one_point_are_dropped_naming_them(tmp_path):
+    """All 14 joints on one point make a 1 px box (the joints' extent, floored at 1 px):
+    no pose to train on or score. Every reader's records pass through ``collect``, so
+    training and evaluation drop it alike, with a warning naming the record."""
+    joints = np.zeros((3, 14, 4))
+    joints[:2] = 40
+    joints[1] += np.arange(14)[:, None]  # people 13 px tall ...
+    joints[:2, :, 2] = 40  # ... but #3: every joint at (39, 39)
+    joints[0, :, 3] = 40 + np.linspace(0, 1.5, 14)  # #4: a 1.5 px person, under the 2 px minimum
+    joints[1, :, 3] = 40
+    root = write_lsp(tmp_path, joints)
+    with pytest.warns(UserWarning) as caught:
+        test = read_lsp(root, "test")
+    assert len(test) == 0 and test.skipped == {DEGENERATE_BOX: 2}
+    messages = [str(w.message) for w in caught]
+    assert any(f"joints.mat#3: dropped: its person box is 1 px, under {MIN_PERSON_SIDE:g} px (14 annotated joints "
+               "spanning 0 px)" in m and "im0003.jpg" in m for m in messages), messages
+    assert any("joints.mat#4: dropped: its person box is 1.5 px" in m for m in messages), messages
+    assert len(read_lsp(root, "train")) == 2 and read_lsp(root, "train").skipped == {}
+    one_joint = np.ones((14, 3, 2)) * 50
+    one_joint[:, 1, :] += np.arange(14)[:, None]
+    one_joint[:, 2, :] = 1
+    one_joint[:, 2, 0] = 0
+    one_joint[5, 2, 0] = 1  # LSP-extended: only one labelled joint, a 1 px box
+    with pytest.warns(UserWarning, match=r"joints.mat#1: dropped: .*\(1 annotated joints spanning 0 px\)"):
+        extended = read_lspet(write_lsp(tmp_path / "lspet", one_joint))
+    assert len(extended) == 1 and extended.skipped == {DEGENERATE_BOX: 1}

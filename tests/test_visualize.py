@@ -125,7 +125,7 @@ def test_pck_curve_without_matplotlib_says_which_extra_to_install(monkeypatch, t
     from poselit.extras import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if not installed
-    with pytest.raises(MissingDependencyError, match=r"plot_pck_curve needs matplotlib.*pip install 'poselit\[plot\]'"):
+    with pytest.raises(MissingDependencyError, match=r"plot_pck_curve needs matplotlib.*pip install -e \"\.\[plot\]\""):
         plot_pck_curve(lsp_report("good", 2.0))
     spec = f"lsp:test@{synthetic_lsp}"
     annotations = read_annotations(spec)

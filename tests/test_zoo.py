@@ -519,6 +519,10 @@ def test_cards_and_configs_of_a_newer_version_are_refused(card, tmp_path):
         ({"input": {"padding": "wide"}}, r"field 'input.padding' must be a number > 0 .*got 'wide'"),
         ({"input": {"padding": 0}}, r"field 'input.padding' must be a number > 0 .*got 0"),
         ({"input": {"fill": 300}}, r"field 'input.fill' must be an integer in \[0, 255\] .*got 300"),
+        ({"complexity": {"parameters": "2.9 M"}}, r"field 'complexity.parameters' must be an integer >= 0, got '2.9 M'"),
+        ({"complexity": {"gflops": True}}, r"field 'complexity.gflops' must be a number >= 0, got True"),
+        ({"complexity": {"cpu_ms": -1.0}}, r"field 'complexity.cpu_ms' must be a number >= 0, got -1.0"),
+        ({"complexity": {"cpu_ms_measured": 3}}, r"field 'complexity.cpu_ms_measured' must be a string, got 3"),
     ],
 )
 def test_card_errors_name_the_file_and_field(card, change, message):
@@ -591,6 +595,19 @@ def test_comparison_table_puts_the_zoo_models_beside_the_papers(monkeypatch, cap
     assert main(["zoo", "compare", "*-mobilenetv2-lsp"]) == 0 and capsys.readouterr().out == comparison_table(cards)
     assert main(["zoo", "compare", "no-such-*"]) == 2 and "no zoo model matches no-such-*" in capsys.readouterr().err
     assert main(["zoo", "compare", "--dataset", "coco:val"]) == 2 and "no comparison defined" in capsys.readouterr().err
+
+
+def test_compare_names_the_card_whose_complexity_is_not_a_number(zoo_dir, capsys):
+    """A card's ``complexity.parameters`` written as text is refused when the card is read,
+    in one line naming the file and the field (it was a TypeError deep in the table)."""
+    shipped = Path(__file__).parents[1] / "zoo" / "bulat-mobilenetv2-lsp.yaml"
+    data = yaml.safe_load(shipped.read_text())
+    data["complexity"]["parameters"] = "2.9 M"
+    card = zoo_dir / shipped.name
+    card.write_text(yaml.safe_dump(data))
+    assert main(["zoo", "compare"]) == 2
+    err = capsys.readouterr().err
+    assert str(card) in err and "field 'complexity.parameters' must be an integer >= 0, got '2.9 M'" in err
 
 # --- the whole path --------------------------------------------------------------------------------
 

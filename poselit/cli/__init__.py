@@ -4,9 +4,9 @@
 ``poselit data synth``  write a small generated dataset in the LSP layout
 ``poselit backbone import``  ImageNet weights of another library -> timm safetensors
 ``poselit eval``        score a predictions file against a dataset split (paper tables)
-``poselit zoo``         model zoo: list, info, download, export, publish, table
+``poselit zoo``         model zoo: list, info, download, export (also to ONNX), publish, table, compare
 ``poselit reproduce``   test a checkpoint with a recipe, our row beside the paper's
-``poselit predict``     poses in your images and folders: JSON + annotated images
+``poselit predict``     poses in your images, videos and folders (zoo or ONNX model): JSON + annotated images
 ``poselit demo``        a zoo model on the bundled sample images
 ``poselit fit | validate | test -c RECIPE.yaml``  LightningCLI (train, validate, test)
 ``poselit predict-recipe -c RECIPE.yaml``         LightningCLI's predict (the recipe's data)
@@ -60,7 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_zoo_command(commands)
     add_predict_commands(commands)
     add_reproduce_command(commands)
+    return plain_help(parser)
+
+
+def plain_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` with reStructuredText's double backticks taken out of its description and
+    help texts and those of its subcommands, all the way down: some are docstrings, and
+    a terminal shows ``x`` literally. Returns ``parser``."""
+    parser.description = _plain(parser.description)
+    for action in parser._actions:
+        action.help = _plain(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = _plain(choice.help)
+            for subparser in action.choices.values():
+                plain_help(subparser)
     return parser
+
+
+def _plain(text: str | None) -> str | None:
+    return text.replace("``", "") if isinstance(text, str) else text
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -86,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             run_lightning([LIGHTNING_COMMANDS[argv[0]][0], *argv[1:]], command=argv)
-        except RecipeError as err:  # errors during training keep their traceback
+        except RecipeError as err:  # a bad recipe, input file or image; other errors keep their traceback
             print(f"poselit: error: {err}", file=sys.stderr)
             return 2
         return 0

@@ -18,9 +18,9 @@ def add_data_command(commands: Any) -> None:
     show.add_argument("--dataset", default="lsp:train", help="NAME[:SPLIT][@PATH], e.g. lsp:train, mpii:valid")
     show.add_argument("--root", help="data root folder (default: $POSELIT_DATA)")
     show.add_argument("--out", default="runs/data-show", help="output folder")
-    show.add_argument("--num", type=int, default=16, help="number of samples to draw")
-    show.add_argument("--columns", type=int, default=4, help="grid columns")
-    show.add_argument("--size", type=int, default=256, help="crop size in pixels")
+    show.add_argument("--num", type=positive_int, default=16, help="number of samples to draw")
+    show.add_argument("--columns", type=positive_int, default=4, help="grid columns")
+    show.add_argument("--size", type=positive_int, default=256, help="crop size in pixels")
     show.add_argument("--seed", type=int, default=0)
     show.add_argument("--no-augment", action="store_true", help="plain centred crops")
     show.add_argument("--color-jitter", type=float, default=0.0, help="colour jitter strength")
@@ -29,11 +29,23 @@ def add_data_command(commands: Any) -> None:
 
     synth = data.add_parser("synth", help="write a small generated dataset in the LSP layout")
     synth.add_argument("--out", required=True, help="output folder")
-    synth.add_argument("--num", type=int, default=40, help="number of images (even)")
-    synth.add_argument("--height", type=int, default=160)
-    synth.add_argument("--width", type=int, default=120)
+    synth.add_argument("--num", type=positive_int, default=40, help="number of images (even)")
+    synth.add_argument("--height", type=positive_int, default=160, help="image height in pixels")
+    synth.add_argument("--width", type=positive_int, default=120, help="image width in pixels")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=data_synth)
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type of counts and sizes: an integer > 0, else argparse's one-line
+    error naming the argument (a crop size of 0 used to end in "Singular matrix")."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text!r}")
+    return value
 
 
 def data_show(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import importlib.util
 import netrc
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
@@ -28,20 +29,38 @@ from urllib.parse import urlsplit
 from jsonargparse import Namespace
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.trainer.states import TrainerFn
 
-from poselit.checkpoints import CONFIG_KEY, check_checkpoint
+from poselit.checkpoints import CONFIG_KEY, check_checkpoint, check_weights
 from poselit.data.datamodule import PoseDataModule
+from poselit.data.dataset import ImageReadError
 from poselit.evaluate import test_reports
 from poselit.models import import_methods
 from poselit.models.base import PoseLitModule
 from poselit.tables import Reference, Table
 
 
+class RecipeError(ValueError):
+    """A recipe or its command line cannot run as given: raised before anything runs, or
+    when a run meets an image it cannot read (:func:`image_errors_in_one_line`)."""
+
+
 def wandb_disabled() -> bool:
-    """True when Weights & Biases is switched off (``WANDB_MODE=disabled``) or missing."""
-    if os.environ.get("WANDB_MODE", "").lower() == "disabled":
-        return True
-    return importlib.util.find_spec("wandb") is None
+    """True when Weights & Biases is switched off: ``WANDB_MODE=disabled``."""
+    return os.environ.get("WANDB_MODE", "").lower() == "disabled"
+
+
+def check_wandb_installed(logger: Any, recipes: Sequence[Any]) -> None:
+    """Stop when a ``trainer.logger`` config names ``WandbLogger`` but wandb, an optional
+    dependency (the ``train`` extra), is not installed, naming the ``recipes`` (the ``-c``
+    files) and the fixes."""
+    if not wandb_loggers(logger) or importlib.util.find_spec("wandb") is not None:
+        return
+    where = f"{', '.join(str(recipe) for recipe in recipes)}: " if recipes else ""
+    raise RecipeError(
+        f"{where}trainer.logger WandbLogger needs wandb, which is not installed: "
+        'pip install -e ".[train]" (or remove the logger, or set WANDB_MODE=disabled to log to CSV)'
+    )
 
 
 WANDB_HOST = "https://api.wandb.ai"
@@ -102,17 +121,14 @@ class ConfigInCheckpoints(SaveConfigCallback):
         }
 
 
-class RecipeError(ValueError):
-    """A recipe or its command line cannot run as given (raised before anything runs)."""
-
-
 class PoseLightningCLI(LightningCLI):
     """LightningCLI with poselit's links, the W&B fallback and the paper tables after ``test``.
 
     Recipes log to Weights & Biases. Without an API key (see
     :func:`wandb_api_key_configured`) and without ``WANDB_MODE``, they log offline (one line
     on stderr says so; ``wandb sync`` uploads the run later); ``WANDB_MODE=offline`` does the
-    same silently; with ``WANDB_MODE=disabled`` (or without wandb installed) they log to CSV.
+    same silently; with ``WANDB_MODE=disabled`` they log to CSV. Without wandb installed (the
+    ``train`` extra) a recipe with a ``WandbLogger`` stops, saying so, unless it is disabled.
     """
 
     def before_instantiate_classes(self) -> None:
@@ -120,6 +136,7 @@ class PoseLightningCLI(LightningCLI):
         if wandb_disabled():
             config.trainer.logger = without_wandb(config.trainer.logger)
             return
+        check_wandb_installed(config.trainer.logger, config.get("config") or [])
         loggers = wandb_loggers(config.trainer.logger)
         if not loggers or wandb_api_key_configured():
             return
@@ -141,15 +158,39 @@ class PoseLightningCLI(LightningCLI):
             )
 
     def _check_inputs(self) -> None:
-        """Stop before anything runs on a missing dataset or a checkpoint of another
-        method or joint count, with a message saying what to fix."""
+        """Stop before anything runs on a missing dataset, or on an ``init_from`` or
+        ``--ckpt_path`` file that is damaged, holds more than tensors and plain data, or
+        comes from another method or joint count, with a message saying what to fix."""
         try:
             self.datamodule.check(self.subcommand)
-            ckpt_path = self._ckpt_path(self.config)
+            ckpt_path = self._resolved_ckpt_path()
             if ckpt_path:
                 check_checkpoint(ckpt_path, type(self.model), self.model.skeleton)
         except (FileNotFoundError, ValueError) as err:
             raise RecipeError(str(err)) from err
+        if self.subcommand == "fit" and self.model.init_from:  # the model's setup reads it, in training
+            try:
+                check_weights(self.model.init_from, type(self.model))
+            except (OSError, ValueError) as err:  # OSError: a zoo model the Hub could not send
+                raise RecipeError(f"model.init_args.init_from: {err}") from err
+
+    def _resolved_ckpt_path(self) -> str | None:
+        """The file the trainer will load for ``--ckpt_path``: ``last`` and ``best`` resolved
+        as Lightning resolves them (``last``: the newest ``last*.ckpt`` of the checkpoint
+        folders; ``best``: the best checkpoint this process saved, so none in a new one)."""
+        path = self.config[self.subcommand].get("ckpt_path")
+        if path not in ("last", "best"):
+            return self._ckpt_path(self.config)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Lightning warns when it resolves it again, in fit
+            try:
+                return self.trainer._checkpoint_connector._parse_ckpt_path(
+                    TrainerFn(self.subcommand), path, model_provided=True, model_connected=False
+                )
+            except ValueError as err:  # "best": a new process has saved no checkpoint yet
+                raise ValueError(
+                    f"--ckpt_path {path}: a new run has no best checkpoint yet, name its file (Lightning: {err})"
+                ) from err
 
     @staticmethod
     def _ckpt_path(config: Namespace) -> str | None:
@@ -214,7 +255,7 @@ def run_lightning(
     with ``sys.argv``, which must then re-run this very command.
     """
     import_methods()
-    with command_line(args if command is None else command):
+    with command_line(args if command is None else command), image_errors_in_one_line():
         return PoseLightningCLI(
             PoseLitModule,
             PoseDataModule,
@@ -232,6 +273,30 @@ def run_lightning(
                             "('poselit predict' predicts poses in images)"},
             },
         )
+
+
+@contextlib.contextmanager
+def image_errors_in_one_line() -> Iterator[None]:
+    """A missing or unreadable image met while a subcommand runs becomes a
+    :class:`RecipeError`: its message in one line (naming the image and its record) and how
+    to go on, also when a DataLoader worker met it."""
+    try:
+        yield
+    except ImageReadError as err:
+        raise RecipeError(
+            f"{own_message(err)}: restore the image, or skip unreadable images with --data.on_bad_image=skip"
+        ) from err
+
+
+def own_message(err: BaseException) -> str:
+    """An error's own message: a DataLoader worker's error is raised again in the main
+    process with the worker's whole traceback as its message ("Caught ImageReadError in
+    DataLoader worker process 0. Original Traceback ..."), whose last line is
+    ``module.ImageReadError: message``."""
+    text = str(err).strip()
+    if text.startswith(f"Caught {type(err).__name__} ") and "\nOriginal Traceback" in text:
+        return text.splitlines()[-1].split(": ", 1)[-1]
+    return text
 
 
 @contextlib.contextmanager

@@ -1,8 +1,11 @@
 """``poselit predict`` (poses in your images, videos and folders) and ``poselit demo`` (the bundled samples).
 
 One JSON document per image (or one line each of ``predictions.jsonl`` with ``--jsonl``)
-and the annotated image, written into ``--out``; the document's schema and the
-``--boxes`` file's are in :mod:`poselit.predict`. A video (a file of
+and the annotated image, written into ``--out`` (default :data:`DEFAULT_OUT`), never over
+a file the run reads (:func:`check_outputs_spare_inputs`); the document's schema and the
+``--boxes`` file's are in :mod:`poselit.predict`. ``--model`` is a zoo model run by torch,
+or an ONNX file run by ONNX Runtime (:func:`poselit.onnx_model.onnx_file_of`), with the
+same outputs. A video (a file of
 :data:`VIDEO_SUFFIXES`) gives an annotated video and one JSON line per frame, one person
 tracked (:func:`poselit.video.predict_video`); a video that cannot be read to its end is an
 error, its frames up to there written. LightningCLI's ``predict`` (on a
@@ -15,13 +18,16 @@ import argparse
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from poselit.files import load_json
 from poselit.smoothing import OneEuroFilter
 
 if TYPE_CHECKING:
     from poselit.predict import BoxFormat, Predictor
+
+DEFAULT_OUT = "runs/predict"
+"""Where ``poselit predict`` writes without ``--out``."""
 
 DEMO_MODEL = "bulat-mobilenetv2-lsp"
 """The zoo model ``poselit demo`` runs by default: the best on LSP test (PCK@0.2)."""
@@ -53,8 +59,12 @@ def add_predict_commands(subparsers: Any) -> None:
         ),
     )
     predict.add_argument("images", nargs="+", metavar="INPUT", help="image files, video files and/or folders")
-    predict.add_argument("--model", required=True, help="zoo model name, export folder or hf://owner/repo")
-    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument(
+        "--model", required=True,
+        help="zoo model name, export folder, hf://ORG/NAME[@REVISION], or an ONNX file ('poselit zoo export NAME "
+        "--format onnx'; also a folder holding only model.onnx), run by ONNX Runtime on the CPU",
+    )
+    predict.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     predict.add_argument("--boxes", metavar="FILE", help="JSON: image name -> person box(es); default: whole image")
     predict.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh", help="of 4-number boxes")
     predict.add_argument("--jsonl", action="store_true", help="write predictions.jsonl instead of one JSON per image")
@@ -74,7 +84,9 @@ def add_predict_commands(subparsers: Any) -> None:
         help="run a zoo model on the bundled sample images and write the annotated results",
         description="Predict poses in the bundled sample images (poselit/assets/samples; origins in SOURCES.md there).",
     )
-    demo.add_argument("--model", default=DEMO_MODEL, help=f"zoo model name or export folder (default: {DEMO_MODEL})")
+    demo.add_argument(
+        "--model", default=DEMO_MODEL, help=f"zoo model name, export folder or ONNX file (default: {DEMO_MODEL})"
+    )
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     _add_run_options(demo)
     demo.set_defaults(func=run_demo, padding=None, fill=None, box_format="xywh", jsonl=False)
@@ -141,6 +153,41 @@ def read_boxes(path: str | Path) -> dict[str, Any]:
     return boxes
 
 
+def planned_outputs(
+    out: str | Path, images: Sequence[Path], videos: Sequence[Path] = (), *, jsonl: bool = False
+) -> dict[Path, str]:
+    """The files a run writes into ``out``, each with what it comes from (an input, or ``--jsonl``)."""
+    out = Path(out)
+    image_suffixes = (".png",) if jsonl else (".png", ".json")
+    planned = {out / f"{path.stem}{suffix}": str(path) for path in images for suffix in image_suffixes}
+    if jsonl and images:
+        planned[out / "predictions.jsonl"] = "--jsonl"
+    planned.update({out / f"{path.stem}{suffix}": str(path) for path in videos for suffix in (".mp4", ".jsonl")})
+    return planned
+
+
+def check_outputs_spare_inputs(outputs: Mapping[Path, str], inputs: Iterable[Path]) -> None:
+    """A ``ValueError`` naming both files when one of ``outputs`` (see :func:`planned_outputs`)
+    is one of ``inputs``, the files the run reads (images, videos, boxes file, model files):
+    checked before anything is written, so that no run writes over what it reads."""
+    read = {Path(path).resolve(): Path(path) for path in inputs}
+    for output, origin in outputs.items():
+        source = read.get(output.resolve())
+        if source is not None:
+            raise ValueError(
+                f"the output {output} (of {origin}) would overwrite {source}, which this run reads; "
+                "choose another --out folder"
+            )
+
+
+def model_files(model: str) -> list[Path]:
+    """The local files ``--model`` reads: the file it names, or those of the folder it names."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return [p for p in path.iterdir() if p.is_file()]
+    return [path] if path.is_file() else []
+
+
 def check_unique_stems(paths: Sequence[Path]) -> None:
     """A ``ValueError`` naming the first two of ``paths`` whose outputs (``<out>/<stem>.*``) would collide."""
     stems: dict[str, Path] = {}
@@ -178,9 +225,8 @@ def predict_files(
     if unused:
         warnings.warn(f"boxes for images that were not given: {', '.join(sorted(unused))}", stacklevel=2)
     out = Path(out)
+    check_outputs_spare_inputs(planned_outputs(out, paths, jsonl=jsonl), paths)
     make_folder(out)
-    if any((out / f"{p.stem}.png").resolve() == p.resolve() for p in paths):
-        raise ValueError(f"--out {out} would overwrite input images; choose another folder")
     written: list[Path] = []
     lines = []
     with tqdm(total=len(paths), desc="predicting", unit="image", disable=not progress) as bar:
@@ -210,22 +256,34 @@ def predict_files(
 
 
 def _predictor(args: argparse.Namespace) -> Predictor:
-    """The predictor the command line describes."""
+    """The predictor the command line describes: a torch model (zoo name, ``hf://``, export
+    folder) on ``--device``, or an ONNX file run by ONNX Runtime on the CPU."""
     import torch
 
+    from poselit.cli.zoo import CHECKPOINT_SUFFIXES
+    from poselit.onnx_model import OnnxPoseModel, onnx_file_of
     from poselit.predict import Predictor
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return Predictor.from_zoo(
-        args.model,
-        device=device,
-        batch_size=args.batch_size,
-        flip_test=False if args.no_flip else None,
-        autocast=args.autocast,
-        refine=args.refine,
-        padding=args.padding,
-        fill=args.fill,
-    )
+    options = {
+        "batch_size": args.batch_size,
+        "flip_test": False if args.no_flip else None,
+        "autocast": args.autocast,
+        "refine": args.refine,
+        "padding": args.padding,
+        "fill": args.fill,
+    }
+    onnx_file = onnx_file_of(args.model)
+    if onnx_file is None:
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return Predictor.from_zoo(args.model, device=device, **options)
+    if onnx_file.suffix.lower() in CHECKPOINT_SUFFIXES:
+        raise ValueError(
+            f"--model {onnx_file}: a checkpoint; export it first ('poselit zoo export {onnx_file} --name NAME "
+            "--out DIR') and give --model DIR"
+        )
+    if args.autocast:
+        raise ValueError(f"--autocast: {onnx_file} is an ONNX model, which runs in float32 as exported")
+    return Predictor(OnnxPoseModel.from_file(onnx_file), device=args.device, **options)
 
 
 def _predict_and_report(
@@ -291,6 +349,8 @@ def run_predict(args: argparse.Namespace) -> int:
     check_unique_stems(videos)
     if args.jsonl and images and any(v.stem == "predictions" for v in videos):
         raise ValueError("a video named predictions.* would overwrite predictions.jsonl (--jsonl); rename it")
+    read = [*paths, *([Path(args.boxes)] if args.boxes else []), *model_files(args.model)]
+    check_outputs_spare_inputs(planned_outputs(args.out, images, videos, jsonl=args.jsonl), read)
     boxes = read_boxes(args.boxes) if args.boxes else None
     predictor = _predictor(args)
     if images:

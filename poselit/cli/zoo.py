@@ -14,7 +14,9 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``poselit zoo list|info|download|export|publish|table|compare`` to an argparse sub-parser set."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--zoo-dir", help="card folder (default: $POSELIT_ZOO, else the built-in zoo)")
-    parser = subparsers.add_parser("zoo", help="model zoo: list, inspect, download, export and publish checkpoints")
+    parser = subparsers.add_parser(
+        "zoo", help="model zoo: list, info, download, export (safetensors, ONNX), publish, table, compare"
+    )
     commands = parser.add_subparsers(dest="zoo_command", required=True, metavar="SUBCOMMAND")
 
     listing = commands.add_parser("list", parents=[common], help="list the zoo's models")
@@ -35,38 +37,59 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
     fetch.set_defaults(func=run_download)
 
     export = commands.add_parser(
-        "export", parents=[common], help="Lightning checkpoint -> Hub-ready folder + zoo card",
-        description="Write model.safetensors, config.json, README.md (Hub model card) and recipe.yaml, "
-        "and write or update the zoo card NAME.yaml.",
+        "export", parents=[common],
+        help="Lightning checkpoint -> Hub-ready folder + zoo card; zoo model -> ONNX file",
+        description="From a Lightning checkpoint: write model.safetensors, config.json, README.md (Hub model card) "
+        "and recipe.yaml into --out (--format onnx: model.onnx too), and write or update the zoo card --name. "
+        "From a zoo model (zoo name, hf://ORG/NAME[@REVISION] or export folder) with --format onnx: write its "
+        "ONNX file (--out: a .onnx file or a folder, default runs/export/NAME/model.onnx), which "
+        "'poselit predict --model FILE_OR_FOLDER' runs with ONNX Runtime.",
     )
-    export.add_argument("checkpoint", help="Lightning .ckpt (read with weights_only=True)")
-    export.add_argument("--name", required=True, help="zoo name, <method>-<backbone>-<dataset>[-<variant>]")
-    export.add_argument("--out", required=True, help="export folder")
-    export.add_argument("--class-path", help="module class, when the checkpoint was not saved by 'poselit fit'")
-    export.add_argument("--fp16", action="store_true", help="store float tensors as fp16")
-    export.add_argument("--recipe", help="training configuration to include (default: the run's, stored in the checkpoint by 'poselit fit', "
-                        "else its config.yaml)")
-    export.add_argument("--evaluate", action="append", default=[], metavar="DATASET",
-                        help="measure on a split, e.g. lsp:test (repeatable)")
-    export.add_argument("--root", help="data root for --evaluate (default: $POSELIT_DATA)")
-    export.add_argument("--batch-size", type=int, default=16, help="batch size of --evaluate")
-    export.add_argument("--metrics", action="append", default=[], metavar="JSON",
-                        help="results measured already ('poselit eval --json'); repeatable")
     export.add_argument(
-        "--training-data", nargs="+", metavar="DATASET", help="training datasets (default: the checkpoint's)"
+        "source", metavar="CKPT_OR_MODEL",
+        help="Lightning .ckpt (read with weights_only=True), or with --format onnx a zoo name, "
+        "hf://ORG/NAME[@REVISION] or export folder",
     )
-    export.add_argument("--description", default="", help="one paragraph for the card")
-    export.add_argument("--license", help="licence of the weights, e.g. bsd-3-clause")
-    export.add_argument("--citation", help="BibTeX to cite, or a file holding it")
-    export.add_argument("--repo-id", help="Hub repository it will be published to (ORG/NAME)")
+    checkpoint_only = [
+        export.add_argument("--name", help="zoo name, <method>-<backbone>-<dataset>[-<variant>] (checkpoints: required)")
+    ]
     export.add_argument(
-        "--ship", action="store_true", help="copy the weights next to the card (shipped in the package); needs --evaluate or --metrics"
+        "--out", help="export folder (checkpoints: required); for a zoo model a .onnx file or a folder "
+        "(default runs/export/NAME)"
     )
-    export.add_argument("--no-card", action="store_true", help="write the folder only, not the zoo card")
     export.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
-                        help="onnx: also write model.onnx, the whole prediction graph for ONNX Runtime "
-                             "(poselit.zoo.onnx; pip install 'poselit[onnx]')")
-    export.set_defaults(func=run_export)
+                        help="onnx: write model.onnx, the whole prediction graph for ONNX Runtime "
+                             "(poselit.zoo.onnx; needs the onnx extra: pip install -e '.[onnx]')")
+    from_checkpoint = export.add_argument_group("checkpoints only")
+
+    def only(*names: str, **options: Any) -> None:
+        """An option of checkpoint exports, remembered: a zoo model's export refuses it."""
+        checkpoint_only.append(from_checkpoint.add_argument(*names, **options))
+
+    only("--class-path", help="module class, when the checkpoint was not saved by 'poselit fit'")
+    only("--fp16", action="store_true", help="store float tensors as fp16")
+    only(
+        "--recipe", help="training configuration to include (default: the run's, stored in the checkpoint by "
+        "'poselit fit', else its config.yaml)"
+    )
+    only("--evaluate", action="append", default=[], metavar="DATASET", help="measure on a split, e.g. lsp:test; repeatable")
+    only("--root", help="data root for --evaluate (default: $POSELIT_DATA)")
+    only("--batch-size", type=int, default=16, help="batch size of --evaluate")
+    only("--metrics", action="append", default=[], metavar="JSON",
+         help="results measured already ('poselit eval --json'); repeatable")
+    only("--training-data", nargs="+", metavar="DATASET", help="training datasets (default: the checkpoint's)")
+    only("--description", default="", help="one paragraph for the card")
+    only("--license", help="licence of the weights, e.g. bsd-3-clause")
+    only("--citation", help="BibTeX to cite, or a file holding it")
+    only("--repo-id", help="Hub repository it will be published to (ORG/NAME)")
+    only(
+        "--ship", action="store_true",
+        help="copy the weights next to the card (shipped in the package); needs --evaluate or --metrics",
+    )
+    only("--no-card", action="store_true", help="write the folder only, not the zoo card")
+    export.set_defaults(
+        func=run_export, checkpoint_only=[(a.option_strings[0], a.dest, a.default) for a in checkpoint_only]
+    )
 
     upload = commands.add_parser(
         "publish", parents=[common], help="upload an export folder to the Hub, pin the commit in the card"
@@ -140,8 +163,53 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
+"""What ``poselit zoo export`` takes for a checkpoint path even when no such file exists
+(to say it is missing); any other source that is not a file is a zoo model."""
+
+
 def run_export(args: argparse.Namespace) -> int:
-    """``poselit zoo export``: write the export folder (and card), print what was written."""
+    """``poselit zoo export``: a checkpoint's export folder (and card), or a zoo model's ONNX
+    file; print what was written."""
+    source = Path(args.source)
+    if source.is_file() or source.suffix.lower() in CHECKPOINT_SUFFIXES:
+        return _export_checkpoint(args)
+    return _export_model_onnx(args)
+
+
+def _export_model_onnx(args: argparse.Namespace) -> int:
+    """``poselit zoo export NAME --format onnx``: a zoo model (name, ``hf://`` or export folder)
+    as an ONNX file."""
+    from poselit.zoo.cards import HF_SCHEME, ZooError
+    from poselit.zoo.catalog import info
+
+    source = args.source
+    if not (source.startswith(HF_SCHEME) or Path(source).is_dir()):
+        try:
+            info(source, zoo_dir=args.zoo_dir)
+        except ZooError as err:
+            raise ZooError(f"no checkpoint file {source}, and {err}") from None
+    if args.format != "onnx":
+        raise ValueError(
+            f"{source} is a zoo model, exported already (its weights: 'poselit zoo download {source}'); "
+            "add --format onnx to write its ONNX file, or give a Lightning checkpoint"
+        )
+    given = [option for option, dest, default in args.checkpoint_only if getattr(args, dest) != default]
+    if given:
+        raise ValueError(f"{', '.join(given)}: for checkpoints only; {source} is a zoo model, whose card says it all")
+    from poselit.zoo.onnx import export_zoo_onnx
+
+    card, path = export_zoo_onnx(source, args.out, zoo_dir=args.zoo_dir)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {card.name} for ONNX Runtime")
+    print(f"run it: poselit predict IMAGES --model {path}")
+    return 0
+
+
+def _export_checkpoint(args: argparse.Namespace) -> int:
+    """``poselit zoo export CKPT --name NAME --out DIR``: the export folder and the zoo card."""
+    missing = [option for option, value in (("--name NAME", args.name), ("--out DIR", args.out)) if not value]
+    if missing:
+        raise ValueError(f"exporting the checkpoint {args.source} needs {' and '.join(missing)}")
     from poselit.evaluate import EvaluationReport
     from poselit.zoo.cards import README_FILE, RECIPE_FILE
     from poselit.zoo.export import export_checkpoint, missing_recipe_message
@@ -151,7 +219,7 @@ def run_export(args: argparse.Namespace) -> int:
     if citation and Path(citation).is_file():
         citation = Path(citation).read_text()
     card = export_checkpoint(
-        args.checkpoint,
+        args.source,
         args.name,
         args.out,
         class_path=args.class_path,
@@ -179,7 +247,7 @@ def run_export(args: argparse.Namespace) -> int:
     if (Path(args.out) / RECIPE_FILE).is_file():
         print(f"{RECIPE_FILE}: the run's configuration ({card.training.get('recipe') or 'from the checkpoint'})")
     else:
-        print(f"poselit: {missing_recipe_message(Path(args.checkpoint))}", file=sys.stderr)
+        print(f"poselit: {missing_recipe_message(Path(args.source))}", file=sys.stderr)
     for table in metrics_tables(card):
         print(table.to_text(digits=2))
     if not args.no_card:

@@ -82,8 +82,8 @@ def read_image(path: Path, source: str = "", max_pixels: int | None = None) -> n
     corrupt file is an error, not a partly grey image (OpenCV decodes those with only a
     libjpeg warning). Decoding is Pillow's (the same libjpeg-turbo pixels as OpenCV's
     ``imread``): EXIF orientation applied, grayscale expanded to three channels, alpha
-    dropped, 16-bit samples reduced to their 8 high bits. Errors name the file and the
-    record it belongs to.
+    dropped, samples deeper than 8 bits converted by their range (:func:`image_to_rgb`).
+    Errors name the file and the record it belongs to.
     """
     where = f" (record {source})" if source else ""
     if not path.is_file():
@@ -101,7 +101,10 @@ def read_image(path: Path, source: str = "", max_pixels: int | None = None) -> n
                     )
                 image.load()  # raises on truncated and corrupt data
                 ImageOps.exif_transpose(image, in_place=True)
-                rgb = _rgb_array(image)
+                try:
+                    rgb = image_to_rgb(image)
+                except ValueError as err:
+                    raise ImageReadError(f"image has unusable pixel values: {path}{where}: {err}") from err
     except ImageReadError:
         raise
     except Image.DecompressionBombError as err:  # above Pillow's own ceiling, seen in the header too
@@ -111,13 +114,60 @@ def read_image(path: Path, source: str = "", max_pixels: int | None = None) -> n
     return rgb
 
 
-def _rgb_array(image: Image.Image) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of a loaded Pillow image; 16-bit grayscale keeps its high
-    byte, as OpenCV does (Pillow's own conversion would clip it)."""
-    if image.mode.startswith("I;16"):
-        gray = (np.asarray(image) >> 8).astype(np.uint8)
+def image_to_rgb(image: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a loaded Pillow image, converted by its real depth.
+
+    8-bit modes (``L``, ``P``, ``RGBA``, ``CMYK``, ...) go through Pillow's own conversion.
+    Deeper grayscale, which Pillow would clip to 0-255 (16-bit to white, [0, 1] floats to
+    black), is scaled by :func:`pixels_to_uint8`: 16-bit samples (mode ``I;16``) keep
+    their 8 high bits, float samples (mode ``F``, e.g. a float32 TIFF) in [0, 1] are
+    multiplied by 255; 32-bit and signed integers (mode ``I``), other floats, NaN and
+    infinity are refused. (Pillow itself reduces 16-bit RGB files to their 8 high bits,
+    as OpenCV's ``imread`` does.) This is the one decoder of files (:func:`read_image`)
+    and of the Pillow images given to :class:`~poselit.predict.Predictor`.
+
+    Raises:
+        ValueError: the samples have no usable range; says their type and range.
+    """
+    if image.mode in ("F", "I") or image.mode.startswith("I;16"):
+        gray = pixels_to_uint8(np.asarray(image))
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
     return np.array(image if image.mode == "RGB" else image.convert("RGB"))  # writable, like imread's
+
+
+def pixels_to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Pixel values of any supported depth as uint8, scaled by the depth's range, not cast.
+
+    * ``uint8``: unchanged;
+    * wider unsigned integers (16-bit PNG and TIFF): their 8 high bits, ``value >> 8`` for
+      16 bits (0 -> 0, 65535 -> 255), the reduction of OpenCV's ``imread`` and of Pillow's
+      16-bit RGB, so one file decodes alike whatever its channels;
+    * floating point: values in [0, 1] times 255, rounded.
+
+    Raises:
+        ValueError: floats with NaN, infinity or values outside [0, 1] (e.g. 0-255 floats,
+            whose scale cannot be told from [0, 1] ones), or signed integers and booleans,
+            which have no pixel range; says the dtype and, for floats, the range.
+    """
+    dtype = pixels.dtype
+    if dtype == np.uint8:
+        return pixels
+    if dtype.kind == "u":
+        return (pixels >> (8 * dtype.itemsize - 8)).astype(np.uint8)
+    if dtype.kind == "f":
+        if pixels.size and not np.isfinite(pixels).all():
+            raise ValueError(f"pixel values of dtype {dtype} include NaN or infinity")
+        low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"pixel values of dtype {dtype} span [{low:g}, {high:g}], expected values in [0, 1] "
+                "(scale them, or store 0-255 images as 8-bit)"
+            )
+        return np.rint(pixels.astype(np.float32, copy=False) * 255).astype(np.uint8)
+    raise ValueError(
+        f"pixel values of dtype {dtype} have no known range: expected unsigned integers (8 or 16 "
+        "bit) or floating point in [0, 1]"
+    )
 
 
 class PoseDataset(Dataset):

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.io
 
 from poselit.atomic import make_folder
+from poselit.data.dataset import MAX_IMAGE_PIXELS_ENV, max_image_pixels
 from poselit.skeletons import LSP
 
 # A standing pose in a 1 x 1.6 box (x right, y down), LSP joint order.
@@ -62,14 +63,24 @@ def write_synthetic_lsp(
     """Write ``num_images`` figures of ``size = (height, width)`` as an LSP folder at ``root``.
 
     The LSP reader's standard split takes the first half as ``train`` and the second half
-    as ``test``, so ``num_images`` must be even. Returns ``root``.
+    as ``test``, so ``num_images`` must be even. An image larger than the pixel limit of
+    :func:`~poselit.data.dataset.read_image`, which could not be read back, is refused
+    before anything is allocated or written. Returns ``root``.
     """
     if num_images <= 0 or num_images % 2:
         raise ValueError(f"num_images must be a positive even number, got {num_images}")
+    height, width = size
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image height and width must be > 0, got height {height}, width {width}")
+    limit = max_image_pixels()
+    if height * width > limit:
+        raise ValueError(
+            f"image height {height} x width {width} = {height * width} pixels is above the limit of "
+            f"{limit} that images are read with ({MAX_IMAGE_PIXELS_ENV} raises it)"
+        )
     root = Path(root)
     make_folder(root / "images")
     rng = np.random.default_rng(seed)
-    height, width = size
     joints = np.zeros((3, LSP.num_joints, num_images))
     for i in range(num_images):
         pose = random_pose(rng, height, width)

@@ -31,7 +31,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from poselit.checkpoints import CLASS_KEY, check_checkpoint, read_state_dict
+from poselit.checkpoints import CLASS_KEY, check_weights, read_state_dict
 from poselit.codecs import HeatmapCodec
 from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING, affine_scale, apply_affine, check_fill, check_padding
 from poselit.metrics import MetricResult, pose_metrics
@@ -331,8 +331,7 @@ class PoseLitModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.init_from and stage == "fit":
-            if Path(self.init_from).suffix == ".ckpt":
-                check_checkpoint(self.init_from, type(self))
+            check_weights(self.init_from, type(self))  # by its content: a checkpoint renamed .pt too
             self.load_compatible_weights(self.init_from)
 
     def load_compatible_weights(self, path: str | Path) -> dict[str, list[str]]:

@@ -17,6 +17,7 @@ the models (building a module from a card is :mod:`poselit.zoo.loading`'s job).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -211,7 +212,7 @@ class ModelCard:
             input=input_,
             training=dict(_field(data, "training", Mapping, where, required=False) or {}),
             metrics=tuple(dict(m) for m in metrics),
-            complexity=dict(_field(data, "complexity", Mapping, where, required=False) or {}),
+            complexity=_complexity_from_dict(_field(data, "complexity", Mapping, where, required=False) or {}, where),
             check=_check_from_dict(_field(data, "check", Mapping, where, required=False) or {}, where),
             license=_field(data, "license", str, where, required=False),
             citation=_field(data, "citation", str, where, required=False),
@@ -272,6 +273,30 @@ def _check_from_dict(data: Mapping[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ZooError(f"{where}: field 'check.{key}' must be {'a number' if key == 'value' else _KINDS[kind]}, "
                            f"got {value!r}")
+    return dict(data)
+
+
+COMPLEXITY_FIELDS = {"parameters": int, "gflops": float, "cpu_ms": float, "cpu_ms_measured": str}
+"""A card's ``complexity``, each field optional: the parameter count and GFLOPs written at
+export (:mod:`poselit.complexity`), CPU milliseconds per image and how they were measured
+(``benchmarks/latency.py --cards``). The tables compute with the numbers, so they are
+checked when the card is read."""
+
+
+def _complexity_from_dict(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A card's ``complexity`` with each known field checked (:data:`COMPLEXITY_FIELDS`)."""
+    for key, kind in COMPLEXITY_FIELDS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if kind is str:
+            valid, expected = isinstance(value, str), "a string"
+        else:
+            numeric = int if kind is int else (int, float)
+            valid = isinstance(value, numeric) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+            expected = "an integer >= 0" if kind is int else "a number >= 0"
+        if not valid:
+            raise ZooError(f"{where}: field 'complexity.{key}' must be {expected}, got {value!r}")
     return dict(data)
 
 

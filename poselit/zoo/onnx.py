@@ -9,10 +9,14 @@ in the file's metadata.
     model, card = poselit.zoo.load_with_card("luvizon-mobilenetv2-lsp")
     export_onnx(model, "luvizon-mobilenetv2-lsp.onnx", card=card)
 
-or, from a Lightning checkpoint, ``poselit zoo export CKPT --name NAME --out DIR --format onnx``
-(``DIR/model.onnx`` beside the safetensors weights). Run it with
+or :func:`export_zoo_onnx` for a zoo name, ``hf://`` reference or export folder. On the
+command line: ``poselit zoo export NAME --format onnx [--out DIR_OR_FILE]`` (default
+``runs/export/NAME/model.onnx``), or from a Lightning checkpoint ``poselit zoo export CKPT
+--name NAME --out DIR --format onnx`` (``DIR/model.onnx`` beside the safetensors weights).
+Run it with ``poselit predict IMAGES --model FILE_OR_DIR``, with
 :class:`poselit.onnx_model.OnnxPoseModel` (``Predictor(OnnxPoseModel.from_file(path))``) or
-with any ONNX runtime; ``pip install 'poselit[onnx]'`` brings ``onnx`` and ``onnxruntime``.
+with any ONNX runtime. ``onnx`` and ``onnxruntime`` are the ``onnx`` extra: ``pip install -e
+".[onnx]"`` in a clone.
 
 **The graph** is :meth:`~poselit.models.base.PoseLitModule.predict_poses`, traced, so a
 runtime reproduces it to float rounding without any code of ours:
@@ -63,12 +67,13 @@ import torch
 from torch import Tensor, nn
 
 from poselit import __version__
-from poselit.atomic import write_atomic
+from poselit.atomic import make_folder, write_atomic
 from poselit.extras import require
 from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
 from poselit.models import class_path
 from poselit.skeletons import SKELETONS, Skeleton, skeleton_from_spec
 from poselit.zoo.cards import ModelCard, ZooError
+from poselit.zoo.loading import load_with_card
 
 if TYPE_CHECKING:
     import onnx
@@ -364,6 +369,42 @@ def export_onnx(
     return write_atomic(path, proto.SerializeToString())
 
 
+def onnx_path(out: str | Path) -> Path:
+    """Where an export to ``out`` goes: ``out`` itself when it ends in ``.onnx``, else the
+    folder's :data:`ONNX_FILE`.
+
+    >>> onnx_path("bulat.onnx").name, onnx_path("runs/export/bulat").as_posix()
+    ('bulat.onnx', 'runs/export/bulat/model.onnx')
+    """
+    out = Path(out)
+    return out if out.suffix.lower() == ".onnx" else out / ONNX_FILE
+
+
+def export_zoo_onnx(
+    name: str,
+    out: str | Path | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    zoo_dir: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> tuple[ModelCard, Path]:
+    """Write a zoo model as an ONNX file; returns its card and the file.
+
+    Args:
+        name: Zoo name, ``hf://ORG/NAME[@REVISION]`` or export folder, as
+            :func:`poselit.zoo.load` takes them (weights checked against their sha256).
+        out: A ``.onnx`` file, or a folder that gets :data:`ONNX_FILE` (:func:`onnx_path`);
+            ``None``: ``runs/export/<card name>/model.onnx``.
+        cache_dir: Hugging Face cache folder (default: ``$HF_HUB_CACHE``, ``$HF_HOME/hub``).
+        zoo_dir: Card folder instead of ``$POSELIT_ZOO`` / the built-in zoo.
+        opset: ONNX opset version.
+    """
+    model, card = load_with_card(name, cache_dir=cache_dir, zoo_dir=zoo_dir)
+    path = onnx_path(Path("runs", "export", card.name) if out is None else out)
+    make_folder(path.parent)
+    return card, export_onnx(model, path, card=card, opset=opset)
+
+
 def _trace(graph: _PoseGraph, example: Tensor, opset: int) -> onnx.ModelProto:
     """``graph`` traced to ONNX, batch size free."""
     import onnx
@@ -419,4 +460,14 @@ def _switch_on_flip_test(plain: onnx.ModelProto, flipped: onnx.ModelProto) -> on
     )
 
 
-__all__ = ["DEFAULT_OPSET", "FLIP_TEST", "IMAGES", "ONNX_FILE", "OUTPUTS", "OnnxMetadata", "export_onnx"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "FLIP_TEST",
+    "IMAGES",
+    "ONNX_FILE",
+    "OUTPUTS",
+    "OnnxMetadata",
+    "export_onnx",
+    "export_zoo_onnx",
+    "onnx_path",
+]

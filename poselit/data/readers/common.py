@@ -115,6 +115,17 @@ def check_in_image(record: PoseRecord, size: tuple[int, int]) -> PoseRecord:
     return record
 
 
+MIN_PERSON_SIDE = 2.0
+"""Smallest person box side, in pixels, of a record: a smaller box holds no pose to learn
+or score. Boxes made from the joints (LSP, COCO people without a ``bbox``) are the joints'
+extent, floored at 1 px (:func:`~poselit.geometry.box_from_keypoints`), so a person whose
+annotated joints all lie on one point (or who has one annotated joint) falls below it."""
+
+DEGENERATE_BOX = f"person box under {MIN_PERSON_SIDE:g} px"
+"""The :attr:`~poselit.data.records.AnnotationSet.skipped` reason of records dropped for
+a box under :data:`MIN_PERSON_SIDE`."""
+
+
 def collect(
     items: Iterable[PoseRecord | str], skeleton: Skeleton, source: str | Path
 ) -> AnnotationSet:
@@ -123,6 +134,9 @@ def collect(
     Readers yield one result per item of the file, so every skipped item is counted. Every
     reader's records pass here, and each is checked against its image's size, read from
     the file header (:func:`check_in_image`; records of missing images are not checked).
+    A record whose person box is under :data:`MIN_PERSON_SIDE` is dropped with a warning
+    naming it and counted as :data:`DEGENERATE_BOX`, so that training and evaluation
+    alike never see it.
     """
     records: list[PoseRecord] = []
     skipped: Counter = Counter()
@@ -134,5 +148,20 @@ def collect(
         if item.image not in sizes:
             sizes[item.image] = image_size(item.image)
         size = sizes[item.image]
-        records.append(item if size is None else check_in_image(item, size))
+        record = item if size is None else check_in_image(item, size)
+        if PIXEL_STD * record.scale < MIN_PERSON_SIDE:
+            warnings.warn(_degenerate_box_warning(record), stacklevel=2)
+            skipped[DEGENERATE_BOX] += 1
+            continue
+        records.append(record)
     return AnnotationSet(records, skeleton, str(source), skipped)
+
+
+def _degenerate_box_warning(record: PoseRecord) -> str:
+    """Why ``record`` is dropped: its box side and the extent of its annotated joints."""
+    joints = record.keypoints[record.visibility > 0]
+    extent = float(np.ptp(joints, axis=0).max()) if len(joints) else 0.0
+    return (
+        f"{record.source}: dropped: its person box is {PIXEL_STD * record.scale:.3g} px, under "
+        f"{MIN_PERSON_SIDE:g} px ({len(joints)} annotated joints spanning {extent:.3g} px) ({record.image})"
+    )
