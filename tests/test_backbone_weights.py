@@ -265,13 +265,32 @@ def test_movenet_backbone_equals_the_tfjs_graphs_activations(movenet_lightning: 
     assert np.linalg.norm(wrong - fixture["stride8"]) / np.linalg.norm(fixture["stride8"].astype(np.float32)) > 0.1
 
 
+TFJS_PACKAGES = ("@tensorflow/tfjs-core@4", "@tensorflow/tfjs-converter@4", "@tensorflow/tfjs-backend-cpu@4")
+
+
+@pytest.fixture(scope="module")
+def tfjs_node_modules() -> str:
+    """A ``node_modules`` folder with TensorFlow.js for Node.js: ``POSELIT_TFJS_NODE_MODULES``,
+    a cached one, or installed once with npm from the registry; skipped without Node.js/npm."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("needs Node.js and npm (or POSELIT_TFJS_NODE_MODULES) to run TensorFlow.js")
+    if os.environ.get("POSELIT_TFJS_NODE_MODULES"):
+        return os.environ["POSELIT_TFJS_NODE_MODULES"]
+    prefix = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "poselit" / "tfjs-node"
+    modules = prefix / "node_modules"
+    if not (modules / "@tensorflow" / "tfjs-converter").is_dir():
+        prefix.mkdir(parents=True, exist_ok=True)
+        installed = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), *TFJS_PACKAGES],
+                                   capture_output=True, text=True, timeout=900)
+        if installed.returncode != 0:
+            pytest.skip(f"npm install of TensorFlow.js failed (no registry?): {installed.stderr.strip()[-200:]}")
+    return str(modules)
+
+
 @pytest.mark.slow
-def test_tfjs_runtime_gives_the_fixtures_activations(movenet_lightning: Path, tmp_path: Path) -> None:
-    """The fixture is what TensorFlow.js itself computes (tools/tfjs_activations.mjs); runs
-    where Node.js and the TF.js packages are installed (``POSELIT_TFJS_NODE_MODULES``)."""
-    modules = os.environ.get("POSELIT_TFJS_NODE_MODULES")
-    if shutil.which("node") is None or not modules or not (Path(modules) / "@tensorflow" / "tfjs-converter").is_dir():
-        pytest.skip("needs node and POSELIT_TFJS_NODE_MODULES with @tensorflow/tfjs-core, -converter, -backend-cpu")
+def test_tfjs_runtime_gives_the_fixtures_activations(movenet_lightning: Path, tfjs_node_modules: str, tmp_path: Path) -> None:
+    """The fixture is what TensorFlow.js itself computes (tools/tfjs_activations.mjs)."""
+    modules = tfjs_node_modules
     fixture = np.load(FIXTURE)
     fixture["image"].tofile(tmp_path / "image.raw")
     tool = Path(__file__).parents[1] / "tools" / "tfjs_activations.mjs"
