@@ -221,11 +221,11 @@ def coco_people(annotations: AnnotationSet) -> tuple[CocoPeople, CocoPeople] | N
         return None
     ids = sorted({p.coco.image_id for p in people}, key=lambda i: (isinstance(i, str), i))  # type: ignore[union-attr]
     rank = {image_id: n for n, image_id in enumerate(ids)}
-    return _people(annotations.records, rank), _people(annotations.ignored, rank)
+    joints = annotations.records[0].skeleton.num_joints  # also the shape of an empty list of regions
+    return _people(annotations.records, rank, joints), _people(annotations.ignored, rank, joints)
 
 
-def _people(records: Sequence[PoseRecord], rank: Mapping[Any, int]) -> CocoPeople:
-    k = records[0].skeleton.num_joints if records else 0
+def _people(records: Sequence[PoseRecord], rank: Mapping[Any, int], k: int) -> CocoPeople:
     coco = [r.coco for r in records]
     return CocoPeople(
         image=np.array([rank[c.image_id] for c in coco], np.int64),  # type: ignore[union-attr]

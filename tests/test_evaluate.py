@@ -415,6 +415,23 @@ def test_coco_format_eval_reports_oks_ap_with_given_sigmas(tmp_path, capsys):
     )
 
 
+def test_coco_format_eval_without_ignore_regions(tmp_path):
+    """A COCO-format file with no crowd and no unlabelled person (no ignore regions at all)."""
+    category = {"id": 1, "name": "hands", "keypoints": ["nose", "left_hand", "right_hand"], "skeleton": [[1, 2]],
+                "sigmas": [0.05, 0.05, 0.05]}
+    people = [{"id": n, "image_id": n, "category_id": 1, "iscrowd": 0, "area": 2500.0, "bbox": [0, 0, 50, 50],
+               "keypoints": [10, 10, 2, 20, 30, 2, 30, 30, 2]} for n in range(2)]
+    data = {"images": [{"id": n, "file_name": f"{n}.jpg"} for n in range(2)], "annotations": people, "categories": [category]}
+    spec = f"coco@{write(tmp_path, data, 'hands.json')}"
+    annotations = read_annotations(spec)
+    assert not annotations.ignored
+    truth = np.stack([r.keypoints for r in annotations.records]).astype(np.float64)
+    preds = write(tmp_path, predictions_document(annotations, truth, dataset=spec, label="mine"))
+    assert eval_cli([str(preds), "--json", str(tmp_path / "r.json")]) == 0
+    oks = next(r for r in json.loads((tmp_path / "r.json").read_text())["results"] if r["metric"] == "OKS AP")
+    assert oks["columns"]["AP"] == 100.0 and oks["counts"] == {"people": 2, "ignore regions": 0}
+
+
 def test_sigmas_on_data_without_coco_areas_is_an_error(lsp_test, tmp_path):
     spec, annotations, truth = lsp_test
     path = write(tmp_path, predictions_document(annotations, truth, dataset=spec))
