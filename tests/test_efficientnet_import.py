@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from poselit.backbone_weights import import_weights
 from poselit.backbones import create_backbone
 from poselit.cli import main
+from tiny_models import random_statistics
 
 MODEL = "tf_efficientnet_lite0"
 FIXTURE = Path(__file__).parent / "fixtures" / "efficientnet_lite0_logits.npz"
@@ -56,23 +57,8 @@ def efficientnet_pytorch_state(model: nn.Module) -> dict[str, Tensor]:
     return state
 
 
-def random_lite0() -> nn.Module:
-    """A randomly initialised tf_efficientnet_lite0 in eval mode with random batch-norm
-    statistics and affine parameters (so that no pairing mistake hides behind identities)."""
-    model = timm.create_model(MODEL)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for norm in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
-            n = norm.num_features
-            norm.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
-            norm.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            norm.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-            norm.bias.copy_(torch.randn(n, generator=generator) * 0.2)
-    return model.eval()
-
-
 def test_efficientnet_pytorch_layout_imports_and_reproduces_the_network(tmp_path: Path) -> None:
-    source = random_lite0()
+    source = random_statistics(timm.create_model(MODEL))
     path = tmp_path / "efficientnet-lite0.pth"
     torch.save(efficientnet_pytorch_state(source), path, _use_new_zipfile_serialization=False)  # the old format
     imported = timm.create_model(MODEL)

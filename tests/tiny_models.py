@@ -8,6 +8,21 @@ from poselit.codecs import HeatmapCodec
 from poselit.models.base import PoseLitModule
 
 
+def random_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
+    """``model`` in eval mode with random batch-norm statistics and affine parameters, so that
+    no weight-import mistake hides behind identity batch norms."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=generator) * 0.2)
+    return model.eval()
+
+
 def as_if_trained(model: PoseLitModule, images: torch.Tensor) -> PoseLitModule:
     """``model`` in eval mode as if trained a little: every weight moved off its initial
     value (torch's global random state) and the batch norms set to the statistics of the
