@@ -18,6 +18,9 @@ time of each setting. Prints one JSON object, also written to ``--out``.
     POSELIT_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/whole_image.py \\
         bulat-mobilenetv2-lsp --canvas 1 2 --out benchmarks/results/whole_image_cpu.json
 
+A model is a zoo name or an ONNX file (``poselit zoo export NAME --format onnx [--int8]``:
+how much a quantized file loses).
+
 ``--smoke`` runs the demo model on 4 generated images (the test suite uses it).
 """
 
@@ -39,6 +42,7 @@ from poselit.atomic import write_atomic
 from poselit.data.records import AnnotationSet
 from poselit.data.synthetic import write_synthetic_lsp
 from poselit.evaluate import EvaluationReport, evaluate_poses
+from poselit.onnx import OnnxPoseModel, onnx_file_of
 from poselit.predict import Predictor, load_image
 from train_step import machine_info
 
@@ -87,12 +91,21 @@ def totals(report: EvaluationReport) -> dict[str, float]:
     }
 
 
-def measure_model(name: str, annotations: AnnotationSet, factors: list[float], batch_size: int) -> list[dict[str, Any]]:
+def load_model(name: str) -> Any:
+    """A zoo model, or an ONNX file (run by ONNX Runtime on one thread)."""
+    onnx_file = onnx_file_of(name)
+    return poselit.zoo.load(name, device="cpu") if onnx_file is None else OnnxPoseModel.from_file(onnx_file, threads=1)
+
+
+def measure_model(
+    name: str, annotations: AnnotationSet, factors: list[float], batch_size: int, settings: list[str]
+) -> list[dict[str, Any]]:
     """One row per canvas factor and setting: the metrics' summaries and the seconds taken."""
     rows = []
+    model = load_model(name)
     for factor in factors:
-        for setting in SETTINGS:
-            predictor = Predictor.from_zoo(name, device="cpu", batch_size=batch_size, refine=setting == "whole_refined")
+        for setting in settings:
+            predictor = Predictor(model, batch_size=batch_size, refine=setting == "whole_refined")
             start = time.perf_counter()
             keypoints = predict_split(predictor, annotations, setting, factor)
             seconds = time.perf_counter() - start
@@ -104,9 +117,10 @@ def measure_model(name: str, annotations: AnnotationSet, factors: list[float], b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=["bulat-mobilenetv2-lsp"], help="zoo model names")
+    parser.add_argument("models", nargs="*", default=["bulat-mobilenetv2-lsp"], help="zoo model names or ONNX files")
     parser.add_argument("--canvas", nargs="+", type=float, default=[1.0], help="canvas sizes, in image sizes")
     parser.add_argument("--first", type=int, help="only the first N test people")
+    parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), help="settings to measure")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--smoke", action="store_true", help="the demo model on 4 generated images (for the tests)")
@@ -119,7 +133,7 @@ def main() -> None:
         annotations = poselit.data.read_annotations("lsp:test")
     if args.first:
         annotations = dataclasses.replace(annotations, records=annotations.records[: args.first])
-    rows = [row for name in args.models for row in measure_model(name, annotations, args.canvas, args.batch_size)]
+    rows = [row for name in args.models for row in measure_model(name, annotations, args.canvas, args.batch_size, args.settings)]
     result = {
         "benchmark": "whole_image",
         "dataset": "generated" if args.smoke else "lsp:test",

@@ -11,26 +11,12 @@ import torch and OpenCV, load on first use:
 ((14, 2), ('right_ankle', 'right_knee'))
 """
 
-import importlib
-
+from poselit.lazy import lazy_names
 from poselit.skeletons import COCO, LSP, MPII, Skeleton, get_skeleton
 
 __version__ = "0.1.0.dev0"
 
-# attribute -> (module, name in it; None for the module itself), imported on first use
-_LAZY = {"zoo": ("poselit.zoo", None), "Predictor": ("poselit.predict", "Predictor")}
-
 __all__ = ["COCO", "LSP", "MPII", "Predictor", "Skeleton", "get_skeleton", "zoo", "__version__"]
 
-
-def __getattr__(name: str):
-    """``poselit.zoo`` and ``poselit.Predictor``, imported on first use."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'poselit' has no attribute {name!r}")
-    module_name, attribute = _LAZY[name]
-    module = importlib.import_module(module_name)
-    return module if attribute is None else getattr(module, attribute)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+# poselit.zoo and poselit.Predictor, imported on first use
+__getattr__, __dir__ = lazy_names(__name__, {"zoo": "poselit.zoo", "Predictor": "poselit.predict:Predictor"})

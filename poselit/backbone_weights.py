@@ -177,23 +177,25 @@ def calibrate_batchnorm(model: nn.Module, batches: Iterable[Tensor]) -> int:
 
 def training_crops(
     datasets: Sequence[str],
-    input_size: int,
+    input_size: int | Sequence[int],
     count: int,
     *,
     data_root: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 32,
 ) -> Iterator[Tensor]:
-    """Batches of ``count`` augmented training crops (0-255, ``(B, 3, S, S)``) of people drawn
-    at random (``seed``) from ``datasets`` (specs such as ``"lsp:train"``), as training
-    sees them: the inputs on which :func:`calibrate_batchnorm` measures statistics."""
+    """Batches of ``count`` augmented training crops (0-255, ``(B, 3, H, W)``; ``input_size``
+    ``S`` or ``(H, W)``) of people drawn at random (``seed``) from ``datasets`` (specs such as
+    ``"lsp:train"``), as training sees them: the inputs on which :func:`calibrate_batchnorm`
+    measures statistics, and :mod:`poselit.onnx.quantize` activation ranges."""
     from poselit.data.dataset import PoseDataset
     from poselit.data.sources import read_annotations
 
     if count < 1:
         raise ValueError(f"the number of calibration crops must be >= 1, got {count}")
     records = [record for spec in datasets for record in read_annotations(spec, data_root)]
-    dataset = PoseDataset(records, (input_size, input_size), train=True)
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    dataset = PoseDataset(records, size, train=True)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(dataset), generator=generator)[:count]
     seeds = torch.randint(0, 2**31 - 1, (len(order),), generator=generator)

@@ -77,17 +77,6 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
 
 
-def _local_weights(path: str | Path) -> Path:
-    """The local file of a weights argument: a zoo model (``zoo:NAME`` or
-    ``hf://ORG/NAME[@REVISION]``) is fetched and sha256-checked by
-    :func:`poselit.zoo.download`; anything else is a path."""
-    if str(path).startswith(("zoo:", "hf://")):
-        from poselit.zoo.hub import download  # the Hub client loads only when a zoo model is named
-
-        _, path = download(str(path).removeprefix("zoo:"))
-    return Path(path)
-
-
 def weights_format(path: Path) -> Literal["safetensors", "checkpoint"]:
     """What a weights file holds, read from its content (a checkpoint renamed ``.pt`` is
     still a checkpoint): a safetensors header, or torch.save's zip archive. Anything else
@@ -108,10 +97,10 @@ def weights_format(path: Path) -> Literal["safetensors", "checkpoint"]:
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Model tensors from a Lightning checkpoint or a state dict saved with ``torch.save``
-    (read by :func:`read_checkpoint`), a safetensors file (told apart by
-    :func:`weights_format`), or a zoo model: ``zoo:NAME`` or
-    ``hf://ORG/NAME[@REVISION]`` (fetched and sha256-checked by :func:`poselit.zoo.download`)."""
-    path = _local_weights(path)
+    (read by :func:`read_checkpoint`) or a safetensors file (told apart by
+    :func:`weights_format`). A zoo model named as a source (``zoo:NAME``) is fetched first,
+    by :func:`poselit.models.pretrained.weights_file`."""
+    path = Path(path)
     if weights_format(path) == "safetensors":
         return load_safetensors(path, "weights", CheckpointError)
     checkpoint = read_checkpoint(path)
@@ -126,7 +115,7 @@ def check_weights(path: str | Path, method: str | type) -> None:
     are not loaded) and, when it records the class that saved it, must be ``method``'s
     (:func:`check_checkpoint`). A plain state dict records no class and is not checked.
     """
-    path = _local_weights(path)
+    path = Path(path)
     if weights_format(path) == "safetensors":
         safetensors_shapes(path, "weights", CheckpointError)
     else:

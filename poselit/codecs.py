@@ -2,7 +2,8 @@
 
 Every function takes and returns batched tensors (``B`` samples, ``K`` joints or ``L`` limbs)
 and works on the input's device without Python loops over samples or joints, so targets are
-rendered on the GPU next to the model (``ARCHITECTURE.md``, data flow step 3).
+rendered on the GPU next to the model (``docs/datasets.md``, "The data pipeline in Python":
+the data pipeline delivers crops and joints, each method encodes its own targets on the device).
 
 Coordinate convention
 ---------------------

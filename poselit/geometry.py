@@ -1,6 +1,6 @@
 """Person boxes, crop affines and the mapping back to the original image.
 
-Conventions (see ``ARCHITECTURE.md``):
+Conventions (``docs/datasets.md``, "Conventions"):
 
 * the centre of the top-left pixel is (0, 0), in every image, crop and heatmap;
 * a person box is ``(center, scale)``: a square of side ``200 * scale`` px
@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Sequence, TypeVar
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Array = TypeVar("Array")  # np.ndarray or torch.Tensor
 
@@ -164,6 +167,20 @@ def warp_image(image: np.ndarray, affine: np.ndarray, size: tuple[int, int], fil
 def apply_affine(points: Array, affine: Array) -> Array:
     """Map ``(..., N, 2)`` points through ``(..., 2, 3)`` affines (NumPy or torch)."""
     return points @ affine[..., :2].swapaxes(-1, -2) + affine[..., None, :, 2]
+
+
+def to_image_coords(keypoints: Tensor, affine: Tensor) -> Tensor:
+    """``(B, K, 2)`` keypoints in model-input pixels -> original-image pixels, through each
+    crop's ``(B, 2, 3)`` input -> original ``affine`` (torch tensors): the one way back, for
+    the training loop's predict step and metrics, :class:`~poselit.predict.Predictor` and so
+    the ONNX runtime alike.
+
+    Computed where ``affine`` is, in float32 (float64 for a float64 affine) whatever the
+    model's precision: a bfloat16 keypoint would be off by up to a pixel in a large image.
+    """
+    float64 = affine.is_floating_point() and affine.element_size() == 8
+    affine = affine.double() if float64 else affine.float()
+    return apply_affine(keypoints.to(affine), affine)
 
 
 def invert_affine(affine: np.ndarray) -> np.ndarray:

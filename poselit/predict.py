@@ -27,7 +27,7 @@ four numbers ``[x, y, w, h]`` (``box_format="xywh"``, COCO's) or ``[x1, y1, x2, 
 (``"xyxy"``) in the image's pixels, or ``{"center": [x, y], "scale": s}`` (MPII's
 convention: a square of side ``200 * s`` px). A box is the tight box around the person:
 the crop adds the model's margin (``padding``, as in training). Without a box (``None``) the
-whole image is the crop (its longer side fills the model input, no margin added). In a
+whole image is the crop (as large as it fits in the model input, no margin added). In a
 list of images, an empty list of boxes means nobody to predict in that image; for a single
 image it is an :class:`InputError` (it would give no pose at all: ``None`` is the whole
 image). A box with zero size, a non-finite number, entirely outside the image, smaller than
@@ -81,28 +81,33 @@ here.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from poselit import predict_inputs, predict_results
-from poselit.geometry import check_fill, check_padding, crop_affine, invert_affine, warp_image
-from poselit.models.base import PoseLitModule, to_image_coords
+from poselit.geometry import check_fill, check_padding, crop_affine, invert_affine, to_image_coords, warp_image
 from poselit.predict_inputs import *  # noqa: F403 (re-exported: see __all__)
 from poselit.predict_results import *  # noqa: F403 (re-exported: see __all__)
+from poselit.extras import require
 from poselit.progress import show_progress
 from poselit.skeletons import Skeleton
 
 if TYPE_CHECKING:
-    from poselit.onnx_model import OnnxPoseModel
+    from poselit.models.base import PoseLitModule
+    from poselit.onnx import OnnxPoseModel
 
 __all__ = [
+    "RUNTIMES",
     "Predictor",
+    "choose_runtime",
     *predict_inputs.__all__,
     *predict_results.__all__,
 ]
@@ -136,12 +141,50 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+Runtime = Literal["auto", "torch", "onnx"]
+RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx")
+"""``Predictor``'s ``runtime`` choices (``poselit predict --runtime``)."""
+
+
+def choose_runtime(model: Any, requested: str | None, *, autocast: bool = False) -> str:
+    """What runs ``model`` for a :class:`Predictor`: ``"onnxruntime"`` or ``"torch"`` (see
+    its ``runtime``). ``requested`` ``None`` is ``$POSELIT_RUNTIME``, else ``"auto"``.
+
+    >>> import torch
+    >>> choose_runtime(torch.nn.Linear(1, 1).eval(), "torch")
+    'torch'
+    >>> choose_runtime(torch.nn.Linear(1, 1).eval(), "auto", autocast=True)
+    'torch'
+    """
+    requested = requested or os.environ.get("POSELIT_RUNTIME") or "auto"
+    if requested not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {requested!r} (POSELIT_RUNTIME?)")
+    if not isinstance(model, torch.nn.Module):
+        if requested == "torch":
+            raise ValueError(f"{type(model).__name__} is an ONNX model: it runs in ONNX Runtime, not torch")
+        return "onnxruntime"
+    if requested == "torch":
+        return "torch"
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if requested == "onnx":
+        if not on_cpu or autocast:
+            raise ValueError("runtime='onnx' runs float32 on the CPU: no GPU device, no autocast")
+        require("onnxruntime", "onnx", "runtime='onnx'")
+        require("onnx", "onnx", "runtime='onnx'")
+        return "onnxruntime"
+    return "onnxruntime" if on_cpu and not autocast and _installed("onnx", "onnxruntime") else "torch"
+
+
+def _installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in modules)
+
+
 class Predictor:
     """Single-person poses in any image, in the image's own pixels (see the module docs).
 
     Args:
         model: A trained pose model, or one exported to ONNX
-            (:class:`~poselit.onnx_model.OnnxPoseModel`); it is put in eval mode (and moved to
+            (:class:`~poselit.onnx.OnnxPoseModel`); it is put in eval mode (and moved to
             ``device``).
         batch_size: People per forward pass.
         flip_test: Average with the mirrored image's prediction; ``None``: the model's
@@ -155,6 +198,12 @@ class Predictor:
             model's (as in training).
         refine: A second pass for people without a box, cropped around the first pass's
             joints (see the module docs).
+        runtime: What runs a torch model: ``"onnx"`` (ONNX Runtime, on the CPU: the model is
+            exported once to a cached file, :func:`poselit.onnx.cache.onnx_runner`, and runs
+            about twice as fast as eager torch), ``"torch"`` (eager), or ``"auto"``: ONNX
+            Runtime on the CPU without ``autocast``, torch otherwise; ``None``: ``$POSELIT_RUNTIME``,
+            else ``"auto"``. What was chosen is :attr:`runtime` (``"onnxruntime"`` or
+            ``"torch"``). An ONNX model always runs in ONNX Runtime.
     """
 
     def __init__(
@@ -168,12 +217,17 @@ class Predictor:
         padding: float | None = None,
         fill: int | None = None,
         refine: bool = False,
+        runtime: Runtime | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if autocast and not isinstance(model, torch.nn.Module):
             raise ValueError(f"autocast is for torch models; {type(model).__name__} runs as it was exported")
-        self.model = (model if device is None else model.to(device)).eval()
+        model = (model if device is None else model.to(device)).eval()
+        self.runtime = choose_runtime(model, runtime, autocast=bool(autocast))
+        if self.runtime == "onnxruntime" and isinstance(model, torch.nn.Module):
+            model = self._onnx_runner(model, forced=(runtime or os.environ.get("POSELIT_RUNTIME")) == "onnx")
+        self.model = model
         self.device = self.model.device
         self.batch_size = batch_size
         self.flip_test = flip_test
@@ -183,6 +237,21 @@ class Predictor:
         self.padding = check_padding(self.model.padding if padding is None else padding)
         self.fill = check_fill(self.model.fill if fill is None else fill)
         self.refine = refine
+
+    def _onnx_runner(self, model: PoseLitModule, *, forced: bool) -> PoseLitModule | OnnxPoseModel:
+        """``model`` exported to ONNX Runtime (:func:`poselit.onnx.cache.onnx_runner`); when it
+        cannot be and ONNX Runtime was not ``forced``, ``model`` itself with a warning, and
+        :attr:`runtime` ``"torch"``."""
+        from poselit.onnx.cache import onnx_runner
+
+        try:
+            return onnx_runner(model)
+        except Exception as err:  # noqa: BLE001 (any export failure: torch still runs the model)
+            if forced:
+                raise
+            warnings.warn(f"{type(model).__name__} runs in torch, not ONNX Runtime: {err}", stacklevel=3)
+            self.runtime = "torch"
+            return model
 
     @classmethod
     def from_zoo(
@@ -280,7 +349,7 @@ class Predictor:
             rgb = load_image(image, color_order=color_order, name=name)
             for box in box_list(image_boxes, name):
                 if box is None:
-                    center, scale = whole_image_box(rgb.shape[:2], self.padding)
+                    center, scale = whole_image_box(rgb.shape[:2], self.padding, self.model.input_size)
                 else:
                     center, scale = person_box(box, rgb.shape[:2], box_format=box_format, name=name)
                 yield self._crop(rgb, name, i, center, scale, keep_image=box is None and self.refine)

@@ -127,13 +127,24 @@ def _to_rgb(array: np.ndarray, color_order: ColorOrder, name: str) -> np.ndarray
     return np.ascontiguousarray(array)
 
 
-def whole_image_box(size: tuple[int, int], padding: float = DEFAULT_PADDING) -> tuple[np.ndarray, float]:
-    """``(center, scale)`` whose padded crop is exactly the image of ``size = (height, width)``.
+def whole_image_box(
+    size: tuple[int, int], padding: float = DEFAULT_PADDING, input_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, float]:
+    """``(center, scale)`` whose padded crop into a model input of ``input_size`` holds the
+    whole image of ``size = (height, width)``, centred, as large as it fits.
 
-    The image spans pixel edges ``-0.5 ... W - 0.5``; its longer side fills the crop.
+    The image spans pixel edges ``-0.5 ... W - 0.5``. :func:`~poselit.geometry.crop_affine`
+    fits the box side to the input's height and the input's width sees ``side * in_w / in_h``
+    px, so the side is the image's height or its width scaled to the input's aspect,
+    whichever is longer (``None``: a square input, the image's longer side).
+
+    >>> round(whole_image_box((480, 640), padding=1.0, input_size=(64, 48))[1] * 200, 1)  # 640 * 64 / 48
+    853.3
     """
     height, width = size
-    return np.array([(width - 1) / 2, (height - 1) / 2], np.float32), max(height, width) / (PIXEL_STD * padding)
+    in_height, in_width = input_size or (1, 1)
+    side = max(height, width * in_height / in_width)
+    return np.array([(width - 1) / 2, (height - 1) / 2], np.float32), side / (PIXEL_STD * padding)
 
 
 def person_box(

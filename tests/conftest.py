@@ -61,3 +61,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _onnx_cache(tmp_path_factory):
+    """Predictor's exported ONNX files (``$POSELIT_CACHE/onnx``) in a folder of the test
+    session, not the user's cache: each distinct model is exported once per session."""
+    previous = os.environ.get("POSELIT_CACHE")
+    os.environ["POSELIT_CACHE"] = str(tmp_path_factory.mktemp("poselit_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("POSELIT_CACHE", None)
+    else:
+        os.environ["POSELIT_CACHE"] = previous

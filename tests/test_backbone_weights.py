@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from poselit.backbone_weights import calibrate_batchnorm, import_tfjs_folded, import_weights
-from poselit.backbones import create_backbone
+from poselit.models.backbones import create_backbone
 from poselit.cli import main
 from poselit.data.synthetic import write_synthetic_lsp
 from poselit.tfjs import TfjsFormatError, read_tfjs_weights

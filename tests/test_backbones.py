@@ -1,4 +1,4 @@
-"""Tests of poselit.backbones and the trunks' building blocks (poselit.models.layers)."""
+"""Tests of poselit.models.backbones and the trunks' building blocks (poselit.models.layers)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from poselit.backbones import Backbone, create_backbone, import_weights, list_backbones
+from poselit.models.backbones import Backbone, create_backbone, import_weights, list_backbones
 from poselit.models.layers import BatchNormNoScale, SeparableResidual
 
 TRUNKS = ("poselit_belagiannis_trunk", "poselit_luvizon_stem", "poselit_vgg16_fcn")
@@ -143,6 +143,16 @@ def test_trunks_are_in_timm_registry() -> None:
         timm.create_model("poselit_luvizon_stem", num_classes=10)
     with pytest.raises(RuntimeError, match="No pretrained weights"):
         create_backbone("poselit_belagiannis_trunk", pretrained=True)
+
+
+def test_the_old_module_path_works_for_one_release_and_warns() -> None:
+    """``poselit.backbones`` moved into ``poselit.models``; the old path still gives the same
+    objects (and registers the trunks), with a DeprecationWarning naming the new one."""
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match="poselit.models.backbones"):
+        old = importlib.reload(importlib.import_module("poselit.backbones"))
+    assert old.create_backbone is create_backbone and old.Backbone is Backbone and set(old.__all__) >= {"TopDownNeck"}
 
 
 def test_trunk_in_chans() -> None:

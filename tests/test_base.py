@@ -6,7 +6,8 @@ import torch
 
 from poselit.codecs import gaussian_heatmaps
 from poselit.data.datamodule import PoseDataModule
-from poselit.models.base import flip_back_heatmaps, flip_back_keypoints, to_image_coords
+from poselit.geometry import to_image_coords
+from poselit.models.base import flip_back_heatmaps, flip_back_keypoints
 from poselit.skeletons import LSP
 from tiny_models import ConstantModel, TinyHeatmapModel
 
@@ -148,6 +149,14 @@ def test_to_image_coords_computes_in_float32_or_the_affines_float64():
     assert to_image_coords(keypoints, affine.double()).dtype == torch.float64
 
 
+def test_to_image_coords_at_its_old_place_works_for_one_release_and_warns():
+    """It moved from the Lightning module's file to :mod:`poselit.geometry` (the predictor
+    and the ONNX runtime map back without importing the training loop)."""
+    with pytest.warns(DeprecationWarning, match="poselit.geometry.to_image_coords"):
+        from poselit.models.base import to_image_coords as old
+    assert old is to_image_coords
+
+
 def test_optimizer_and_plateau_scheduler_from_the_constructor():
     model = ConstantModel(
         torch.zeros(1, 14, 2),
@@ -245,7 +254,7 @@ def test_damaged_safetensors_are_refused_naming_the_file_by_every_reader(tmp_pat
     damaged header, is one error naming the file, not a SafetensorError without a path."""
     from safetensors.torch import save_file
 
-    from poselit.backbones import create_backbone
+    from poselit.models.backbones import create_backbone
     from poselit.checkpoints import CheckpointError, read_state_dict
 
     good = tmp_path / "good.safetensors"

@@ -77,7 +77,7 @@ def fake_batch(keypoints: torch.Tensor, visibility: torch.Tensor) -> dict[str, t
 
 
 def test_output_contract_at_the_paper_input_size():
-    model = BelagiannisRecurrent("mpii").eval()  # defaults: 2 iterations + body parts, 248 input
+    model = BelagiannisRecurrent(skeleton="mpii").eval()  # defaults: 2 iterations + body parts, 248 input
     assert model.input_size == (248, 248) and model.codec.stride == 4
     with torch.no_grad():
         out = model.predict_poses(torch.randint(0, 256, (1, 3, 248, 248), dtype=torch.uint8), flip_test=False)
@@ -94,13 +94,13 @@ def test_output_contract_at_the_paper_input_size():
 @pytest.mark.parametrize("iterations", [0, 1, 3])
 def test_tiny_input_stage_count_and_body_parts_switch(iterations):
     images = torch.randn(2, 3, 64, 64)
-    model = BelagiannisRecurrent("lsp", num_iterations=iterations, input_size=(64, 64))
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=iterations, input_size=(64, 64))
     out = model(images)
     assert len(out["stages"]) == 1 + iterations
     assert all(k.shape == (2, 14, 16, 16) and p.shape == (2, 14, 16, 16) for k, p in out["stages"])
     assert out["heatmaps"].shape == (2, 14, 16, 16) and out["keypoints"].shape == (2, 14, 2)
 
-    plain = BelagiannisRecurrent("lsp", num_iterations=iterations, body_parts=False)
+    plain = BelagiannisRecurrent(skeleton="lsp", num_iterations=iterations, body_parts=False)
     out = plain(images)
     assert len(out["stages"]) == 1 + iterations and all(p is None for _, p in out["stages"])
     batch = fake_batch((lsp_pose() * 64 / 248).expand(2, -1, -1), torch.full((2, 14), 2))
@@ -113,21 +113,21 @@ def test_parameter_count_follows_the_layer_table():
     assert (MPII.num_joints, len(MPII.limbs), LSP.num_joints, len(LSP.limbs)) == (16, 15, 14, 14)
     assert expected_parameters(16, 15, 2) == 17_247_422
     assert expected_parameters(14, 14, 2) == 17_245_880
-    assert num_parameters(BelagiannisRecurrent("mpii")) == 17_247_422
-    assert num_parameters(BelagiannisRecurrent("lsp")) == 17_245_880
+    assert num_parameters(BelagiannisRecurrent(skeleton="mpii")) == 17_247_422
+    assert num_parameters(BelagiannisRecurrent(skeleton="lsp")) == 17_245_880
     # Other sizes: the count does not depend on the input size; no body parts drops the
     # limb heads; no iterations drops the whole recurrent module.
-    assert num_parameters(BelagiannisRecurrent("lsp", body_parts=False, input_size=(64, 64))) == expected_parameters(
+    assert num_parameters(BelagiannisRecurrent(skeleton="lsp", body_parts=False, input_size=(64, 64))) == expected_parameters(
         14, 14, 2, body_parts=False
     )
-    assert num_parameters(BelagiannisRecurrent("mpii", num_iterations=0)) == expected_parameters(16, 15, 0)
+    assert num_parameters(BelagiannisRecurrent(skeleton="mpii", num_iterations=0)) == expected_parameters(16, 15, 0)
 
 
 def test_iterations_share_convolutions_and_heads_with_batch_norm_per_iteration():
-    counts = {t: num_parameters(BelagiannisRecurrent("lsp", num_iterations=t)) for t in (1, 2, 3)}
+    counts = {t: num_parameters(BelagiannisRecurrent(skeleton="lsp", num_iterations=t)) for t in (1, 2, 3)}
     per_iteration = sum(bn(c) for c in RECURRENT_BNS)  # 512
     assert counts[2] - counts[1] == per_iteration and counts[3] - counts[2] == per_iteration
-    model = BelagiannisRecurrent("lsp", num_iterations=3)
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=3)
     assert len(model.recurrent.norms) == 3
     convs = [m for m in model.recurrent.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 4  # one set, reused by every iteration
@@ -135,7 +135,7 @@ def test_iterations_share_convolutions_and_heads_with_batch_norm_per_iteration()
 
 def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    model = BelagiannisRecurrent("lsp", num_iterations=2, input_size=(64, 64))
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=2, input_size=(64, 64))
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     keypoints = torch.rand(2, 14, 2) * 63
     out = model(model.normalize(images))
@@ -146,7 +146,7 @@ def test_gradients_reach_every_parameter():
 
 def test_weights_start_from_the_authors_initialisation():
     torch.manual_seed(0)
-    model = BelagiannisRecurrent("lsp")
+    model = BelagiannisRecurrent(skeleton="lsp")
     for module in (model.conv9, model.recurrent.conv2, model.heads.keypoints, model.recurrent_heads.limbs):
         assert abs(module.weight.detach().std().item() - 0.01) < 0.001 and (module.bias == 0).all()
 
@@ -174,7 +174,7 @@ def test_foreground_background_weights_follow_the_formula():
 
 
 def test_model_loss_equals_the_weighted_formula_at_every_stage():
-    model = BelagiannisRecurrent("lsp", num_iterations=1, body_parts=True)
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=1, body_parts=True)
     keypoints = lsp_pose()
     visibility = torch.full((1, 14), 2)
     torch.manual_seed(0)
@@ -211,7 +211,7 @@ MISSING = 0  # right ankle, not annotated; limb (0, 1) touches it
 
 
 def occlusion_setup(mode: str):
-    model = BelagiannisRecurrent("lsp", num_iterations=0, occlusion=mode)
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=0, occlusion=mode)
     keypoints = lsp_pose()
     visibility = torch.full((1, 14), 2)
     visibility[0, OCCLUDED] = 1
@@ -301,7 +301,7 @@ def calibrated_model() -> BelagiannisRecurrent:
     training mode with cumulative statistics sets the batch norms to the data's scale.
     """
     torch.manual_seed(0)
-    model = BelagiannisRecurrent("lsp", num_iterations=1, input_size=(64, 64))
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=1, input_size=(64, 64))
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = None  # running statistics = those of the batches seen
@@ -342,7 +342,7 @@ def test_flip_test_is_mirror_equivariant_and_scores_are_peak_normalised():
 
 
 def test_other_timm_backbone_through_adapters():
-    model = BelagiannisRecurrent("lsp", num_iterations=1, backbone="resnet18", input_size=(64, 64))
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=1, backbone="resnet18", input_size=(64, 64))
     assert model.codec.stride == 4 and model.backbone.channels == (64,)  # resnet18 layer1
     out = model(torch.randn(2, 3, 64, 64))
     assert out["heatmaps"].shape == (2, 14, 16, 16)
@@ -359,8 +359,8 @@ def test_bad_arguments_say_what_is_wrong():
         BelagiannisRecurrent(heatmap_std=0)
     no_limbs = {"name": "dots", "keypoints": ["a", "b"], "skeleton": []}
     with pytest.raises(ValueError, match="no limbs.*body_parts=False"):
-        BelagiannisRecurrent(no_limbs)
-    assert BelagiannisRecurrent(no_limbs, body_parts=False, num_iterations=0).num_joints == 2
+        BelagiannisRecurrent(skeleton=no_limbs)
+    assert BelagiannisRecurrent(skeleton=no_limbs, body_parts=False, num_iterations=0).num_joints == 2
     with pytest.raises(KeyError, match="unknown backbone"):
         BelagiannisRecurrent(backbone="resnet_nonexistent")
 
@@ -383,7 +383,7 @@ def test_one_training_and_validation_step_through_the_shared_loop(synthetic_lsp)
         train=[f"lsp:train@{synthetic_lsp}"], val=[f"lsp:test@{synthetic_lsp}"], input_size=(64, 64),
         batch_size=2, num_workers=0,
     )
-    model = BelagiannisRecurrent("lsp", num_iterations=1, input_size=(64, 64))
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=1, input_size=(64, 64))
     trainer = pl.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, dm)
     assert {"train/loss", "train/keypoints", "train/limbs", "train/stage0", "train/stage1"} <= set(trainer.callback_metrics)
@@ -397,7 +397,7 @@ def overfit(datamodule: PoseDataModule, size: int, max_epochs: int) -> tuple[flo
     """Fit until validation PCK@0.2 on the training images reaches 95%; (PCK, epochs, s)."""
     pl.seed_everything(0)
     model = BelagiannisRecurrent(
-        "lsp", num_iterations=1, input_size=(size, size), optimizer=partial(torch.optim.Adam, lr=1e-3)
+        skeleton="lsp", num_iterations=1, input_size=(size, size), optimizer=partial(torch.optim.Adam, lr=1e-3)
     )
     stop = EarlyStopping("val/pck", mode="max", stopping_threshold=95.0, patience=10**6, check_on_train_epoch_end=False)
     trainer = pl.Trainer(

@@ -81,6 +81,18 @@ def test_data_synth_refuses_images_above_the_pixel_limit_before_writing(tmp_path
     assert not out.exists()
 
 
+def test_data_show_refuses_a_grid_above_the_pixel_limit_before_reading(tmp_path, capsys, monkeypatch):
+    """--size 100000 would allocate 30 GB per crop; the grid obeys the image pixel limit."""
+    monkeypatch.delenv("POSELIT_MAX_IMAGE_PIXELS", raising=False)
+    out = tmp_path / "show"
+    assert main(["data", "show", "--dataset", "lsp:train@nowhere", "--out", str(out), "--size", "100000"]) == 2
+    assert capsys.readouterr().err == (
+        "poselit: error: --num 16 crops of --size 100000 = 160000000000 pixels in the grid is above the limit of "
+        "100000000 that images are read with (POSELIT_MAX_IMAGE_PIXELS raises it)\n"
+    )
+    assert not out.exists()
+
+
 def test_real_lsp_show(data_root, tmp_path):
     assert main(["data", "show", "--root", str(data_root), "--out", str(tmp_path), "--num", "4", "--quiet"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -135,7 +147,7 @@ def test_backbone_import_writes_timm_weights_that_a_recipe_can_load(tmp_path, ca
     import timm
     import torch
 
-    from poselit.backbones import create_backbone
+    from poselit.models.backbones import create_backbone
 
     source = timm.create_model("resnet18")
     other_names = {f"features.{i}": v for i, (k, v) in enumerate(source.state_dict().items())}

@@ -1,5 +1,7 @@
 """PoseDataModule: datasets by name, combined training sets, loaders, errors."""
 
+import os
+
 import pytest
 import torch
 
@@ -108,3 +110,21 @@ def test_holdout_larger_than_the_training_data_is_refused(synthetic_lsp):
         dm.setup("fit")
     with pytest.raises(ValueError, match="holdout must be >= 0"):
         PoseDataModule(holdout=-1)
+
+
+def _worker_nice_list(items: list[int]) -> list[int]:
+    """The niceness of the process collating a batch (a loader worker)."""
+    return [os.nice(0) for _ in items]
+
+
+def test_loader_workers_run_at_lower_priority_than_the_trainer(synthetic_lsp):
+    """On a CPU the loader workers must not preempt the training threads: each starts with
+    its niceness raised by ``worker_nice`` (0: unchanged)."""
+    base = os.nice(0)
+    for worker_nice in (7, 0):
+        dm = PoseDataModule(train=[f"lsp:train@{synthetic_lsp}"], val=[], input_size=(64, 64), batch_size=2,
+                            num_workers=1, persistent_workers=False, worker_nice=worker_nice)
+        settings = dm._loader_settings()
+        loader = torch.utils.data.DataLoader(range(2), batch_size=1, num_workers=1,
+                                             worker_init_fn=settings["worker_init_fn"], collate_fn=_worker_nice_list)
+        assert [int(n) for batch in loader for n in batch] == [min(base + worker_nice, 19)] * 2  # 19: the most

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 from torch import Tensor, nn
 
 from poselit.backbone_weights import import_weights
-from poselit.backbones import create_backbone
+from poselit.models.backbones import create_backbone
 from poselit.cli import main
 from tiny_models import random_statistics
 

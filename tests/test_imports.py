@@ -1,23 +1,60 @@
-"""The package's imports form no circle, the layers that must stay light stay light, and no
-module is longer than :data:`MAX_MODULE_LINES`.
+"""The package's imports flow one way, down its layers (:data:`LAYERS`), in no circle; the
+modules that must stay light stay light, and no module is longer than :data:`MAX_MODULE_LINES`.
 
 The graph is read from the source with ``ast``: every ``import`` statement of a poselit
-module, at module level or inside a function (a deferred import still ties the two
-modules together), except those under ``if TYPE_CHECKING:`` (never executed). Importing
-``a.b.c`` also runs the ``__init__`` of ``a.b``, so that is an edge too, unless ``a.b`` is
-a package the importing module lives in (it is initialised before its modules run).
+module, at module level, inside a function (a deferred import still ties the two modules
+together) or under ``if TYPE_CHECKING:`` (never executed, but a dependency all the same: a
+type names what it depends on). Importing ``a.b.c`` also runs the ``__init__`` of ``a.b``,
+so that is an edge too, unless ``a.b`` is a package the importing module lives in (it is
+initialised before its modules run).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "poselit"
 
 MAX_MODULE_LINES = 500
 """Longest module (issue 13): one past it does several jobs and is split into one module each."""
+
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "foundations: data, geometry, skeletons, codecs, metrics, files",
+        (
+            "poselit", "poselit.atomic", "poselit.checkpoints", "poselit.codecs", "poselit.complexity",
+            "poselit.data", "poselit.extras", "poselit.files", "poselit.geometry", "poselit.lazy",
+            "poselit.metrics", "poselit.oks", "poselit.prediction_files", "poselit.progress",
+            "poselit.protocols", "poselit.reproduce", "poselit.skeletons", "poselit.smoothing",
+            "poselit.tables", "poselit.tfjs",
+        ),
+    ),
+    (
+        "models: backbones, methods, their training and evaluation",
+        (
+            "poselit.models", "poselit.backbones", "poselit.backbone_weights", "poselit.callbacks",
+            "poselit.evaluate", "poselit.visualize",
+        ),
+    ),
+    ("zoo: cards, downloads, loading, export", ("poselit.zoo",)),
+    (
+        "runtime: predicting with a torch or ONNX model",
+        (
+            "poselit.onnx", "poselit.predict", "poselit.predict_inputs", "poselit.predict_results", "poselit.video",
+            "poselit.onnx_model", "poselit.zoo.onnx",  # deprecated paths of poselit.onnx, re-exporting it
+        ),
+    ),
+    ("cli: the poselit command", ("poselit.cli",)),
+)
+"""The layers, bottom to top, and the modules of each (a package: all its modules, unless a
+longer name places one elsewhere; the bare ``poselit`` is the root package alone): a module
+imports from its own layer or lower ones, never from a higher one. A new module is placed
+here, or its test fails. A module kept at an old path for a release belongs to the layer of
+what it re-exports."""
 
 
 def module_names() -> dict[str, Path]:
@@ -36,14 +73,12 @@ def ancestors(name: str) -> list[str]:
 
 
 def imported_modules(tree: ast.AST, modules: dict[str, Path]) -> set[str]:
-    """The poselit modules the statements of ``tree`` import (skipping ``TYPE_CHECKING`` blocks)."""
+    """The poselit modules the statements of ``tree`` import (``TYPE_CHECKING`` blocks included)."""
     found: set[str] = set()
     todo = [tree]
     while todo:
         node = todo.pop()
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            todo.extend(node.orelse)
-        elif isinstance(node, ast.Import):
+        if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             submodules = [f"{node.module}.{alias.name}" for alias in node.names]
@@ -92,6 +127,59 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def layer_of(module: str) -> int:
+    """The index in :data:`LAYERS` of ``module``'s layer, by the longest entry naming it or a
+    package above it (``ValueError`` if none does)."""
+    entries = [
+        (len(member), index)
+        for index, (_, members) in enumerate(LAYERS)
+        for member in members
+        if module == member or (member != "poselit" and module.startswith(member + "."))
+    ]
+    if not entries:
+        raise ValueError(f"{module} is in no layer: add it to LAYERS in tests/test_imports.py")
+    return max(entries)[1]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """``"a -> b"`` for every edge of ``graph`` from a module to one of a higher layer."""
+    return sorted(
+        f"{source} ({LAYERS[layer_of(source)][0].split(':')[0]}) -> {target} ({LAYERS[layer_of(target)][0].split(':')[0]})"
+        for source, targets in graph.items()
+        for target in targets
+        if layer_of(target) > layer_of(source)
+    )
+
+
+def test_every_module_has_a_layer():
+    unplaced = []
+    for name in module_names():
+        try:
+            layer_of(name)
+        except ValueError:
+            unplaced.append(name)
+    assert not unplaced, f"modules in no layer of LAYERS: {unplaced}"
+
+
+def test_imports_flow_down_the_layers():
+    """Nothing imports from a higher layer, not even for a type: the models do not import
+    the zoo (it fills their hooks, :mod:`poselit.models.pretrained`), the checkpoint reader
+    does not fetch zoo models, the runtime does not import the training loop's module."""
+    upward = upward_imports(import_graph())
+    assert not upward, "imports from a lower layer to a higher one:\n" + "\n".join(upward)
+
+
+def test_the_layer_check_sees_type_checking_imports(tmp_path):
+    """An import under ``if TYPE_CHECKING:`` is an edge, and an edge up the layers fails."""
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from poselit.zoo.loading import load\n")
+    modules = {"poselit.zoo.loading": Path(), "poselit.zoo": Path(), "poselit.models.base": Path()}
+    assert imported_modules(tree, modules) == {"poselit.zoo.loading"}
+    assert upward_imports({"poselit.models.base": {"poselit.zoo.loading"}, "poselit.zoo.loading": set()}) == [
+        "poselit.models.base (models) -> poselit.zoo.loading (zoo)"
+    ]
+    assert upward_imports({"poselit.zoo.loading": {"poselit.models.base"}, "poselit.models.base": set()}) == []
+
+
 def test_the_package_imports_form_no_circle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle)
@@ -119,6 +207,16 @@ def test_card_and_download_code_import_nothing_of_the_models():
     for light in ("poselit.zoo.cards", "poselit.zoo.catalog", "poselit.zoo.hub", "poselit.checkpoints"):
         heavy = sorted(m for m in reachable(light) if m.startswith(("poselit.models.", "poselit.backbones")))
         assert not heavy, f"{light} imports {heavy}"
+
+
+def test_predicting_loads_no_training_code():
+    """The predictor (the ONNX runtime's too) maps joints back with :mod:`poselit.geometry`:
+    importing it loads neither Lightning nor the training loop's module."""
+    training = ("pytorch_lightning", "poselit.models.base")
+    code = f"import sys, poselit.predict; print(sorted(m for m in {training!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout
 
 
 def test_no_module_is_longer_than_the_limit():

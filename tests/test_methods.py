@@ -3,9 +3,11 @@
 Parametrized over :data:`poselit.models.METHODS` (as timm's tests run over
 ``list_models()``), each method built with its registry entry's ``tiny`` arguments: the
 output contract, the loss and its gradients, the flip test, video prediction, and the
-export -> load round trip. A fourth method needs one model file and one registry entry; this module shows it
-with a method registered here only (``tests/tiny_models.py``), which passes every
-contract test without any other file changing.
+export -> load round trip, and the arguments: each method declares its own and inherits the
+shared ones (``**kwargs``), which LightningCLI and the zoo's card check both see. A fourth
+method needs one model file and one registry entry; this module shows it with a method
+registered here only (``tests/tiny_models.py``: a class with one argument of its own, the
+rest inherited), which passes every contract test without any other file changing.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import pytorch_lightning as pl
 import torch
 
 from poselit import zoo
-from poselit.models import METHODS, Method, register_method
+from poselit.models import METHODS, Method, constructor_arguments, register_method
 from poselit.models.base import PoseLitModule, flip_back_keypoints
 from poselit.skeletons import SKELETONS
 from poselit.tables import PAPERS
 from tiny_models import as_if_trained
 
-TEST_METHOD = register_method(Method("tiny", "tiny_models.TinyHeatmapModel", tiny={"input_size": (32, 32)}))
+TEST_METHOD = register_method(
+    Method("tiny", "tiny_models.TinyHeatmapModel", tiny={"channels": 8, "input_size": (32, 32)})
+)
 """A method of the tests: its class in tests/tiny_models.py, its entry here, nothing else."""
 
 
@@ -61,10 +65,58 @@ def test_the_registry_names_poselit_modules_and_papers(method):
     cls = method.load()
     assert issubclass(cls, PoseLitModule) and cls.__name__ == method.class_name
     assert method.paper is None or method.paper in PAPERS
+
+
+def test_every_shared_argument_is_inherited_and_reaches_lightning_cli(method):
+    """The method takes the shared arguments through ``**kwargs`` (LightningCLI links
+    ``input_size`` and ``skeleton``), and LightningCLI's parser resolves the forwarding:
+    ``--help`` and ``--print_config`` show every argument of the hierarchy, each with the
+    documentation of the class that declares it."""
+    from jsonargparse import ArgumentParser
+
+    cls = method.load()
+    arguments = constructor_arguments(cls)
     shared = set(inspect.signature(PoseLitModule.__init__).parameters) - {"self"}
-    own = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values())
-    assert takes_any or shared <= set(own), shared - set(own)  # LightningCLI links input_size, skeleton
+    assert arguments is not None and shared <= arguments, shared - set(arguments or ())
+    parser = ArgumentParser()
+    parser.add_class_arguments(cls, "model")
+    docs = {action.dest.removeprefix("model."): action.help for action in parser._actions}
+    undocumented = sorted(name for name in arguments if not docs.get(name))
+    assert not undocumented, f"arguments the parser lacks or shows without a description: {undocumented}"
+
+
+def test_constructor_arguments_follow_kwargs_up_the_hierarchy():
+    """Own arguments, then the parent's through ``**kwargs``, to the first constructor without
+    them; a chain that ends in ``**kwargs`` (``object``'s included) takes anything: ``None``."""
+
+    class Base:
+        def __init__(self, a: int = 1, b: int = 2) -> None: ...
+
+    class Middle(Base):
+        def __init__(self, *, c: int = 3, **kwargs) -> None:
+            super().__init__(**kwargs)
+
+    class Leaf(Middle):
+        def __init__(self, *, d: int = 4, b: int = 5, **kwargs) -> None:
+            super().__init__(b=b, **kwargs)
+
+    class Open:
+        def __init__(self, **kwargs) -> None: ...
+
+    assert constructor_arguments(Leaf) == {"a", "b", "c", "d"} and constructor_arguments(Base) == {"a", "b"}
+    assert constructor_arguments(Open) is None
+
+
+def test_a_card_argument_no_class_of_the_hierarchy_takes_is_refused(method):
+    """The zoo checks a card's ``init_args`` against the whole hierarchy: inherited arguments
+    are accepted, anything else refused, even from a class whose constructor takes ``**kwargs``."""
+    from poselit.zoo.loading import build_module
+
+    model = build_module(method.class_path, {**method.tiny, "flip_test": False}, "card")
+    assert type(model) is method.load() and model.flip_test is False
+    assert dict(model.hparams).items() >= {**method.tiny, "flip_test": False}.items()  # own and inherited, recorded
+    with pytest.raises(zoo.ZooError, match="takes no argument 'not_an_argument'"):
+        build_module(method.class_path, {**method.tiny, "not_an_argument": 1}, "card")
 
 
 def test_output_contract(model):

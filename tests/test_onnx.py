@@ -1,4 +1,4 @@
-"""ONNX export (:mod:`poselit.zoo.onnx`) and ONNX Runtime inference (:mod:`poselit.onnx_model`).
+"""ONNX export (:mod:`poselit.onnx`) and ONNX Runtime inference (:mod:`poselit.onnx.runtime`).
 
 For each method (its registry's tiny instance): the exported graph run by ONNX Runtime
 gives ``predict_poses``'s keypoints within 0.01 px and scores within 1e-3, with and
@@ -25,8 +25,7 @@ from poselit.zoo.cards import ModelCard, WeightsInfo, ZooError
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from poselit.onnx_model import OnnxPoseModel  # noqa: E402  (after the skip: needs onnxruntime)
-from poselit.zoo.onnx import OnnxMetadata, export_onnx  # noqa: E402
+from poselit.onnx import OnnxMetadata, OnnxPoseModel, export_onnx  # noqa: E402  (after the skip: needs onnxruntime)
 from test_atomic import run_limited  # noqa: E402
 from test_benchmarks import _run as run_benchmark  # noqa: E402
 from tiny_models import TinyHeatmapModel, as_if_trained  # noqa: E402
@@ -201,7 +200,7 @@ def test_an_export_whose_card_does_not_match_or_whose_write_fails_leaves_no_file
         import sys
         sys.path.insert(0, {str(TESTS)!r})
         from tiny_models import TinyHeatmapModel
-        from poselit.zoo.onnx import export_onnx
+        from poselit.onnx import export_onnx
         try:
             export_onnx(TinyHeatmapModel(input_size=(32, 32)), {str(target)!r})
         except OSError as err:

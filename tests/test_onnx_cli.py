@@ -58,7 +58,7 @@ def predict(model: str | Path, out: Path, *extra: str) -> dict[str, dict]:
 
 
 def test_zoo_export_by_name_writes_the_cards_model(exported):
-    from poselit.onnx_model import OnnxPoseModel
+    from poselit.onnx import OnnxPoseModel
 
     runtime = OnnxPoseModel.from_file(exported, threads=1)  # a folder: its model.onnx
     assert runtime.metadata.card == MODEL and runtime.path == exported / "model.onnx"
@@ -66,10 +66,11 @@ def test_zoo_export_by_name_writes_the_cards_model(exported):
 
 @pytest.mark.parametrize("flip", [[], ["--no-flip"]], ids=["flip", "no-flip"])
 def test_predict_with_the_onnx_file_or_folder_gives_the_torch_documents(exported, tmp_path, flip, capsys):
-    torch_documents = predict(MODEL, tmp_path / "torch", *flip)
+    torch_documents = predict(MODEL, tmp_path / "torch", "--runtime", "torch", *flip)
+    assert "2 images (torch): wrote 4 files" in capsys.readouterr().out
     for model in (exported / "model.onnx", exported):
         documents = predict(model, tmp_path / model.name, *flip)
-        assert f"2 images: wrote 4 files to {tmp_path / model.name}" in capsys.readouterr().out
+        assert f"2 images (onnxruntime): wrote 4 files to {tmp_path / model.name}" in capsys.readouterr().out
         assert documents.keys() == torch_documents.keys()
         for name, document in documents.items():
             expected = torch_documents[name]
@@ -88,7 +89,7 @@ def test_predict_writes_to_runs_predict_by_default_and_says_so(exported, tmp_pat
     image = tmp_path / "photo.jpg"
     image.write_bytes((SAMPLES / "camera.jpg").read_bytes())
     assert main(["predict", str(image), "--model", str(exported), "--quiet"]) == 0
-    assert "1 images: wrote 2 files to runs/predict" in capsys.readouterr().out
+    assert "1 images (onnxruntime): wrote 2 files to runs/predict" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "runs" / "predict").iterdir()) == ["photo.json", "photo.png"]
 
 
@@ -132,3 +133,29 @@ def test_zoo_export_of_a_zoo_model_refuses_what_does_not_apply(tmp_path, capsys)
         assert main(["zoo", "export", *argv]) == 2
         assert message in one_line_error(capsys)
     assert not (tmp_path / "x").exists()
+
+
+def test_int8_export_is_calibrated_on_training_crops_and_says_so_in_its_metadata(synthetic_lsp, tmp_path, capsys):
+    from poselit.onnx import OnnxPoseModel
+
+    out = tmp_path / "int8.onnx"
+    assert main(["zoo", "export", MODEL, "--format", "onnx", "--int8", "--calibrate", f"lsp:train@{synthetic_lsp}",
+                 "--crops", "4", "--out", str(out)]) == 0
+    model = OnnxPoseModel.from_file(out, threads=1)
+    assert model.precision == "int8" and model.metadata.card == MODEL
+    operators = {node.op_type for node in onnx.load(out).graph.node[0].attribute[0].g.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= operators
+    documents = predict(out, tmp_path / "predicted")
+    assert all(len(document["people"]) == 1 for document in documents.values())
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--int8"], "--int8 and --calibrate are for ONNX files: add --format onnx"),
+        (["--format", "onnx", "--calibrate", "lsp:train"], "--calibrate is for --int8"),
+    ],
+)
+def test_int8_options_out_of_place_end_in_one_line(extra, message, capsys):
+    assert main(["zoo", "export", MODEL, *extra]) != 0
+    assert message in one_line_error(capsys)

@@ -304,6 +304,40 @@ def test_boxes_partly_outside_and_the_whole_image():
     assert PIXEL_STD * scale * 1.25 == pytest.approx(40)
 
 
+def image_in_input(image_size: tuple[int, int], to_input: np.ndarray) -> np.ndarray:
+    """The image's corners (pixel edges) in model-input pixels, through ``to_input``."""
+    height, width = image_size
+    corners = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [-0.5, height - 0.5], [width - 0.5, height - 0.5]])
+    return apply_affine(corners, to_input)
+
+
+@pytest.mark.parametrize("image_size", [(480, 640), (640, 480), (100, 100), (30, 400)])
+@pytest.mark.parametrize("input_size", [(64, 48), (48, 64), (64, 64)])
+def test_the_whole_image_box_holds_the_whole_image_whatever_the_aspects(image_size, input_size):
+    """Every corner of the image lands inside the model input, and the image spans the
+    input's height or its width: as large as it fits, nothing cut off."""
+    center, scale = whole_image_box(image_size, 1.25, input_size)
+    corners = image_in_input(image_size, crop_affine(center, scale, input_size, padding=1.25))
+    low, high = np.array([-0.5, -0.5]), np.array([input_size[1] - 0.5, input_size[0] - 0.5])
+    assert (corners >= low - 1e-9).all() and (corners <= high + 1e-9).all(), corners
+    spans = [np.isclose(corners[:, axis].min(), low[axis]) and np.isclose(corners[:, axis].max(), high[axis])
+             for axis in (0, 1)]
+    assert any(spans), corners
+
+
+def test_a_model_whose_input_is_not_square_sees_the_whole_photo():
+    """The bug of issue 25: a 64x48 (height x width) model fitted a 640 px wide photo's
+    longer side to its 64 px height, so its 48 px width saw only the middle 480 px (80 px
+    lost on each side). Now the photo's width fills the input's width and every corner of
+    the photo maps inside the input."""
+    model = ConstantModel(torch.full((1, 14, 2), 20.0), input_size=(64, 48), flip_test=False)
+    [pose] = Predictor(model)(np.zeros((480, 640, 3), np.uint8))
+    corners = image_in_input((480, 640), invert_affine(pose.affine.astype(np.float64)))
+    np.testing.assert_allclose([corners[:, 0].min(), corners[:, 0].max()], [-0.5, 47.5], atol=1e-3)
+    assert (corners[:, 1] > -0.5).all() and (corners[:, 1] < 63.5).all()  # room above and below
+    assert PIXEL_STD * pose.scale * model.padding == pytest.approx(640 * 64 / 48, rel=1e-6)
+
+
 def test_refine_predicts_again_on_the_crop_around_the_first_pose_of_people_without_a_box():
     """A model that answers the same input pixels whatever it sees: the second pose is
     those pixels mapped back from the crop around the first pose's joints (all of them),

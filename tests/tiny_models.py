@@ -40,15 +40,21 @@ def as_if_trained(model: PoseLitModule, images: torch.Tensor) -> PoseLitModule:
 
 
 class TinyHeatmapModel(PoseLitModule):
-    """A minimal heatmap method at stride 2, enough to exercise the shared loop."""
+    """A minimal heatmap method at stride 2, enough to exercise the shared loop. Like every
+    method, it declares its own argument and inherits the shared ones.
 
-    def __init__(self, **kwargs):
+    Args:
+        channels: Width of its hidden convolutions.
+        **kwargs: The arguments of :class:`~poselit.models.base.PoseLitModule`.
+    """
+
+    def __init__(self, *, channels: int = 16, **kwargs):
         super().__init__(**kwargs)
         self.codec = HeatmapCodec(stride=2, std=1.0)
         self.net = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 16, 3, padding=1, stride=2), nn.ReLU(),
-            nn.Conv2d(16, self.num_joints, 3, padding=1),
+            nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, stride=2), nn.ReLU(),
+            nn.Conv2d(channels, self.num_joints, 3, padding=1),
         )
 
     def forward(self, images):

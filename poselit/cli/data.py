@@ -60,6 +60,14 @@ def data_show(args: argparse.Namespace) -> int:
     from poselit.data.transforms import AugmentConfig
     from poselit.visualize import draw_skeleton, image_grid, save_image
 
+    from poselit.data.dataset import max_image_pixels
+
+    limit, pixels = max_image_pixels(), args.num * args.size**2
+    if pixels > limit:
+        raise ValueError(
+            f"--num {args.num} crops of --size {args.size} = {pixels} pixels in the grid is above the limit of "
+            f"{limit} that images are read with (POSELIT_MAX_IMAGE_PIXELS raises it)"
+        )
     annotations = read_annotations(args.dataset, args.root or default_data_root())
     missing = [str(r.image) for r in annotations.records if not r.image.is_file()]
     dataset = PoseDataset(

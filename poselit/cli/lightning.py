@@ -37,6 +37,7 @@ from poselit.data.dataset import ImageReadError
 from poselit.evaluate import test_reports
 from poselit.models import import_methods
 from poselit.models.base import PoseLitModule
+from poselit.models.pretrained import weights_file
 from poselit.tables import Reference, Table
 
 
@@ -170,9 +171,11 @@ class PoseLightningCLI(LightningCLI):
             raise RecipeError(str(err)) from err
         if self.subcommand == "fit" and self.model.init_from:  # the model's setup reads it, in training
             try:
-                check_weights(self.model.init_from, type(self.model))
+                path = weights_file(self.model.init_from)  # zoo:NAME, hf://...: fetched from the zoo here
+                check_weights(path, type(self.model))
             except (OSError, ValueError) as err:  # OSError: a zoo model the Hub could not send
                 raise RecipeError(f"model.init_args.init_from: {err}") from err
+            self.model.init_from = str(path)  # the fetched file; the config and checkpoints keep the source
 
     def _resolved_ckpt_path(self) -> str | None:
         """The file the trainer will load for ``--ckpt_path``: ``last`` and ``best`` resolved

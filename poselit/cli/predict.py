@@ -4,7 +4,7 @@ One JSON document per image (or one line each of ``predictions.jsonl`` with ``--
 and the annotated image, written into ``--out`` (default :data:`DEFAULT_OUT`), never over
 a file the run reads (:func:`check_outputs_spare_inputs`); the document's schema and the
 ``--boxes`` file's are in :mod:`poselit.predict`. ``--model`` is a zoo model run by torch,
-or an ONNX file run by ONNX Runtime (:func:`poselit.onnx_model.onnx_file_of`), with the
+or an ONNX file run by ONNX Runtime (:func:`poselit.onnx.onnx_file_of`), with the
 same outputs. A video (a file of
 :data:`VIDEO_SUFFIXES`) gives an annotated video and one JSON line per frame, one person
 tracked (:func:`poselit.video.predict_video`); a video that cannot be read to its end is an
@@ -98,6 +98,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="people per forward pass")
     parser.add_argument("--no-flip", action="store_true", help="no flip test")
     parser.add_argument("--autocast", action="store_true", help="mixed precision (bfloat16 on CPU, float16 on GPU)")
+    parser.add_argument(
+        "--runtime", choices=("auto", "torch", "onnx"),
+        help="what runs a zoo model: onnx (ONNX Runtime on the CPU; exported once to ~/.cache/poselit/onnx), "
+        "torch, or auto: onnx on the CPU without --autocast (default: $POSELIT_RUNTIME, else auto)",
+    )
     parser.add_argument(
         "--refine", action="store_true",
         help="people without a box (and video frames cropped whole): predict again on the crop around the first pose",
@@ -261,7 +266,7 @@ def _predictor(args: argparse.Namespace) -> Predictor:
     import torch
 
     from poselit.cli.zoo import CHECKPOINT_SUFFIXES
-    from poselit.onnx_model import OnnxPoseModel, onnx_file_of
+    from poselit.onnx import OnnxPoseModel, onnx_file_of
     from poselit.predict import Predictor
 
     options = {
@@ -273,9 +278,11 @@ def _predictor(args: argparse.Namespace) -> Predictor:
         "fill": args.fill,
     }
     onnx_file = onnx_file_of(args.model)
+    if onnx_file is not None and args.runtime == "torch":
+        raise ValueError(f"--runtime torch: {onnx_file} is an ONNX model, which runs in ONNX Runtime")
     if onnx_file is None:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return Predictor.from_zoo(args.model, device=device, **options)
+        return Predictor.from_zoo(args.model, device=device, runtime=args.runtime, **options)
     if onnx_file.suffix.lower() in CHECKPOINT_SUFFIXES:
         raise ValueError(
             f"--model {onnx_file}: a checkpoint; export it first ('poselit zoo export {onnx_file} --name NAME "
@@ -300,7 +307,7 @@ def _predict_and_report(
         model=args.model,
         progress=not args.quiet,
     )
-    print(f"{len(paths)} images: wrote {len(written)} files to {args.out}")
+    print(f"{len(paths)} images ({predictor.runtime}): wrote {len(written)} files to {args.out}")
     return 0
 
 

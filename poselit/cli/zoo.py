@@ -59,7 +59,15 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     export.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
                         help="onnx: write model.onnx, the whole prediction graph for ONNX Runtime "
-                             "(poselit.zoo.onnx; needs the onnx extra: pip install -e '.[onnx]')")
+                             "(poselit.onnx)")
+    export.add_argument("--int8", action="store_true",
+                        help="with --format onnx: convolutions quantized to int8, calibrated on training crops "
+                             "(poselit.onnx.quantize)")
+    export.add_argument("--calibrate", nargs="+", metavar="DATASET",
+                        help="training splits whose people calibrate --int8, never test splits "
+                             "(default: the card's training data)")
+    export.add_argument("--crops", type=int, default=256, help="calibration crops of --int8 (default: 256)")
+    export.add_argument("--root", help="data root of --evaluate and --calibrate (default: $POSELIT_DATA)")
     from_checkpoint = export.add_argument_group("checkpoints only")
 
     def only(*names: str, **options: Any) -> None:
@@ -73,7 +81,6 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
         "'poselit fit', else its config.yaml)"
     )
     only("--evaluate", action="append", default=[], metavar="DATASET", help="measure on a split, e.g. lsp:test; repeatable")
-    only("--root", help="data root for --evaluate (default: $POSELIT_DATA)")
     only("--batch-size", type=int, default=16, help="batch size of --evaluate")
     only("--metrics", action="append", default=[], metavar="JSON",
          help="results measured already ('poselit eval --json'); repeatable")
@@ -171,6 +178,10 @@ CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
 def run_export(args: argparse.Namespace) -> int:
     """``poselit zoo export``: a checkpoint's export folder (and card), or a zoo model's ONNX
     file; print what was written."""
+    if (args.int8 or args.calibrate) and args.format != "onnx":
+        raise ValueError("--int8 and --calibrate are for ONNX files: add --format onnx")
+    if args.calibrate and not args.int8:
+        raise ValueError("--calibrate is for --int8 (the crops an int8 file is calibrated on)")
     source = Path(args.source)
     if source.is_file() or source.suffix.lower() in CHECKPOINT_SUFFIXES:
         return _export_checkpoint(args)
@@ -197,9 +208,12 @@ def _export_model_onnx(args: argparse.Namespace) -> int:
     given = [option for option, dest, default in args.checkpoint_only if getattr(args, dest) != default]
     if given:
         raise ValueError(f"{', '.join(given)}: for checkpoints only; {source} is a zoo model, whose card says it all")
-    from poselit.zoo.onnx import export_zoo_onnx
+    from poselit.onnx import export_zoo_onnx
 
-    card, path = export_zoo_onnx(source, args.out, zoo_dir=args.zoo_dir)
+    card, path = export_zoo_onnx(
+        source, args.out, zoo_dir=args.zoo_dir, int8=args.int8, calibrate=args.calibrate, crops=args.crops,
+        data_root=args.root or default_data_root(),
+    )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {card.name} for ONNX Runtime")
     print(f"run it: poselit predict IMAGES --model {path}")
     return 0
@@ -239,10 +253,12 @@ def _export_checkpoint(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     if args.format == "onnx":
-        from poselit.zoo.loading import load
-        from poselit.zoo.onnx import ONNX_FILE, export_onnx
+        from poselit.onnx import export_zoo_onnx
 
-        export_onnx(load(args.out), Path(args.out) / ONNX_FILE, card=card)
+        export_zoo_onnx(
+            args.out, args.out, int8=args.int8, calibrate=args.calibrate, crops=args.crops,
+            data_root=args.root or default_data_root(),
+        )
     print(f"wrote {args.out}: {', '.join(folder_files(Path(args.out)))}")
     if (Path(args.out) / RECIPE_FILE).is_file():
         print(f"{RECIPE_FILE}: the run's configuration ({card.training.get('recipe') or 'from the checkpoint'})")

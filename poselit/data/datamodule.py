@@ -11,6 +11,9 @@ a test split, which is measured once, at the end.
 
 from __future__ import annotations
 
+import functools
+import os
+
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -74,6 +77,13 @@ def split_holdout(sets: list[AnnotationSet], count: int, seed: int) -> tuple[lis
     return kept, AnnotationSet(held_out, sets[0].skeleton, f"holdout {count} of {sources} (seed {seed})")
 
 
+def lower_priority(increment: int, worker_id: int) -> None:
+    """A loader worker's ``worker_init_fn``: its niceness raised by ``increment`` (nothing
+    where the platform has no ``os.nice``)."""
+    if hasattr(os, "nice"):
+        os.nice(increment)
+
+
 class PoseDataModule(pl.LightningDataModule):
     """Pose datasets chosen by name (``NAME[:SPLIT][@PATH]``, see :mod:`poselit.data.sources`).
 
@@ -98,6 +108,10 @@ class PoseDataModule(pl.LightningDataModule):
         pin_memory: Pin host memory for faster host-to-GPU copies (default: when CUDA
             is available).
         persistent_workers: Keep workers alive between epochs (when ``num_workers > 0``).
+        worker_nice: Added to each loader worker's niceness (``os.nice``, Unix), so that on a
+            CPU the workers run in the cycles the training threads leave instead of
+            preempting them (the Lightning step then keeps pace with the model alone:
+            ``benchmarks/train_step.py``); 0: the trainer's priority.
         on_bad_image: ``"raise"`` or ``"skip"`` unreadable images (warned and counted).
         holdout: People drawn out of the training datasets (together) and used for
             validation instead of training: validation set 0 (``val/...`` metrics), before
@@ -124,6 +138,7 @@ class PoseDataModule(pl.LightningDataModule):
         num_workers: int = 4,
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
+        worker_nice: int = 10,
         on_bad_image: BadImagePolicy = "raise",
         holdout: int = 0,
         holdout_seed: int = 0,
@@ -238,6 +253,7 @@ class PoseDataModule(pl.LightningDataModule):
             "num_workers": hp.num_workers,
             "pin_memory": torch.cuda.is_available() if hp.pin_memory is None else hp.pin_memory,
             "persistent_workers": hp.persistent_workers and hp.num_workers > 0,
+            "worker_init_fn": functools.partial(lower_priority, hp.worker_nice) if hp.worker_nice else None,
         }
 
     def loader(self, dataset: Dataset) -> DataLoader:

@@ -1,10 +1,12 @@
 """The pose methods, and the one registry that lists them.
 
-A method is one module with one :class:`~poselit.models.base.PoseLitModule` subclass and
-one :class:`Method` entry here. The registry is what the rest reads: LightningCLI imports
-every registered method so recipes can name it by class name, the zoo resolves a card's
-bare class name through it, and the contract tests (``tests/test_methods.py``) build
-every registered method, a method registered by the tests included.
+A method is one module with one :class:`~poselit.models.base.PoseLitModule` subclass (its
+constructor declares its own arguments and inherits the shared ones through ``**kwargs``:
+:func:`constructor_arguments`) and one :class:`Method` entry here. The registry is what
+the rest reads: LightningCLI imports every registered method so recipes can name it by
+class name, the zoo resolves a card's bare class name through it, and the contract tests
+(``tests/test_methods.py``) build every registered method, a method registered by the
+tests included.
 
 Classes are imported on first access (``from poselit.models import BulatCascade``), so
 importing a shared module such as :mod:`poselit.models.layers` stays cheap, and the
@@ -14,9 +16,11 @@ them to know them.
 
 from __future__ import annotations
 
-import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from poselit.lazy import attribute_target, lazy_names, resolve
 
 BASE_CLASS_PATH = "poselit.models.base.PoseLitModule"
 """The class every method subclasses, by name like the methods."""
@@ -91,18 +95,6 @@ for _method in (
 del _method
 
 
-def list_methods() -> list[str]:
-    """Names of the registered methods, in registration order."""
-    return list(METHODS)
-
-
-def get_method(name: str) -> Method:
-    """The registered method called ``name``; an unknown name is a ``KeyError`` listing them."""
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r} (registered: {', '.join(METHODS)})")
-    return METHODS[name]
-
-
 def class_paths() -> dict[str, str]:
     """``{class name: class_path}`` of the base class and every registered method: the bare
     class names recipes and cards may use."""
@@ -112,8 +104,7 @@ def class_paths() -> dict[str, str]:
 
 def import_class(class_path: str) -> type:
     """The class named ``module.Class`` (its module imported)."""
-    module, _, name = class_path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    return resolve(attribute_target(class_path))
 
 
 def import_methods() -> list[type]:
@@ -126,17 +117,27 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def __getattr__(name: str) -> Any:
-    """The base class and the registered methods' classes by class name, on first use."""
-    paths = class_paths()
-    if name in paths:
-        return import_class(paths[name])
-    raise AttributeError(f"module 'poselit.models' has no attribute {name!r}")
+def constructor_arguments(cls: type) -> set[str] | None:
+    """The keyword arguments ``cls(...)`` takes, up its class hierarchy.
+
+    A method's constructor takes its own arguments and forwards ``**kwargs`` to its parent's
+    (LightningCLI's parser resolves that forwarding too): the arguments are the named
+    parameters of each constructor from ``cls`` up to the first that has no ``**kwargs``.
+    ``None`` when no such constructor ends the chain (anything may be accepted).
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names.update(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names - {"self"}
+    return None
 
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *class_paths()})
-
+# The base class and the registered methods' classes by class name, imported on first use.
+__getattr__, __dir__ = lazy_names(__name__, lambda: {name: attribute_target(path) for name, path in class_paths().items()})
 
 __all__ = [
     "BASE_CLASS_PATH",
@@ -144,10 +145,9 @@ __all__ = [
     "Method",
     "class_path",
     "class_paths",
-    "get_method",
+    "constructor_arguments",
     "import_class",
     "import_methods",
-    "list_methods",
     "register_method",
     *class_paths(),
 ]

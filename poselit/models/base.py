@@ -12,11 +12,21 @@ A method subclasses :class:`PoseLitModule` and supplies two things:
 
 Everything else lives here, once: image normalisation on the device (the data pipeline
 delivers uint8), the flip test, mapping predictions back to original-image pixels with
-the sample's ``affine`` (:func:`to_image_coords`, :class:`~poselit.predict.Predictor`'s
-too), the metrics of each evaluation dataset's protocol, logging, and the optimiser /
-scheduler given to the constructor (LightningCLI's callables). The model also owns its
-input description (:meth:`PoseLitModule.input_description`: crop size, padding, fill,
-normalisation, skeleton), which the data module is linked to and the card records.
+the sample's ``affine`` (:func:`~poselit.geometry.to_image_coords`, as
+:class:`~poselit.predict.Predictor` does), the metrics of each evaluation dataset's
+protocol, logging, and the optimiser / scheduler given to the constructor (LightningCLI's
+callables). The model also owns its input description
+(:meth:`PoseLitModule.input_description`: crop size, padding, fill, normalisation,
+skeleton), which the data module is linked to and the card records.
+
+**Arguments are inherited, not repeated.** A method's constructor declares its own
+arguments (keyword-only) and those whose default it changes, and forwards the rest as
+``**kwargs``: to :class:`PoseLitModule` (skeleton, input description, optimisation,
+``init_from``), or through :class:`BackbonePoseModule` (the backbone's weights and neck)
+for a method built on a backbone. LightningCLI resolves the forwarding, so
+``--help`` and ``--print_config`` show every argument of the hierarchy, documented where
+it is declared; cards are checked against the same hierarchy
+(:func:`poselit.models.constructor_arguments`).
 """
 
 from __future__ import annotations
@@ -31,11 +41,15 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from poselit import geometry
 from poselit.checkpoints import CLASS_KEY, check_weights, read_state_dict
 from poselit.codecs import HeatmapCodec
-from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING, affine_scale, apply_affine, check_fill, check_padding
+from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING, affine_scale, check_fill, check_padding
+from poselit.lazy import lazy_names
 from poselit.metrics import MetricResult, pose_metrics
 from poselit.models import class_path
+from poselit.models.backbones import Backbone, create_backbone
+from poselit.models.pretrained import load_pretrained, weights_file
 from poselit.skeletons import Skeleton, skeleton_from_spec
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -50,18 +64,6 @@ def flip_back_keypoints(keypoints: Tensor, flip_index: Tensor, width: int) -> Te
     restored = keypoints[:, flip_index].clone()
     restored[..., 0] = (width - 1) - restored[..., 0]
     return restored
-
-
-def to_image_coords(keypoints: Tensor, affine: Tensor) -> Tensor:
-    """``(B, K, 2)`` keypoints in model-input pixels -> original-image pixels, through each
-    crop's ``(B, 2, 3)`` input -> original ``affine``: the one way back, for the predict
-    step, the metrics and :class:`~poselit.predict.Predictor` alike.
-
-    Computed where ``affine`` is, in float32 (float64 for a float64 affine) whatever the
-    model's precision: a bfloat16 keypoint would be off by up to a pixel in a large image.
-    """
-    affine = affine.to(torch.float64 if affine.dtype == torch.float64 else torch.float32)
-    return apply_affine(keypoints.to(affine), affine)
 
 
 def flip_back_heatmaps(heatmaps: Tensor, flip_index: Tensor) -> Tensor:
@@ -148,7 +150,7 @@ class PoseLitModule(pl.LightningModule):
         spirit of timm's ``pretrained_cfg``): ``skeleton`` (name), crop ``size``
         ``[height, width]``, ``padding`` and ``fill`` of the crop, ``mean`` and ``std``
         (0-255 units, 6 decimals). :class:`~poselit.predict.Predictor` crops with it and the
-        exports (:mod:`poselit.zoo.export`, :mod:`poselit.zoo.onnx`) write it.
+        exports (:mod:`poselit.zoo.export`, :mod:`poselit.onnx`) write it.
 
         >>> PoseLitModule(input_size=(64, 48), fill=128).input_description()["fill"]
         128
@@ -166,9 +168,9 @@ class PoseLitModule(pl.LightningModule):
     def from_pretrained(cls, name: str, **kwargs: Any) -> "PoseLitModule":
         """A trained model of this method, the Hugging Face way: a zoo name, an
         ``hf://ORG/NAME[@REVISION]`` repository or an export folder, loaded by
-        :func:`poselit.zoo.load` (sha256-checked, strict, eval mode). A model of another
-        method is refused with a :class:`poselit.zoo.ZooError`; on
-        :class:`PoseLitModule` itself any method is accepted.
+        :func:`poselit.zoo.load` (sha256-checked, strict, eval mode) through the models'
+        hook (:mod:`poselit.models.pretrained`). A model of another method is refused with a
+        :class:`poselit.zoo.ZooError`; on :class:`PoseLitModule` itself any method is accepted.
 
         ``kwargs`` are :func:`poselit.zoo.load`'s (``revision``, ``device``, ``cache_dir``,
         ``zoo_dir``).
@@ -178,9 +180,7 @@ class PoseLitModule(pl.LightningModule):
         >>> model.num_joints, model.training
         (14, False)
         """
-        from poselit.zoo.loading import load
-
-        return load(name, expect=cls, **kwargs)
+        return load_pretrained(name, expect=cls, **kwargs)
 
     # --- what a method implements -------------------------------------------------------
 
@@ -258,8 +258,8 @@ class PoseLitModule(pl.LightningModule):
         self.log(f"{self._prefix(stage, dataloader_idx)}/loss", losses["loss"], batch_size=batch_size, add_dataloader_idx=False)
         affine = batch["affine"]
         self._metrics(stage, dataloader_idx).update(
-            preds=to_image_coords(outputs["keypoints"], affine),
-            target=to_image_coords(batch["keypoints"], affine),
+            preds=geometry.to_image_coords(outputs["keypoints"], affine),
+            target=geometry.to_image_coords(batch["keypoints"], affine),
             visibility=batch["visibility"],
             norm=batch["norm"] * affine_scale(affine.float()),
             scores=outputs["scores"].float(),
@@ -301,7 +301,7 @@ class PoseLitModule(pl.LightningModule):
         """Keypoints and scores in original-image pixels, with the record index."""
         outputs = self.predict_poses(batch["image"])
         return {
-            "keypoints": to_image_coords(outputs["keypoints"], batch["affine"]),
+            "keypoints": geometry.to_image_coords(outputs["keypoints"], batch["affine"]),
             "scores": outputs["scores"].float(),
             "index": batch["index"],
         }
@@ -331,17 +331,20 @@ class PoseLitModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.init_from and stage == "fit":
-            check_weights(self.init_from, type(self))  # by its content: a checkpoint renamed .pt too
-            self.load_compatible_weights(self.init_from)
+            path = weights_file(self.init_from)  # a zoo model fetched
+            check_weights(path, type(self))  # by its content: a checkpoint renamed .pt too
+            self.load_compatible_weights(path)
 
     def load_compatible_weights(self, path: str | Path) -> dict[str, list[str]]:
         """Copy every tensor of a checkpoint whose name and shape match this model.
 
+        ``path``: a Lightning checkpoint, a state dict, a safetensors file, or a zoo model
+        (``zoo:NAME``, ``hf://ORG/NAME[@REVISION]``: :func:`~poselit.models.pretrained.weights_file`).
         Returns the names ``loaded``, ``reshaped`` (kept fresh: shape differs) and
         ``missing`` (not in the file). Nothing is unpickled: ``.ckpt`` files are read
         with ``weights_only=True``.
         """
-        state = read_state_dict(path)
+        state = read_state_dict(weights_file(path))
         own = self.state_dict()
         report: dict[str, list[str]] = {"loaded": [], "reshaped": [], "missing": []}
         compatible = {}
@@ -383,3 +386,46 @@ class PoseLitModule(pl.LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = "val/pck"
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+class BackbonePoseModule(PoseLitModule):
+    """A :class:`PoseLitModule` whose network reads the features of a backbone (any timm
+    model, the papers' trunks included): the weights and neck arguments of that backbone,
+    declared once for every such method. Each method names its own ``backbone`` (its paper's
+    trunk by default) and builds it with :meth:`build_backbone`.
+
+    Args:
+        pretrained: Load the backbone's pretrained timm weights (downloads them: needs a
+            network; other trunks than the papers' then usually want ImageNet ``mean`` /
+            ``std``).
+        backbone_weights: Local weights file (or Hugging Face-style folder) for the
+            backbone, loaded offline (implies ``pretrained``); see
+            :func:`poselit.models.backbones.create_backbone`.
+        neck_channels: Fuse the backbone's deeper features into the feature map the method
+            reads with a top-down neck of this many channels
+            (:class:`poselit.models.backbones.TopDownNeck`), so that a pretrained trunk's
+            deep features reach it at a fine stride; ``None``: the plain feature. The
+            method's docs say which map that is.
+        **kwargs: The arguments of :class:`PoseLitModule`.
+    """
+
+    def __init__(
+        self,
+        *,
+        pretrained: bool = False,
+        backbone_weights: str | None = None,
+        neck_channels: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.neck_channels = neck_channels
+        self._backbone_weights = {"pretrained": pretrained, "weights": backbone_weights}
+
+    def build_backbone(self, name: str, **options: Any) -> Backbone:
+        """Backbone ``name`` with the weights and neck these arguments ask for:
+        :func:`~poselit.models.backbones.create_backbone` with ``options`` (strides, ...)."""
+        return create_backbone(name, **self._backbone_weights, neck_channels=self.neck_channels, **options)
+
+
+# Moved names, importable from here for one release (with a DeprecationWarning).
+__getattr__, __dir__ = lazy_names(__name__, moved={"to_image_coords": "poselit.geometry:to_image_coords"})

@@ -9,17 +9,15 @@ weighting of the original code) and :func:`weighted_l2`.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import timm
 import torch
-from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from poselit.backbones import create_backbone
 from poselit.codecs import HeatmapCodec, Refine, limb_heatmaps
-from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
-from poselit.models.base import Batch, LRScaling, PoseLitModule
+from poselit.models.backbones import Backbone, create_backbone
+from poselit.models.base import BackbonePoseModule, Batch
 
 __all__ = [
     "BelagiannisRecurrent",
@@ -125,7 +123,7 @@ class HeatmapHeads(nn.Module):
         return keypoints, limbs
 
 
-class BelagiannisRecurrent(PoseLitModule):
+class BelagiannisRecurrent(BackbonePoseModule):
     """Recurrent human pose model of Belagiannis & Zisserman (FG 2017, Sec. II; code:
     ``ox-vgg/keypoint_detection``, ``initialize3ObjeRecFusion.m``).
 
@@ -216,8 +214,11 @@ class BelagiannisRecurrent(PoseLitModule):
       convolution weights alone are 17.24 M). Padding (``k // 2``) and pooling (2/2, floor)
       are the original's, so no spatial deviation.
 
+    **The original's settings of the shared arguments** (the recipes give them): ``optimizer``
+    SGD with momentum 0.95, learning rate 1e-5 -> 1e-6, weight decay 5e-4, batch 20;
+    ``padding`` 1.453 (a 1.5x box cropped to 256 px, seen at 248) and ``fill`` 128.
+
     Args:
-        skeleton: Joint layout: a built-in name or a COCO-format category dict.
         num_iterations: Recurrent iterations (0: feed-forward only). The paper's best model,
             "2 iter + body parts", uses 2.
         body_parts: Add the limb-heatmap heads and their loss (Sec. II-C).
@@ -230,36 +231,22 @@ class BelagiannisRecurrent(PoseLitModule):
         fg_threshold: A target pixel above ``fg_threshold * heatmap_peak`` is foreground in
             the loss weighting (1e-18: the original's tail cut).
         refine: Sub-pixel refinement of the argmax (:func:`~poselit.codecs.argmax_decode`).
-        backbone: ``"poselit_belagiannis_trunk"`` (the paper's) or another timm model name.
-        pretrained: Load timm's pretrained weights for ``backbone`` (downloads).
-        backbone_weights: Local weights file (or Hugging Face-style folder) for
-            ``backbone``, loaded offline (implies pretrained); see
-            :func:`poselit.backbones.create_backbone`.
+        backbone: ``"poselit_belagiannis_trunk"`` (the paper's) or another timm model name,
+            whose feature at ``stride`` (fused with the deeper ones by a neck, with
+            ``neck_channels``) goes through the adapters (see above).
         stride: Another backbone's feature stride, hence the heatmaps' (``None``: the
             stride nearest to the paper's 4; the paper's trunk has stride 4 only).
-        neck_channels: Fuse another backbone's deeper features into the ``stride`` map
-            with a top-down neck of this many channels
-            (:class:`poselit.backbones.TopDownNeck`) before the adapters.
         input_size: Input crop ``(height, width)``; the paper's is 248 x 248.
-        padding: Margin around a person box when cropping (see
-            :class:`~poselit.models.base.PoseLitModule`). The original's: 1.453 (a 1.5x box
-            cropped to 256 px, seen at 248).
-        fill: Value of crop pixels outside the image, 0-255. The original's: 128.
         mean: Per-channel mean, 0-255 units (the original: ``(I - 128) / 256``).
         std: Per-channel divisor, 0-255 units.
-        flip_test: Average heatmaps with those of the mirrored image at evaluation.
-        optimizer: Optimiser factory (the paper: SGD, momentum 0.95, lr 1e-5 -> 1e-6, weight
-            decay 5e-4, batch 20).
-        lr_scheduler: Optional scheduler factory.
-        lr_scaling: Learning-rate scaling with the number of processes (see
-            :class:`~poselit.models.base.PoseLitModule`).
-        init_from: Checkpoint whose compatible weights initialise the model
-            (:meth:`PoseLitModule.load_compatible_weights`).
+        **kwargs: The backbone's weights and neck (:class:`~poselit.models.base.BackbonePoseModule`)
+            and the shared arguments (:class:`~poselit.models.base.PoseLitModule`: skeleton,
+            padding, fill, flip test, optimiser, scheduler, ``init_from``).
     """
 
     def __init__(
         self,
-        skeleton: str | dict = "lsp",
+        *,
         num_iterations: int = 2,
         body_parts: bool = True,
         occlusion: OcclusionMode = "include",
@@ -270,34 +257,13 @@ class BelagiannisRecurrent(PoseLitModule):
         fg_threshold: float = 1e-18,
         refine: Refine | None = "quarter_offset",
         backbone: str = DEFAULT_BACKBONE,
-        pretrained: bool = False,
-        backbone_weights: str | None = None,
         stride: int | None = None,
-        neck_channels: int | None = None,
         input_size: tuple[int, int] = (248, 248),
-        padding: float = DEFAULT_PADDING,
-        fill: int = DEFAULT_FILL,
         mean: Sequence[float] = (128.0, 128.0, 128.0),
         std: Sequence[float] = (256.0, 256.0, 256.0),
-        flip_test: bool = True,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        lr_scaling: LRScaling = "none",
-        init_from: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            skeleton=skeleton,
-            input_size=input_size,
-            padding=padding,
-            fill=fill,
-            mean=mean,
-            std=std,
-            flip_test=flip_test,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            lr_scaling=lr_scaling,
-            init_from=init_from,
-        )
+        super().__init__(input_size=input_size, mean=mean, std=std, **kwargs)
         _check_args(
             num_iterations=num_iterations,
             occlusion=occlusion,
@@ -323,9 +289,7 @@ class BelagiannisRecurrent(PoseLitModule):
             "limb_pairs", torch.tensor(self.skeleton.limbs, dtype=torch.long).reshape(-1, 2), persistent=False
         )
 
-        self.backbone, stride, self.adapters = _build_backbone(
-            backbone, pretrained=pretrained, weights=backbone_weights, stride=stride, neck_channels=neck_channels
-        )
+        self.backbone, stride, self.adapters = _build_backbone(self.build_backbone, backbone, stride, self.neck_channels)
         self.codec = HeatmapCodec(
             stride=stride, std=float(heatmap_std), peak=float(heatmap_peak), refine=refine
         )
@@ -464,13 +428,15 @@ def nearest_stride(strides: Sequence[int], wanted: int = 4) -> int:
 
 
 def _build_backbone(
-    name: str, *, pretrained: bool, weights: str | None, stride: int | None, neck_channels: int | None
-) -> tuple[nn.Module, int, nn.ModuleDict | None]:
-    """The feature extractor, its stride and, for a timm backbone, the 1x1 adapters."""
+    build: Callable[..., Backbone], name: str, stride: int | None, neck_channels: int | None
+) -> tuple[Backbone, int, nn.ModuleDict | None]:
+    """The feature extractor (made by ``build(name, **options)``:
+    :meth:`~poselit.models.base.BackbonePoseModule.build_backbone`), its stride and, for a
+    timm backbone, the 1x1 adapters."""
     if name == DEFAULT_BACKBONE:
         if stride not in (None, 4) or neck_channels is not None:
             raise ValueError(f"{name} has one stride (4) and no neck: stride and neck_channels are for other backbones")
-        trunk = create_backbone(name, pretrained=pretrained, weights=weights, out_indices=(-2, -1))
+        trunk = build(name, out_indices=(-2, -1))
         if trunk.channels != (SKIP_CHANNELS, DEEP_CHANNELS) or len(set(trunk.strides)) != 1:
             raise RuntimeError(f"unexpected {name} taps: {trunk.channels} at strides {trunk.strides}")
         return trunk, trunk.strides[0], None
@@ -480,7 +446,7 @@ def _build_backbone(
         with torch.device("meta"):  # the feature layout, without memory or init time
             probe = timm.create_model(name)
         stride = nearest_stride([info["reduction"] for info in probe.feature_info])
-    body = create_backbone(name, pretrained=pretrained, weights=weights, out_strides=stride, neck_channels=neck_channels)
+    body = build(name, out_strides=stride)
     chs = body.channels[0]
     adapters = nn.ModuleDict(
         {

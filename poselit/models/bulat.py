@@ -13,18 +13,17 @@ this module assembles them into the method: trunk choice, training stages, losse
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from poselit.backbones import Backbone, create_backbone
 from poselit.codecs import HeatmapCodec, disk_heatmaps
-from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
+from poselit.geometry import DEFAULT_PADDING
 from poselit.models import bulat_subnetworks
-from poselit.models.base import Batch, IMAGENET_MEAN, IMAGENET_STD, LRScaling, PoseLitModule
+from poselit.models.backbones import Backbone
+from poselit.models.base import BackbonePoseModule, Batch
 from poselit.models.bulat_subnetworks import *  # noqa: F403 (re-exported: see __all__)
 
 __all__ = [
@@ -46,7 +45,7 @@ PAPER_DETECTION_RADIUS = 10.0
 # --------------------------------------------------------------------------- the method
 
 
-class BulatCascade(PoseLitModule):
+class BulatCascade(BackbonePoseModule):
     """Part-detection -> regression cascade of Bulat & Tzimiropoulos (ECCV 2016), Sec. 3.
 
     The part-detection subnetwork maps the image to ``K`` detection heatmaps at the input
@@ -146,15 +145,17 @@ class BulatCascade(PoseLitModule):
       10.24 px at 256. (The residual paper model saw people ~200 px tall in 256x256 inputs:
       300 px in 380x380 crops rescaled.)
 
+    **The paper's settings of the shared arguments** (the recipes give them): ``optimizer``
+    RMSprop, residual detector learning rate 1e-3 -> 2.5e-5, regressor 1e-4 -> 2.5e-5,
+    batch 8; ImageNet ``mean`` / ``std`` (the defaults) for the ImageNet trunks;
+    ``input_size`` a multiple of 64 (residual) or 32 (vgg) with the paper's regressor
+    (``4 * 2**regressor_depth`` and ``detector_stride``); ``init_from`` the previous stage's
+    checkpoint, e.g. the detector stage's for stage ``"regressor"``.
+
     Args:
-        skeleton: Joint layout: a built-in name (``"lsp"``, ``"mpii"``, ``"coco"``) or a
-            COCO-format category dict.
         variant: ``"residual"`` (ResNet + hourglass) or ``"vgg"`` (VGG-FCN + 7-layer).
         backbone: timm model name of the detector trunk. Default: ``"resnet152"``
             (residual), ``"poselit_vgg16_fcn"`` (vgg).
-        pretrained: Load the trunk's ImageNet weights through timm (needs a network).
-        backbone_weights: Local weights file (or Hugging Face-style folder) for the trunk,
-            loaded offline (implies pretrained); see :func:`poselit.backbones.create_backbone`.
         stage: Training stage: ``"detector"``, ``"regressor"`` (detector frozen) or
             ``"joint"``.
         detection_radius: Disk radius of the detection targets in input pixels; ``None``:
@@ -165,39 +166,23 @@ class BulatCascade(PoseLitModule):
         dilation: Residual variant: keep timm's dilation in the stage(s) turned to stride 1
             (``True``) or make them plain stride-1 stages as the authors did (``False``).
         detector_stride: Residual variant: stride of the trunk feature that is scored
-            and deconvolved back to the input (the paper's 16).
-        neck_channels: Residual variant: fuse the trunk's deeper features into the
-            ``detector_stride`` map with a top-down neck of this many channels
-            (:class:`poselit.backbones.TopDownNeck`) instead of turning the deeper stages to
-            stride 1 (``output_stride``): a pretrained mobile trunk keeps its strides.
+            and deconvolved back to the input (the paper's 16). With ``neck_channels``
+            (residual variant only), the trunk's deeper features are fused into that map
+            instead of turning the deeper stages to stride 1 (``output_stride``): a
+            pretrained mobile trunk keeps its strides.
         regressor_width: Residual variant: width of the hourglass regressor (the paper's
             256; see :class:`HourglassRegressor`).
         regressor_depth: Residual variant: levels of the hourglass regressor (the paper's 4).
-        input_size: Input crop ``(height, width)``: multiples of 64 (residual) or 32 (vgg)
-            with the paper's regressor (``4 * 2**regressor_depth`` and ``detector_stride``).
-        padding: Margin around a person box when cropping (see
-            :class:`~poselit.models.base.PoseLitModule`); it also sets the default
-            ``detection_radius``.
-        fill: Value of crop pixels outside the image, 0-255.
-        mean: Per-channel mean, 0-255 units (ImageNet's, for the ImageNet trunks).
-        std: Per-channel divisor, 0-255 units.
-        flip_test: Average heatmaps with those of the mirrored image at evaluation.
-        optimizer: Optimiser factory (the paper: RMSprop; residual detector lr 1e-3 ->
-            2.5e-5, regressor 1e-4 -> 2.5e-5, batch 8).
-        lr_scheduler: Optional scheduler factory.
-        lr_scaling: Learning-rate scaling with the number of processes (see
-            :class:`~poselit.models.base.PoseLitModule`).
-        init_from: Checkpoint (``.ckpt`` / ``.safetensors``) whose weights start training:
-            the previous stage's, e.g. the detector stage's for stage ``"regressor"``.
+        **kwargs: The backbone's weights and neck (:class:`~poselit.models.base.BackbonePoseModule`)
+            and the shared arguments (:class:`~poselit.models.base.PoseLitModule`: skeleton,
+            input description, flip test, optimiser, scheduler, ``init_from``).
     """
 
     def __init__(
         self,
-        skeleton: str | dict = "lsp",
+        *,
         variant: Variant = "residual",
         backbone: str | None = None,
-        pretrained: bool = False,
-        backbone_weights: str | None = None,
         stage: Stage = "joint",
         detection_radius: float | None = None,
         regression_std: float = 5.0,
@@ -205,39 +190,17 @@ class BulatCascade(PoseLitModule):
         regression_weight: float = 1.0,
         dilation: bool = False,
         detector_stride: int = 16,
-        neck_channels: int | None = None,
         regressor_width: int = 256,
         regressor_depth: int = 4,
-        input_size: tuple[int, int] = (256, 256),
-        padding: float = DEFAULT_PADDING,
-        fill: int = DEFAULT_FILL,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        flip_test: bool = True,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        lr_scaling: LRScaling = "none",
-        init_from: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            skeleton=skeleton,
-            input_size=input_size,
-            padding=padding,
-            fill=fill,
-            mean=mean,
-            std=std,
-            flip_test=flip_test,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            lr_scaling=lr_scaling,
-            init_from=init_from,
-        )
+        super().__init__(**kwargs)
         if variant not in DEFAULT_BACKBONES:
             raise ValueError(f"variant must be 'residual' or 'vgg', got {variant!r}")
         residual_only = (  # (argument, value, default): the residual variant's own settings
             ("dilation", dilation, False),
             ("detector_stride", detector_stride, 16),
-            ("neck_channels", neck_channels, None),
+            ("neck_channels", self.neck_channels, None),
             ("regressor_width", regressor_width, 256),
             ("regressor_depth", regressor_depth, 4),
         )
@@ -264,17 +227,16 @@ class BulatCascade(PoseLitModule):
         self.regression_weight = float(regression_weight)
 
         num_joints = self.num_joints
-        weights = dict(pretrained=pretrained, weights=backbone_weights)
         if variant == "residual":
-            if neck_channels is None:
-                trunk = _strided_backbone(self.backbone_name, detector_stride, dilation, **weights)
+            if self.neck_channels is None:
+                trunk = _strided_backbone(self.build_backbone, self.backbone_name, detector_stride, dilation)
             else:
-                trunk = create_backbone(self.backbone_name, out_strides=detector_stride, neck_channels=neck_channels, **weights)
+                trunk = self.build_backbone(self.backbone_name, out_strides=detector_stride)
             self.detector: nn.Module = ResidualDetector(trunk, num_joints)
             self.regressor: nn.Module = HourglassRegressor(3 + num_joints, num_joints, regressor_depth, regressor_width)
             self.multiple = _lcm(self.detector.stride, self.regressor.multiple)
         else:
-            trunk = create_backbone(self.backbone_name, out_strides=(8, 16, 32), **weights)
+            trunk = self.build_backbone(self.backbone_name, out_strides=(8, 16, 32))
             self.detector = FCN8sDetector(trunk, num_joints)
             self.regressor = VGGRegressor(3 + num_joints, num_joints)
             self.multiple = _lcm(32, self.regressor.multiple)
@@ -427,15 +389,17 @@ def _undilate_(module: nn.Module) -> int:
     return changed
 
 
-def _strided_backbone(name: str, stride: int, dilation: bool, **weights: Any) -> Backbone:
+def _strided_backbone(build: Callable[..., Backbone], name: str, stride: int, dilation: bool) -> Backbone:
     """A timm trunk whose deepest feature has ``stride`` (``output_stride``; the paper's 16),
-    with the dilation timm puts in the stride-1 stages removed unless ``dilation``."""
+    made by ``build(name, **options)``
+    (:meth:`~poselit.models.base.BackbonePoseModule.build_backbone`), with the dilation timm
+    puts in the stride-1 stages removed unless ``dilation``."""
     try:
-        trunk = create_backbone(name, output_stride=stride, **weights)
+        trunk = build(name, output_stride=stride)
     except TypeError as err:  # models without output_stride keep their own stride
         if "output_stride" not in str(err):
             raise
-        trunk = create_backbone(name, **weights)
+        trunk = build(name)
     if not dilation:
         _undilate_(trunk)
     return trunk

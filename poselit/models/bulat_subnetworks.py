@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from poselit.backbones import Backbone
+from poselit.models.backbones import Backbone
 
 __all__ = [
     "FCN8sDetector",

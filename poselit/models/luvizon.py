@@ -14,14 +14,12 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
-from poselit.backbones import create_backbone
 from poselit.codecs import gaussian_heatmaps
-from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
 from poselit.models import luvizon_regression
-from poselit.models.base import Batch, LRScaling, PoseLitModule
+from poselit.models.base import BackbonePoseModule, Batch
 from poselit.models.layers import BatchNormNoScale, ConvNormAct, SeparableConv2d, SeparableResidual
 from poselit.models.luvizon_regression import *  # noqa: F403 (re-exported: see __all__)
 
@@ -123,7 +121,7 @@ def _glorot_init(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class LuvizonSoftArgmax(PoseLitModule):
+class LuvizonSoftArgmax(BackbonePoseModule):
     """Soft-argmax pose regression of Luvizon, Tabia & Picard (2017), Sec. 3.
 
     Notation as in the paper: ``K`` prediction blocks (``num_blocks``), ``Nj`` joints (the
@@ -197,55 +195,39 @@ class LuvizonSoftArgmax(PoseLitModule):
       monitors ``val/pck``; the paper gives no patience).
 
     Args:
-        skeleton: Joint layout (``"lsp"``, ``"mpii"``, ``"coco"`` or a COCO category dict).
         num_blocks: Prediction blocks ``K`` (paper: 8), each supervised.
         kernel_size: Kernel of every separable convolution in the blocks (paper: 5).
         num_context: Context maps per joint ``Nc`` (paper: 2; 0 regresses the part maps only).
         alpha: Eq. 6's weight of the part-map position (paper: 0.8).
         width: Channels of the block stream (paper: 576; the hourglass runs at half of it).
         backbone: Stem: ``"poselit_luvizon_stem"`` (the paper's) or any timm model name. A
-            1x1 conv + BN adapter maps the backbone's feature at ``stride`` to ``width``
-            channels when they differ (the paper's stem at stride 8 needs none).
+            1x1 conv + BN adapter maps the backbone's feature at ``stride`` (fused with the
+            deeper ones by a neck, with ``neck_channels``) to ``width`` channels when they
+            differ (the paper's stem at stride 8 needs none).
         stride: Input pixels per map pixel: which backbone feature feeds the blocks (8 gives
-            32x32 maps at 256 input).
-        pretrained: Load the backbone's pretrained timm weights (downloads them; other
-            backbones then usually want ImageNet ``mean`` / ``std``).
-        backbone_weights: Local weights file (or Hugging Face-style folder) for the
-            backbone, loaded offline (implies pretrained); see
-            :func:`poselit.backbones.create_backbone`.
-        neck_channels: Fuse the backbone's deeper features into the ``stride`` map with a
-            top-down neck of this many channels (:class:`poselit.backbones.TopDownNeck`), so
-            that a pretrained trunk's deep features feed the blocks; ``None``: the plain
-            feature at ``stride`` (the paper's stem needs none).
+            32x32 maps at 256 input). ``input_size`` must be a multiple of it, at least
+            ``2 * stride`` (paper: 256x256).
         presence_weight: Weight of the presence cross-entropy against the coordinate loss.
         heatmap_regularization: Weight of the part maps' divergence from Gaussians at the
             joints (DSNT's regulariser; 0, the paper's setting, turns it off). Soft-argmax
             regression alone learns slowly from ImageNet weights on LSP (the paper trains
             120 epochs on MPII first); this gives every map pixel a target.
         regularization_sigma: Standard deviation of those Gaussians, map pixels.
-        input_size: Input crop ``(height, width)``, multiples of ``stride``, at least
-            ``2 * stride`` (paper: 256x256).
-        padding: Margin around a person box when cropping (see
-            :class:`~poselit.models.base.PoseLitModule`).
-        fill: Value of crop pixels outside the image, 0-255.
         mean: Per-channel mean in 0-255 units; the default with ``std`` gives the paper's
             ``(x / 255 - 0.5) * 2``.
         std: Per-channel divisor in 0-255 units.
-        flip_test: Average with the mirrored image's coordinates at evaluation.
         optimizer: Optimiser factory; default ``RMSprop(lr=1e-3, alpha=0.9)``: the paper's
             RMSprop and learning rate with Keras' decay ``rho=0.9`` (torch's default is 0.99).
             In a recipe: ``class_path: torch.optim.RMSprop``, ``init_args: {lr: 0.001,
             alpha: 0.9}``; LightningCLI shows the default so (``--print_config``).
-        lr_scheduler: Optional scheduler factory (see the deviations above).
-        lr_scaling: Learning-rate scaling with the number of processes (see
-            :class:`~poselit.models.base.PoseLitModule`).
-        init_from: Checkpoint whose compatible weights initialise the model
-            (:meth:`PoseLitModule.load_compatible_weights`).
+        **kwargs: The backbone's weights and neck (:class:`~poselit.models.base.BackbonePoseModule`)
+            and the shared arguments (:class:`~poselit.models.base.PoseLitModule`: skeleton,
+            input size, padding, fill, flip test, scheduler, ``init_from``).
     """
 
     def __init__(
         self,
-        skeleton: str | dict = "lsp",
+        *,
         num_blocks: int = 8,
         kernel_size: int = 5,
         num_context: int = 2,
@@ -253,40 +235,19 @@ class LuvizonSoftArgmax(PoseLitModule):
         width: int = 576,
         backbone: str = DEFAULT_BACKBONE,
         stride: int = 8,
-        pretrained: bool = False,
-        backbone_weights: str | None = None,
-        neck_channels: int | None = None,
         presence_weight: float = 1.0,
         heatmap_regularization: float = 0.0,
         regularization_sigma: float = 1.0,
-        input_size: tuple[int, int] = (256, 256),
-        padding: float = DEFAULT_PADDING,
-        fill: int = DEFAULT_FILL,
         mean: Sequence[float] = INPUT_MEAN,
         std: Sequence[float] = INPUT_STD,
-        flip_test: bool = True,
         optimizer: OptimizerCallable = lambda params: torch.optim.RMSprop(params, lr=1e-3, alpha=0.9),
-        lr_scheduler: LRSchedulerCallable | None = None,
-        lr_scaling: LRScaling = "none",
-        init_from: str | None = None,
+        **kwargs: Any,
     ) -> None:
         if optimizer is _DEFAULT_OPTIMIZER_LAMBDA:
             # The same factory, picklable (ddp_spawn pickles the model); the lambda stays the
             # signature's default because LightningCLI reads it as class_path + init_args.
             optimizer = partial(torch.optim.RMSprop, lr=1e-3, alpha=0.9)
-        super().__init__(
-            skeleton=skeleton,
-            input_size=input_size,
-            padding=padding,
-            fill=fill,
-            mean=mean,
-            std=std,
-            flip_test=flip_test,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            lr_scaling=lr_scaling,
-            init_from=init_from,
-        )
+        super().__init__(mean=mean, std=std, optimizer=optimizer, **kwargs)
         _check_args(num_blocks, kernel_size, num_context, alpha, width, stride, self.input_size)
         self.num_blocks = num_blocks
         self.num_context = num_context
@@ -301,9 +262,7 @@ class LuvizonSoftArgmax(PoseLitModule):
                 f"got {heatmap_regularization} and {regularization_sigma}"
             )
 
-        self.backbone = create_backbone(
-            backbone, pretrained=pretrained, weights=backbone_weights, out_strides=stride, neck_channels=neck_channels
-        )
+        self.backbone = self.build_backbone(backbone, out_strides=stride)
         channels = self.backbone.channels[0]
         self.adapter = (
             nn.Identity()

@@ -1,7 +1,7 @@
 """The papers' own trunks, registered into timm's registry as ``poselit_*`` models.
 
-Once this module is imported (:mod:`poselit.backbones` imports it, so
-:func:`~poselit.backbones.create_backbone` builds them by name), ``timm.create_model``,
+Once this module is imported (:mod:`poselit.models.backbones` imports it, so
+:func:`~poselit.models.backbones.create_backbone` builds them by name), ``timm.create_model``,
 ``timm.list_models("poselit_*")`` and ``features_only=True`` work on them like on any timm model:
 
 * ``poselit_belagiannis_trunk``: the feed-forward layers conv1..conv8 of Belagiannis & Zisserman;

@@ -3,13 +3,17 @@
 One loader for three ways of naming a model::
 
     import poselit.zoo
-    model = poselit.zoo.load("belagiannis-recurrent2-lsp")    # a card of the zoo
+    model = poselit.zoo.load("bulat-mobilenetv2-lsp")         # a card of the zoo
     model = poselit.zoo.load("hf://ORG/NAME@<commit>")        # an export folder on the Hugging Face Hub
     model = poselit.zoo.load("runs/export/my-model")          # an export folder on disk
     out = model.predict_poses(crops)                          # eval mode, on ``device``
 
-One module per job, each importing only what it needs (the names below are re-exported
-here and imported on first use, so ``import poselit.zoo`` is cheap):
+>>> import poselit.zoo
+>>> "bulat-mobilenetv2-lsp" in poselit.zoo.list()           # the card named above
+True
+
+One module per job, each importing only what it needs (the public names of each, its
+``__all__``, are offered here and imported on first use, so ``import poselit.zoo`` is cheap):
 
 - :mod:`~poselit.zoo.cards`: the card format (YAML cards, an export's ``config.json``);
 - :mod:`~poselit.zoo.catalog`: the zoo folder (``zoo/`` in the source tree, shipped as
@@ -20,7 +24,10 @@ here and imported on first use, so ``import poselit.zoo`` is cheap):
 - :mod:`~poselit.zoo.publishing`: the Hub README, uploading, pinning the commit;
 - :mod:`~poselit.zoo.table`: the zoo table (``zoo/README.md``).
 
-The card format and the downloads import nothing of the models.
+The card format and the downloads import nothing of the models. The zoo sits on top of
+the models: :mod:`~poselit.zoo.loading` fills their hooks (:mod:`poselit.models.pretrained`)
+when imported, so ``Method.from_pretrained(name)`` loads through :func:`load` and an
+``init_from`` source may name a zoo model (``zoo:NAME``, ``hf://ORG/NAME[@REVISION]``).
 
 **Safety.** Weights are only read as safetensors, after their sha256 matched the card or
 config; a mismatching file is never loaded. Lightning checkpoints are read with
@@ -31,45 +38,21 @@ classes of poselit or of modules the caller has already imported.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from poselit.lazy import lazy_names, submodule_targets
 
-_EXPORTS: dict[str, tuple[str, ...]] = {
-    "cards": (
-        "ChecksumError",
-        "HubLocation",
-        "IncompatibleVersionError",
-        "ModelCard",
-        "WeightsInfo",
-        "WeightsNotFoundError",
-        "ZooError",
-        "read_card",
-        "read_config",
-        "write_card",
-    ),
-    "catalog": ("ZOO_ENV", "all_cards", "builtin_zoo_dir", "info", "list_models", "zoo_folder"),
-    "hub": ("download", "sha256_file"),
-    "loading": ("check_card_class", "load", "load_with_card"),
-    "export": ("RunConfig", "evaluate_model", "export_checkpoint", "find_recipe"),
-    "publishing": ("PublishResult", "publish"),
-    "table": ("markdown_table", "table_is_current", "write_table"),
-}
-"""The public names of the zoo, by the module that defines them."""
+HF_SCHEME = "hf://"
+"""A model folder on the Hugging Face Hub: ``hf://ORG/NAME[@REVISION]``."""
 
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+ZOO_SCHEME = "zoo:"
+"""A card of the zoo named as a weights source: ``init_from: zoo:NAME``."""
 
+SUBMODULES = ("cards", "catalog", "hub", "loading", "export", "publishing", "table")
+"""The modules whose public names (their ``__all__``) are offered here."""
 
-def __getattr__(name: str) -> Any:
-    """The public names, imported from their module on first use; ``poselit.zoo.list()``
-    is :func:`~poselit.zoo.catalog.list_models` (without shadowing the builtin here)."""
-    target = "list_models" if name == "list" else name
-    if target not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[target]}"), target)
+_TARGETS = {**submodule_targets(__name__, SUBMODULES), "list": f"{__name__}.catalog:list_models"}
+"""Every public name, and ``poselit.zoo.list()``: :func:`~poselit.zoo.catalog.list_models`
+(without shadowing the builtin here)."""
 
+__getattr__, __dir__ = lazy_names(__name__, _TARGETS)
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOME, "list"})
-
-
-__all__ = sorted([*_HOME, "list"])
+__all__ = sorted([*_TARGETS, "HF_SCHEME", "ZOO_SCHEME"])

@@ -29,6 +29,7 @@ from poselit import __version__
 from poselit.atomic import write_atomic
 from poselit.files import load_json
 from poselit.geometry import check_fill, check_padding
+from poselit.zoo import HF_SCHEME
 
 FORMAT_VERSION = 1
 """Version of the card and ``config.json`` layout; newer files are refused with a clear error."""
@@ -37,7 +38,6 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 README_FILE = "README.md"
 RECIPE_FILE = "recipe.yaml"
-HF_SCHEME = "hf://"
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")

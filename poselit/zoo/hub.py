@@ -18,6 +18,7 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from poselit import __version__
+from poselit.zoo import ZOO_SCHEME
 from poselit.zoo.catalog import info
 from poselit.zoo.cards import (
     CONFIG_FILE,
@@ -31,6 +32,12 @@ from poselit.zoo.cards import (
     ZooError,
     read_config,
 )
+
+
+def source_weights(source: str) -> Path:
+    """The local weights file, sha256-checked, of a zoo model named as a weights source
+    (``init_from``): ``zoo:NAME`` (a card of the zoo) or ``hf://ORG/NAME[@REVISION]``."""
+    return download(source.removeprefix(ZOO_SCHEME))[1]
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -162,4 +169,12 @@ def existing_weights(path: Path | None, card: ModelCard) -> Path:
     return path
 
 
-__all__ = ["download", "existing_weights", "hub_file", "parse_hub_ref", "sha256_file", "verify_sha256"]
+__all__ = [
+    "download",
+    "existing_weights",
+    "hub_file",
+    "parse_hub_ref",
+    "sha256_file",
+    "source_weights",
+    "verify_sha256",
+]

@@ -7,18 +7,21 @@ holds every tensor), its weights are loaded strictly after their sha256 matched
 allocated, the tensor shapes in the file's header are compared with those of the model
 built on the meta device, so a card asking for an absurd width fails at once instead of
 allocating a huge model first.
-``Method.from_pretrained(name)`` is ``load(name, expect=Method)``.
+
+The zoo sits on top of the models: importing this module fills their hooks
+(:mod:`poselit.models.pretrained`), so ``Method.from_pretrained(name)`` is
+``load(name, expect=Method)`` and an ``init_from`` source may name a zoo model
+(:func:`~poselit.zoo.hub.source_weights`).
 
 A config only names classes of poselit or of modules the caller has already imported.
-Classes are found through the method registry (:mod:`poselit.models`), by name: this
-module does not import the models itself, so that the models can offer
-``from_pretrained`` without an import circle.
+Classes are found through the method registry (:mod:`poselit.models`), by name, and their
+arguments are checked against their whole class hierarchy
+(:func:`~poselit.models.constructor_arguments`).
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -26,9 +29,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 from poselit import __version__
 from poselit.files import load_safetensors, safetensors_shapes
-from poselit.models import BASE_CLASS_PATH, class_paths, import_class
+from poselit.models import BASE_CLASS_PATH, class_paths, constructor_arguments, import_class
+from poselit.models.pretrained import register_loader, register_weights_source
+from poselit.zoo import HF_SCHEME, ZOO_SCHEME
 from poselit.zoo.cards import ModelCard, ZooError
-from poselit.zoo.hub import download
+from poselit.zoo.hub import download, source_weights
 
 if TYPE_CHECKING:
     from poselit.models.base import PoseLitModule
@@ -83,7 +88,7 @@ def build_module(
     with them (:func:`check_weight_shapes`), so that nothing is allocated for weights that
     would not fit."""
     cls = resolve_class(class_path, where)
-    names = argument_names(cls)
+    names = constructor_arguments(cls)
     unknown = [] if names is None else [k for k in init_args if k not in names]
     if unknown:
         raise ZooError(
@@ -114,17 +119,9 @@ def check_weight_shapes(
         raise ZooError(f"{where}: the weights do not fit the model its config describes: {'; '.join(problems[:3])}{more}")
 
 
-def argument_names(cls: type) -> set[str] | None:
-    """The constructor arguments of ``cls``; ``None`` when it takes any (``**kwargs``)."""
-    params = inspect.signature(cls).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return set(params)
-
-
 def offline_args(cls: type, init_args: Mapping[str, Any]) -> dict[str, Any]:
     """``init_args`` with :data:`OFFLINE_ARGS` forced where ``cls`` takes them."""
-    names = argument_names(cls)
+    names = constructor_arguments(cls)
     forced = {k: v for k, v in OFFLINE_ARGS.items() if k in (init_args if names is None else names)}
     return {**init_args, **forced}
 
@@ -139,7 +136,7 @@ def with_input_args(cls: type, init_args: Mapping[str, Any], recorded: Mapping[s
     """``init_args`` with the :data:`INPUT_ARGS` they lack taken from ``recorded`` (a card's
     ``input``, a checkpoint's data-module hyper-parameters), where ``cls`` takes them: a
     model saved before it owned its crop ``padding`` and ``fill`` crops as it was trained."""
-    names = argument_names(cls)
+    names = constructor_arguments(cls)
     missing = {
         key: recorded[key]
         for key in INPUT_ARGS
@@ -224,6 +221,10 @@ def check_card_class(card: ModelCard, expected: type[PoseLitModule]) -> None:
             f"{expected.__name__}; load it with {actual.__name__}.from_pretrained(...) or poselit.zoo.load(...)"
         )
 
+
+register_loader(load)
+register_weights_source(ZOO_SCHEME, source_weights)
+register_weights_source(HF_SCHEME, source_weights)
 
 __all__ = [
     "INPUT_ARGS",
