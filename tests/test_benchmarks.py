@@ -95,12 +95,12 @@ def test_latency_benchmark_writes_the_default_settings_figure_into_the_card(tmp_
     for path in (REPO / "zoo").glob("luvizon-tiny-lsp-demo.*"):
         shutil.copy(path, tmp_path)
     before = read_card(tmp_path / "luvizon-tiny-lsp-demo.yaml")
-    result = _run("benchmarks/latency.py", "luvizon-tiny-lsp-demo", "--smoke", "--variants", "bf16-cl", "fp32",
+    result = _run("benchmarks/latency.py", "luvizon-tiny-lsp-demo", "--smoke", "--variants", "bf16-cl", "onnx",
                   "--threads", "1", "2", "--flip", "on", "--cards", str(tmp_path))
     card = read_card(tmp_path / "luvizon-tiny-lsp-demo.yaml")
-    (default,) = [r for r in result["rows"] if r["variant"] == "fp32" and r["threads"] == 2]
+    (default,) = [r for r in result["rows"] if r["variant"] == "onnx" and r["threads"] == 2]
     assert result["cards_written"] == ["luvizon-tiny-lsp-demo"] and card.complexity["cpu_ms"] == default["ms"]["end_to_end"]
-    assert "2 thread(s)" in card.complexity["cpu_ms_measured"] and "eager float32" in card.complexity["cpu_ms_measured"]
+    assert "2 thread(s)" in card.complexity["cpu_ms_measured"] and "ONNX Runtime" in card.complexity["cpu_ms_measured"]
     assert {k: v for k, v in card.complexity.items() if not k.startswith("cpu_ms")} == before.complexity
     assert card.weights == before.weights and card.metrics == before.metrics  # the rest of the card kept
 
