@@ -35,7 +35,6 @@ import dataclasses
 import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -43,16 +42,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-import poselit
-from poselit.atomic import write_atomic
 from poselit.data.records import AnnotationSet
-from poselit.data.synthetic import write_synthetic_lsp
 from poselit.evaluate import EvaluationReport, evaluate_poses
 from poselit.predict import Predictor, load_image
 from poselit.skeletons import LSP
 from movenet import COCO_TO_LSP, DEFAULT_DIR, MODELS, MoveNet, model_path, to_lsp
 from train_step import machine_info
-from whole_image import predict_split
+from whole_image import SMOKE_MODEL, predict_split, test_people, write_result
 
 #: The LSP joints with a COCO keypoint of the same name (12 of 14).
 SHARED_JOINTS = tuple(name for name, slot in zip(LSP.joints, COCO_TO_LSP) if slot >= 0)
@@ -129,13 +125,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     movenets = load_movenets(args.movenet_dir, args.threads)
+    annotations = test_people(args.smoke, args.first)
     if args.smoke:
-        root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=8, size=(96, 72), seed=0)
-        annotations, args.models = poselit.data.read_annotations(f"lsp:test@{root}"), ["luvizon-tiny-lsp-demo"]
-    else:
-        annotations = poselit.data.read_annotations("lsp:test")
-    if args.first:
-        annotations = dataclasses.replace(annotations, records=annotations.records[: args.first])
+        args.models = [SMOKE_MODEL]
     rows = measure(annotations, movenets, args.models)
     result = {
         "benchmark": "movenet_lsp",
@@ -148,9 +140,7 @@ def main() -> None:
         "threads": args.threads,
         "smoke": args.smoke,
     }
-    print(json.dumps(result))
-    if args.out:
-        write_atomic(args.out, json.dumps(result, indent=1) + "\n")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,28 @@ def measure_model(
     return rows
 
 
+SMOKE_MODEL = "luvizon-tiny-lsp-demo"
+"""The model a ``--smoke`` run measures (on generated people)."""
+
+
+def test_people(smoke: bool, first: int | None = None) -> AnnotationSet:
+    """The LSP test people (``POSELIT_DATA``), or with ``smoke`` 4 generated ones; only the
+    first ``first`` when given."""
+    if smoke:
+        root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=8, size=(96, 72), seed=0)
+        annotations = poselit.data.read_annotations(f"lsp:test@{root}")
+    else:
+        annotations = poselit.data.read_annotations("lsp:test")
+    return dataclasses.replace(annotations, records=annotations.records[:first]) if first else annotations
+
+
+def write_result(result: dict[str, Any], out: Path | None) -> None:
+    """Print ``result`` as one JSON line, and write it (indented) to ``out`` when given."""
+    print(json.dumps(result))
+    if out:
+        write_atomic(out, json.dumps(result, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", default=["bulat-mobilenetv2-lsp"], help="zoo model names or ONNX files")
@@ -126,13 +148,9 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="the demo model on 4 generated images (for the tests)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    annotations = test_people(args.smoke, args.first)
     if args.smoke:
-        root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=8, size=(96, 72), seed=0)
-        annotations, args.models = poselit.data.read_annotations(f"lsp:test@{root}"), ["luvizon-tiny-lsp-demo"]
-    else:
-        annotations = poselit.data.read_annotations("lsp:test")
-    if args.first:
-        annotations = dataclasses.replace(annotations, records=annotations.records[: args.first])
+        args.models = [SMOKE_MODEL]
     rows = [row for name in args.models for row in measure_model(name, annotations, args.canvas, args.batch_size, args.settings)]
     result = {
         "benchmark": "whole_image",
@@ -143,9 +161,7 @@ def main() -> None:
         "threads": 1,
         "smoke": args.smoke,
     }
-    print(json.dumps(result))
-    if args.out:
-        write_atomic(args.out, json.dumps(result, indent=1) + "\n")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

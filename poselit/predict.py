@@ -108,6 +108,7 @@ __all__ = [
     "RUNTIMES",
     "Predictor",
     "choose_runtime",
+    "requested_runtime",
     *predict_inputs.__all__,
     *predict_results.__all__,
 ]
@@ -146,6 +147,18 @@ RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx")
 """``Predictor``'s ``runtime`` choices (``poselit predict --runtime``)."""
 
 
+def requested_runtime(runtime: str | None) -> str:
+    """``runtime`` checked, ``None`` read as ``$POSELIT_RUNTIME``, else ``"auto"``.
+
+    >>> requested_runtime("torch")
+    'torch'
+    """
+    requested = runtime or os.environ.get("POSELIT_RUNTIME") or "auto"
+    if requested not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {requested!r} (POSELIT_RUNTIME?)")
+    return requested
+
+
 def choose_runtime(model: Any, requested: str | None, *, autocast: bool = False) -> str:
     """What runs ``model`` for a :class:`Predictor`: ``"onnxruntime"`` or ``"torch"`` (see
     its ``runtime``). ``requested`` ``None`` is ``$POSELIT_RUNTIME``, else ``"auto"``.
@@ -156,9 +169,7 @@ def choose_runtime(model: Any, requested: str | None, *, autocast: bool = False)
     >>> choose_runtime(torch.nn.Linear(1, 1).eval(), "auto", autocast=True)
     'torch'
     """
-    requested = requested or os.environ.get("POSELIT_RUNTIME") or "auto"
-    if requested not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {requested!r} (POSELIT_RUNTIME?)")
+    requested = requested_runtime(requested)
     if not isinstance(model, torch.nn.Module):
         if requested == "torch":
             raise ValueError(f"{type(model).__name__} is an ONNX model: it runs in ONNX Runtime, not torch")
@@ -224,9 +235,10 @@ class Predictor:
         if autocast and not isinstance(model, torch.nn.Module):
             raise ValueError(f"autocast is for torch models; {type(model).__name__} runs as it was exported")
         model = (model if device is None else model.to(device)).eval()
-        self.runtime = choose_runtime(model, runtime, autocast=bool(autocast))
+        requested = requested_runtime(runtime)
+        self.runtime = choose_runtime(model, requested, autocast=bool(autocast))
         if self.runtime == "onnxruntime" and isinstance(model, torch.nn.Module):
-            model = self._onnx_runner(model, forced=(runtime or os.environ.get("POSELIT_RUNTIME")) == "onnx")
+            model = self._onnx_runner(model, forced=requested == "onnx")
         self.model = model
         self.device = self.model.device
         self.batch_size = batch_size
