@@ -135,3 +135,14 @@ def test_readme_latency_table_is_the_committed_measurement():
     assert done.returncode == 0 and done.stdout in (REPO / "README.md").read_text(), (
         f"README.md's speed table is stale: paste python benchmarks/latency.py --ratios {result}"
     )
+
+
+def test_decoding_benchmark_validates_once_per_refinement(tmp_path):
+    out = tmp_path / "decoding.json"
+    result = _run("benchmarks/decoding.py", "x=recipes/cpu/belagiannis.yaml", "--smoke", "--out", str(out))
+    assert json.loads(out.read_text()) == result and result["smoke"]
+    (model,) = result["models"]
+    assert model["codec"]["stride"] == 8 and model["codec"]["refine"] == "quarter_offset"  # the recipe's own
+    assert [row["refine"] for row in model["rows"]] == ["quarter_offset", "taylor", "dark", None]
+    for row in model["rows"]:
+        assert 0 <= row["val/pck"] <= 100 and row["seconds"] > 0

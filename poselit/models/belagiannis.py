@@ -267,7 +267,6 @@ class BelagiannisRecurrent(BackbonePoseModule):
         _check_args(
             num_iterations=num_iterations,
             occlusion=occlusion,
-            refine=refine,
             heatmap_std=heatmap_std,
             heatmap_peak=heatmap_peak,
             limb_std_along=limb_std_along,
@@ -397,15 +396,11 @@ class BelagiannisRecurrent(BackbonePoseModule):
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_args(
-    num_iterations: int, occlusion: str, refine: str | None, **positive: float
-) -> None:
+def _check_args(num_iterations: int, occlusion: str, **positive: float) -> None:
     if isinstance(num_iterations, bool) or int(num_iterations) != num_iterations or num_iterations < 0:
         raise ValueError(f"num_iterations must be an integer >= 0, got {num_iterations!r}")
     if occlusion not in ("include", "ignore", "exclude"):
         raise ValueError(f"occlusion must be 'include', 'ignore' or 'exclude', got {occlusion!r}")
-    if refine not in ("quarter_offset", "taylor", None):
-        raise ValueError(f"refine must be 'quarter_offset', 'taylor' or None, got {refine!r}")
     for name, value in positive.items():
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value!r}")
