@@ -109,7 +109,7 @@ def measure(annotations: AnnotationSet, movenets: dict[str, MoveNet], zoo_models
         rows.append(score(name, keypoints, seconds, annotations, 12))
     for name in zoo_models:
         predictor = Predictor.from_zoo(name, device="cpu", batch_size=16)
-        keypoints, seconds = timed(lambda: predict_split(predictor, annotations, "whole", 1.0))
+        keypoints, seconds = timed(lambda: predict_split(predictor, annotations, "whole", 1.0)[0])
         rows += [score(name, keypoints, seconds, annotations, joints) for joints in (12, 14)]
     return rows
 

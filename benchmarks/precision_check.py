@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 import torch
 
 from poselit.callbacks import ChannelsLast
-from train_step import build, machine_info, smoke_overrides
+from train_step import build, machine_info, observe_first_conv, smoke_overrides
 
 PRECISIONS = ("32", "bf16-mixed")
 HEADLINE = ("val/pck", "val/PCK@0.2/AUC", "val/PCP@0.5/Total", "val/loss")  # what the JSON reports
@@ -43,12 +43,13 @@ def short_run(recipe: str, size: int, precision: str, seed: int, steps: int, ove
         trainer = pl.Trainer(precision=precision, max_steps=steps, val_check_interval=steps, num_sanity_val_steps=0,
                              callbacks=[ChannelsLast()], **options)
         start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule)
+        with observe_first_conv(model) as seen:
+            trainer.fit(model, datamodule=datamodule)
         seconds = time.perf_counter() - start
         validation = headline(trainer.callback_metrics)
         in_fp32 = headline(pl.Trainer(precision="32", **options).validate(model, datamodule=datamodule, verbose=False)[0])
     return {"precision": precision, "seed": seed, "seconds": round(seconds, 1), "validation": validation,
-            "validation_fp32": in_fp32}
+            "validation_fp32": in_fp32, "observed": {"trainer_precision": str(trainer.precision), **seen}}
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, float]:

@@ -30,9 +30,9 @@ import platform
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytorch_lightning as pl
 import torch
@@ -71,10 +71,30 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@contextmanager
+def observe_first_conv(model: torch.nn.Module) -> Iterator[dict[str, Any]]:
+    """What the model's first convolution really computed, the last time it ran: its output's
+    dtype and whether that output is channels-last. The rows report it, so a run whose
+    autocast or memory format silently did not apply cannot pass for one where it did."""
+    seen: dict[str, Any] = {}
+    conv = next(module for module in model.modules() if isinstance(module, torch.nn.Conv2d))
+
+    def record(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        seen.update(dtype=str(output.dtype).removeprefix("torch."),
+                    channels_last=output.is_contiguous(memory_format=torch.channels_last))
+
+    handle = conv.register_forward_hook(record)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
 def model_alone(model: pl.LightningModule, batch: dict, precision: str, channels_last: bool, steps: int, warmup: int,
-                device: torch.device) -> tuple[float, float | None]:
-    """Samples/s of forward + loss + backward + optimiser step on one fixed batch, and the
-    step's peak memory in GiB on a CUDA device (``None`` on the CPU)."""
+                device: torch.device) -> tuple[float, float | None, dict[str, Any]]:
+    """Samples/s of forward + loss + backward + optimiser step on one fixed batch, the
+    step's peak memory in GiB on a CUDA device (``None`` on the CPU), and what its first
+    convolution computed (:func:`observe_first_conv`)."""
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -84,19 +104,20 @@ def model_alone(model: pl.LightningModule, batch: dict, precision: str, channels
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    for step in range(warmup + steps):
-        synchronize(device)
-        start = time.perf_counter()
-        with autocast(precision, device):
-            loss = model.loss(model(model.normalize(batch["image"])), batch)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        synchronize(device)
-        if step >= warmup:
-            times.append(time.perf_counter() - start)
+    with observe_first_conv(model) as seen:
+        for step in range(warmup + steps):
+            synchronize(device)
+            start = time.perf_counter()
+            with autocast(precision, device):
+                loss = model.loss(model(model.normalize(batch["image"])), batch)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            synchronize(device)
+            if step >= warmup:
+                times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return len(batch["image"]) * len(times) / sum(times), peak
+    return len(batch["image"]) * len(times) / sum(times), peak, seen
 
 
 class StepTimer(pl.Callback):
@@ -116,8 +137,10 @@ class StepTimer(pl.Callback):
 
 
 def lightning_step(recipe: str, size: int | None, precision: str, channels_last: bool, steps: int, warmup: int,
-                   overrides: list[str], accelerator: str) -> float:
-    """Samples/s of the real ``Trainer.fit`` loop with the recipe's data loader."""
+                   overrides: list[str], accelerator: str) -> tuple[float, dict[str, Any]]:
+    """Samples/s of the real ``Trainer.fit`` loop with the recipe's data loader, and what the
+    loop really ran: the trainer's precision and the first convolution's output
+    (:func:`observe_first_conv`)."""
     model, datamodule = build(recipe, size, overrides)
     model.scheduler_factory = None  # a plateau schedule needs the validation, which is not timed
     timer = StepTimer(warmup)
@@ -128,8 +151,9 @@ def lightning_step(recipe: str, size: int | None, precision: str, channels_last:
             num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, callbacks=callbacks, default_root_dir=tmp,
         )
-        trainer.fit(model, datamodule=datamodule)
-    return timer.samples_per_second()
+        with observe_first_conv(model) as seen:
+            trainer.fit(model, datamodule=datamodule)
+    return timer.samples_per_second(), {"trainer_precision": str(trainer.precision), **seen}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -147,9 +171,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for precision in args.precisions:
                 for channels_last in memory_formats:
                     torch.manual_seed(0)
-                    alone, peak = model_alone(build(recipe, size, overrides)[0], batch, precision, channels_last,
+                    alone, peak, alone_seen = model_alone(build(recipe, size, overrides)[0], batch, precision, channels_last,
                                               args.steps, args.warmup, device)
-                    loop = lightning_step(recipe, size, precision, channels_last, args.steps, args.warmup, overrides,
+                    loop, loop_seen = lightning_step(recipe, size, precision, channels_last, args.steps, args.warmup, overrides,
                                           args.accelerator)
                     rows.append({
                         "recipe": recipe, "method": type(model).__name__, "parameters": params,
@@ -158,6 +182,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         "channels_last": channels_last, "model_alone_samples_per_s": round(alone, 2),
                         "lightning_samples_per_s": round(loop, 2), "ratio": round(loop / alone, 3),
                         **({"peak_memory_gib": round(peak, 2)} if peak is not None else {}),
+                        "observed": {"model_alone": alone_seen, "lightning": loop_seen},
                     })
                     if args.verbose:
                         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

@@ -30,6 +30,12 @@ def test_train_step_benchmark_smoke_measures_both_precisions_and_formats():
         assert row["method"] == "LuvizonSoftArgmax" and row["input_size"] == 64 and row["batch_size"] == 4
         assert row["model_alone_samples_per_s"] > 0 and row["lightning_samples_per_s"] > 0
         assert row["ratio"] == pytest.approx(row["lightning_samples_per_s"] / row["model_alone_samples_per_s"], rel=0.05)
+        # the setting each row reports is the one that ran, in both loops
+        dtype = "bfloat16" if row["precision"] == "bf16-mixed" else "float32"
+        for loop in ("model_alone", "lightning"):
+            assert row["observed"][loop]["dtype"] == dtype, (row["precision"], loop)
+            assert row["observed"][loop]["channels_last"] == row["channels_last"], (row["channels_last"], loop)
+        assert row["observed"]["lightning"]["trainer_precision"] == {"32": "32-true"}.get(row["precision"], row["precision"])
     assert len(result["speedups"]) == 2 and result["smoke"] and result["cpu_count"] >= 1
 
 
@@ -58,6 +64,9 @@ def test_precision_check_trains_fp32_and_bf16_from_the_same_start_per_seed():
     assert [(run["seed"], run["precision"]) for run in runs] == [(0, "32"), (0, "bf16-mixed"), (1, "32"), (1, "bf16-mixed")]
     for run in runs:
         assert set(run["validation"]) == set(run["validation_fp32"]) >= {"val/pck", "val/loss"} and run["seconds"] > 0
+        bf16 = run["precision"] == "bf16-mixed"  # the precision and format each run reports really ran
+        assert run["observed"] == {"trainer_precision": "bf16-mixed" if bf16 else "32-true", "dtype": "bfloat16" if bf16 else "float32",
+                                   "channels_last": True}
     fp32 = [run["validation"]["val/pck"] for run in runs if run["precision"] == "32"]
     assert result["mean_val_pck"]["32"] == pytest.approx(sum(fp32) / 2, abs=1e-2)
     assert result["fp32_seed_spread"] == pytest.approx(max(fp32) - min(fp32), abs=1e-2)
@@ -115,6 +124,13 @@ def test_whole_image_benchmark_scores_the_box_one_pass_and_two_passes(tmp_path):
     ]
     for row in rows:
         assert 0 <= row["PCK@0.2"] <= 100 and 0 <= row["PCK@0.2 AUC"] <= 100 and row["seconds"] > 0
+        # each setting cropped as it says: the annotated box, the whole image, or a second pass
+        if row["setting"] == "box":
+            assert row["crops"] == {"annotated": 4}
+        elif row["setting"] == "whole":
+            assert row["crops"] == {"whole": 4}
+        else:
+            assert row["crops"].get("other", 0) >= 1 and "annotated" not in row["crops"]
 
 
 def test_sample_predictions_draw_the_annotation_and_each_model_per_person(tmp_path):

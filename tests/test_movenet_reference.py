@@ -181,8 +181,8 @@ def test_movenet_lsp_smoke_scores_both_movenets_and_the_poselit_model():
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     rows = [(row["model"], row["joints"]) for row in result["rows"]]
-    assert rows == [("movenet-lightning", 12), ("movenet-thunder", 12), ("luvizon-tiny-lsp-demo", 12),
-                    ("luvizon-tiny-lsp-demo", 14)]
+    assert rows == [("movenet-lightning", 12), ("movenet-thunder", 12), ("bulat-mobilenetv2-lsp", 12),
+                    ("bulat-mobilenetv2-lsp", 14)]  # whole_image.SMOKE_MODEL
     assert all(0 <= row["PCK@0.2"] <= 100 for row in result["rows"]) and result["people"] == 4
 
 
