@@ -19,7 +19,11 @@ Variants: ``fp32`` (eager float32), ``fp32-cl`` (channels-last), ``bf16`` (bfloa
 autocast), ``bf16-cl``, ``compile`` (``torch.compile``, float32): torch, whatever
 ``Predictor``'s default runtime; ``onnx`` (exported to a temporary file, run by ONNX Runtime
 with ``--threads`` intra-op threads: ``network`` then includes the heatmap decoding, which
-is in the graph). Prints one JSON object.
+is in the graph); ``tflite`` (the model converted once to TFLite by ``tools/onnx_to_tflite.py``
+into ``--tflite-dir``, default :func:`poselit.tflite.converted_folder`, run by LiteRT with its
+XNNPACK delegate on ``--threads`` threads, as MoveNet is: :class:`poselit.tflite.TflitePoseModel`,
+checked against the model's card; without the file the script stops with a one-line error
+saying how to make it). Prints one JSON object.
 
     POSELIT_DATA=../shared/data python benchmarks/latency.py luvizon-mobilenetv2-lsp \\
         recipes/cpu/bulat.yaml --threads 1 2 --flip both
@@ -89,11 +93,12 @@ from poselit.geometry import crop_affine, warp_image
 from poselit.models.base import PoseLitModule
 from poselit.onnx import OnnxPoseModel, export_onnx
 from poselit.predict import Predictor, load_image, whole_image_box
+from poselit.tflite import TflitePoseModel, converted_folder
 from poselit.zoo import info, list_models, write_card
 from movenet import DEFAULT_DIR, MODELS as MOVENET_MODELS, MoveNet, model_path
 from train_step import build, machine_info
 
-VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl", "compile", "onnx")
+VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl", "compile", "onnx", "tflite")
 
 
 @dataclasses.dataclass
@@ -251,8 +256,19 @@ def image_paths(count: int, smoke: bool) -> list[Path]:
     return [Path(record.image) for record in records[:count]]
 
 
-def poselit_rows(name: str, variant: str, threads_list: list[int], flips: tuple[bool, ...], paths: list[Path]) -> list[Row]:
-    """The rows of zoo model or recipe ``name`` in ``variant``: one per thread count and flip setting."""
+def converted(name: str, folder: Path, threads: int) -> TflitePoseModel:
+    """Zoo model ``name``'s TFLite file in ``folder`` (``NAME.tflite``) on ``threads`` threads,
+    checked against its card; a missing file is a one-line error saying how to make it."""
+    path = Path(folder).expanduser() / f"{name}.tflite"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such TFLite file; make it with tools/onnx_to_tflite.py (see its docstring)")
+    return TflitePoseModel.from_file(path, threads=threads, card=info(name))
+
+
+def poselit_rows(name: str, variant: str, threads_list: list[int], flips: tuple[bool, ...], paths: list[Path],
+                 tflite_dir: Path = converted_folder()) -> list[Row]:
+    """The rows of zoo model or recipe ``name`` in ``variant``: one per thread count and flip
+    setting (``tflite``: zoo models only, their files in ``tflite_dir``)."""
     model, bf16 = prepare(load_model(name), variant)
     exported = export_onnx(model, Path(tempfile.mkdtemp()) / "model.onnx") if variant == "onnx" else None
     rows = []
@@ -260,6 +276,8 @@ def poselit_rows(name: str, variant: str, threads_list: list[int], flips: tuple[
         use_threads(threads)
         runner = model if exported is None else quiet_onnx(exported, threads)
         runtime = "onnx" if exported is not None else "torch"  # torch variants stay in torch
+        if variant == "tflite":
+            runner, runtime = converted(name, tflite_dir, threads), "auto"  # an exported model: its own runtime
         for flip in flips:
             predictor = Predictor(runner, batch_size=1, flip_test=flip, autocast=bf16, runtime=runtime)
             batched = Predictor(runner, batch_size=32, flip_test=flip, autocast=bf16, runtime=runtime)
@@ -292,7 +310,11 @@ def build_rows(args: argparse.Namespace, paths: list[Path]) -> list[Row]:
         sys.exit(f"latency.py: {err}")
     for name in args.models:
         if name not in MOVENET_MODELS:
-            rows += [row for variant in args.variants for row in poselit_rows(name, variant, args.threads, flips, paths)]
+            try:
+                rows += [row for variant in args.variants
+                         for row in poselit_rows(name, variant, args.threads, flips, paths, args.tflite_dir)]
+            except FileNotFoundError as err:
+                sys.exit(f"latency.py: {err}")
     return rows
 
 
@@ -395,14 +417,14 @@ def ratio_table(result: dict[str, Any], threads: int = 1) -> str:
     setting at ``threads`` threads (MoveNet first, then by ratio): median end-to-end ms and
     the ratios to MoveNet Lightning's and Thunder's medians of the same run."""
     rows = [r for r in result["rows"] if r["threads"] == threads and r["variant"] in RUNTIME_NAMES]
-    rows.sort(key=lambda r: (r["variant"] != "tflite", r["ms"]["end_to_end"]))
+    rows.sort(key=lambda r: (r["method"] != "MoveNet", r["ms"]["end_to_end"]))
     lines = [
         "| model | runtime | flip test | 1 thread | ratio to Lightning | ratio to Thunder |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        name = r["model"] if r["variant"] == "tflite" else f"`{r['model']}`"
-        flip = "-" if r["variant"] == "tflite" else ("on" if r["flip_test"] else "off")
+        name = r["model"] if r["method"] == "MoveNet" else f"`{r['model']}`"
+        flip = "-" if r["method"] == "MoveNet" else ("on" if r["flip_test"] else "off")
         ratios = r["ratio_to"]
         lines.append(
             f"| {name} | {RUNTIME_NAMES[r['variant']]} | {flip} | {r['ms']['end_to_end']:.1f} | "
@@ -440,6 +462,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed predictions first")
     parser.add_argument("--smoke", action="store_true", help="3 generated images (for the tests)")
     parser.add_argument("--movenet-dir", type=Path, default=DEFAULT_DIR, help="folder of MoveNet's .tflite files")
+    parser.add_argument("--tflite-dir", type=Path, default=converted_folder(),
+                        help="folder of poselit models' .tflite files (variant tflite; tools/onnx_to_tflite.py)")
     parser.add_argument("--settle-ms", type=float, default=20.0, help="untimed pause after each row's calls (spinning threads)")
     parser.add_argument("--alone", action="store_true", help="also time each row's end to end in a loop of its own")
     parser.add_argument("--verbose", action="store_true", help="print each row as it is summarised")

@@ -1,9 +1,29 @@
-"""Keypoints <-> heatmaps: target encoders and coordinate decoders, batched on the device.
+"""Codecs: each method's whole contract between keypoints and its network's outputs.
 
-Every function takes and returns batched tensors (``B`` samples, ``K`` joints or ``L`` limbs)
-and works on the input's device without Python loops over samples or joints, so targets are
-rendered on the GPU next to the model (``docs/datasets.md``, "The data pipeline in Python":
-the data pipeline delivers crops and joints, each method encodes its own targets on the device).
+As mmpose's codecs, one object per method holds every choice that its head, its target
+generator and its decoding must agree on (stride, target shapes and sizes, sub-pixel
+refinement, coordinate grid), so the loss and the predictions cannot disagree:
+
+* :class:`HeatmapCodec`: Gaussian heatmaps, decoded by argmax with a sub-pixel refinement;
+* :class:`DetectionRegressionCodec`: that plus binary part-detection disks (Bulat &
+  Tzimiropoulos' cascade);
+* :class:`LimbHeatmapCodec`: that plus oriented limb Gaussians (Belagiannis & Zisserman's
+  body-part maps);
+* :class:`SoftArgmaxCodec`: normalised soft-argmax coordinates (Luvizon et al.);
+* :class:`CoordinateCodec`: a network that outputs keypoints itself (the default).
+
+Every codec also says how the flip test merges the predictions of an image and of its
+mirror image (:meth:`Codec.merge_flipped`, run by
+:meth:`~poselit.models.base.PoseLitModule.predict_poses`, hence by the Lightning predict
+step, :class:`~poselit.predict.Predictor` and the ONNX export alike): heatmap codecs average
+the maps before decoding them, coordinate codecs average the keypoints; the mirroring itself
+is :func:`poselit.geometry.flip_back_heatmaps` / :func:`~poselit.geometry.flip_back_keypoints`.
+
+Targets are encoded on the device, batched, from the batch's keypoints (``docs/datasets.md``,
+"The data pipeline in Python": the data pipeline delivers crops and joints). The stateless
+functions behind the codecs (:func:`gaussian_heatmaps`, :func:`argmax_decode`,
+:func:`soft_argmax`, ...) live in :mod:`poselit.codecs_functional` and are importable from
+here too.
 
 Coordinate convention
 ---------------------
@@ -26,8 +46,6 @@ Encoders take keypoints in **input pixels** plus the map's ``stride`` and draw o
 them in. Decoders return **map coordinates**; :func:`to_input_coords` takes them back to input
 pixels. Encoders and decoders share the convention, so ``argmax_decode(gaussian_heatmaps(x))``
 returns ``x`` up to the refinement's precision (exactly, for ``refine="taylor"``).
-A :class:`HeatmapCodec` bundles one method's choices (stride, target, decoding) so that its
-loss and its predictions use the same ones.
 
 Visibility follows the package convention (0 not annotated, 1 occluded, 2 visible); an encoder
 draws a joint when ``visibility >= min_visibility`` and leaves a zero map otherwise, whatever
@@ -40,230 +58,156 @@ the same targets and coordinates as float32 ones.
 
 from __future__ import annotations
 
-import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal, Sequence, TypeVar, get_args
+from typing import ClassVar, Mapping
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from poselit import geometry
+from poselit.codecs_functional import (
+    REFINEMENTS,
+    Refine,
+    argmax_decode,
+    check_positive,
+    check_refine,
+    disk_heatmaps,
+    gaussian_heatmaps,
+    input_to_normalized,
+    limb_heatmaps,
+    limb_index,
+    normalized_to_input,
+    soft_argmax,
+    to_heatmap_coords,
+    to_input_coords,
+)
 
 __all__ = [
     "REFINEMENTS",
+    "Codec",
+    "CoordinateCodec",
+    "DetectionRegressionCodec",
     "HeatmapCodec",
+    "LimbHeatmapCodec",
+    "Refine",
+    "SoftArgmaxCodec",
+    # the functions behind the codecs (poselit.codecs_functional), importable from here too
     "argmax_decode",
     "disk_heatmaps",
     "gaussian_heatmaps",
+    "input_to_normalized",
     "limb_heatmaps",
+    "normalized_to_input",
     "soft_argmax",
     "to_heatmap_coords",
     "to_input_coords",
 ]
 
-Coords = TypeVar("Coords")  # tensors, NumPy arrays or floats: anything with arithmetic
-Refine = Literal["quarter_offset", "taylor", "dark"]
-REFINEMENTS: tuple[str | None, ...] = (*get_args(Refine), None)
-"""Every ``refine`` value :func:`argmax_decode` accepts."""
+Outputs = Mapping[str, Tensor]
+"""A network's outputs (the output contract of :mod:`poselit.models.base`)."""
 
 
-def to_heatmap_coords(xy: Coords, stride: float) -> Coords:
-    """Input pixel coordinates -> coordinates on a stride-``stride`` heatmap.
+class Codec(ABC):
+    """What every method's codec answers, whatever its targets.
 
-    ``map = (input - (stride - 1) / 2) / stride``: heatmap pixel centres are the centres of
-    the ``stride x stride`` input blocks they summarise (see the module docstring). Works on
-    tensors, NumPy arrays and floats alike.
+    ``outputs``: the names of the prediction that :meth:`~poselit.models.base.PoseLitModule.predict_poses`
+    returns (and an ONNX export writes), in that order. :meth:`merge_flipped`: how the flip
+    test makes one prediction of an image from the network's outputs on it and on its mirror
+    image. Each codec adds the target encoders of its method's loss and the decoding of its
+    network's outputs.
     """
-    _check_positive(stride=stride)
-    return (xy - (stride - 1) / 2) / stride
 
+    outputs: ClassVar[tuple[str, ...]] = ("keypoints", "scores")
 
-def to_input_coords(xy: Coords, stride: float) -> Coords:
-    """Coordinates on a stride-``stride`` heatmap -> input pixel coordinates (inverse of
-    :func:`to_heatmap_coords`)."""
-    _check_positive(stride=stride)
-    return xy * stride + (stride - 1) / 2
-
-
-def gaussian_heatmaps(
-    keypoints: Tensor,
-    visibility: Tensor,
-    size: tuple[int, int],
-    std: float,
-    *,
-    peak: float = 1.0,
-    stride: float = 1,
-    min_visibility: int = 1,
-) -> Tensor:
-    """Isotropic Gaussian per joint, ``peak * exp(-d^2 / (2 std^2))`` (no normalisation).
-
-    Regression targets of Bulat & Tzimiropoulos (Sec. 3, "Regression subnetwork": std 5 px at
-    full input resolution, all annotated parts) and Belagiannis & Zisserman (Sec. II-C: std 1.3
-    on the stride-4 62x62 map, peak magnified to 12 so the foreground is not drowned by the
-    background in the L2 loss).
-
-    Args:
-        keypoints: ``(B, K, 2)`` joint positions ``(x, y)`` in input pixels.
-        visibility: ``(B, K)`` visibility flags.
-        size: Heatmap ``(H, W)``.
-        std: Standard deviation in heatmap pixels.
-        peak: Value at the joint position.
-        stride: Input pixels per heatmap pixel.
-        min_visibility: Lowest visibility drawn; other joints get a zero map.
-
-    Returns:
-        ``(B, K, H, W)`` heatmaps on ``keypoints.device``.
-    """
-    _check_positive(std=std)
-    xy, drawn = _map_keypoints(keypoints, visibility, stride, min_visibility)
-    dx, dy = _offsets(xy, size)
-    # exp(-(dx^2 + dy^2)/2s^2) = exp(-dx^2/2s^2) * exp(-dy^2/2s^2): H + W exponentials, not H * W.
-    gx = torch.exp(-0.5 * (dx / std) ** 2)
-    gy = torch.exp(-0.5 * (dy / std) ** 2)
-    return _zero_where_not(drawn, peak * gy[..., :, None] * gx[..., None, :])
-
-
-def disk_heatmaps(
-    keypoints: Tensor,
-    visibility: Tensor,
-    size: tuple[int, int],
-    radius: float,
-    *,
-    stride: float = 1,
-    min_visibility: int = 1,
-) -> Tensor:
-    """Binary disks: 1 at pixels within ``radius`` of the joint, 0 elsewhere.
-
-    Detection targets of Bulat & Tzimiropoulos (Sec. 3, "Part detection subnetwork"), trained
-    with per-pixel sigmoid cross-entropy: radius 10 px for a 200 px tall person and visible
-    parts only, i.e. ``min_visibility=2``. Scale the radius with the crop.
-
-    Args:
-        keypoints: ``(B, K, 2)`` joint positions ``(x, y)`` in input pixels.
-        visibility: ``(B, K)`` visibility flags.
-        size: Heatmap ``(H, W)``.
-        radius: Disk radius in heatmap pixels (the boundary is inside the disk).
-        stride: Input pixels per heatmap pixel.
-        min_visibility: Lowest visibility drawn; other joints get a zero map.
-
-    Returns:
-        ``(B, K, H, W)`` maps of 0.0 and 1.0 on ``keypoints.device``.
-    """
-    _check_positive(radius=radius)
-    xy, drawn = _map_keypoints(keypoints, visibility, stride, min_visibility)
-    dx, dy = _offsets(xy, size)
-    inside = dy[..., :, None] ** 2 + dx[..., None, :] ** 2 <= radius**2
-    return _zero_where_not(drawn, inside.to(xy.dtype))
-
-
-def limb_heatmaps(
-    keypoints: Tensor,
-    visibility: Tensor,
-    limbs: Tensor | Sequence[tuple[int, int]],
-    size: tuple[int, int],
-    *,
-    std_along_frac: float = 0.15,
-    std_across_frac: float = 0.08,
-    peak: float = 1.0,
-    stride: float = 1,
-    min_visibility: int = 1,
-) -> Tensor:
-    """Oriented Gaussian per limb: the body-part heatmaps of Belagiannis & Zisserman.
-
-    Each limb ``(a, b)`` gets a Gaussian centred on the midpoint of its two joints, with axes
-    along and across the segment ``a -> b`` and standard deviations ``std_along_frac`` and
-    ``std_across_frac`` times the limb length (0.15 and 0.08 in the original code; the paper's
-    Sec. II-C auxiliary task). A limb is drawn only when both joints are drawn
-    (``visibility >= min_visibility``) and its length is not zero.
-
-    Args:
-        keypoints: ``(B, K, 2)`` joint positions ``(x, y)`` in input pixels.
-        visibility: ``(B, K)`` visibility flags.
-        limbs: ``(L, 2)`` joint index pairs, e.g. :attr:`poselit.skeletons.Skeleton.limbs`.
-        size: Heatmap ``(H, W)``.
-        std_along_frac: Standard deviation along the limb, as a fraction of its length.
-        std_across_frac: Standard deviation across the limb, as a fraction of its length.
-        peak: Value at the limb midpoint.
-        stride: Input pixels per heatmap pixel.
-        min_visibility: Lowest visibility of both joints for the limb to be drawn.
-
-    Returns:
-        ``(B, L, H, W)`` heatmaps on ``keypoints.device``.
-    """
-    _check_positive(std_along_frac=std_along_frac, std_across_frac=std_across_frac)
-    xy, drawn = _map_keypoints(keypoints, visibility, stride, min_visibility)
-    pairs = _limb_pairs(limbs, keypoints.shape[1], xy.device)
-    start, end = xy[:, pairs[:, 0]], xy[:, pairs[:, 1]]  # (B, L, 2)
-    length = torch.linalg.vector_norm(end - start, dim=-1)  # (B, L)
-    drawn = drawn[:, pairs[:, 0]] & drawn[:, pairs[:, 1]] & (length > 0)
-    length = length.clamp_min(torch.finfo(xy.dtype).tiny)  # only drawn limbs are used below
-    ux, uy = ((end - start) / length[..., None]).unbind(-1)  # unit vector a -> b, (B, L) each
-    ux, uy, length = ux[..., None, None], uy[..., None, None], length[..., None, None]
-    dx, dy = _offsets((start + end) / 2, size)
-    dx, dy = dx[..., None, :], dy[..., :, None]  # (B, L, 1, W), (B, L, H, 1)
-    along = (dx * ux + dy * uy) / (std_along_frac * length)
-    across = (dy * ux - dx * uy) / (std_across_frac * length)
-    return _zero_where_not(drawn, peak * torch.exp(-0.5 * (along**2 + across**2)))
-
-
-def argmax_decode(
-    heatmaps: Tensor, refine: Refine | None = "quarter_offset", *, blur_std: float | None = None
-) -> tuple[Tensor, Tensor]:
-    """Joint positions at each heatmap's maximum, with optional sub-pixel refinement.
-
-    Refinements, applied per axis where the neighbours they need exist:
-
-    * ``"quarter_offset"``: move 0.25 px towards the higher of the two neighbours, the standard
-      test-time step of the Torch7 / hourglass evaluation code (at most 0.25 px off on a clean
-      peak).
-    * ``"taylor"``: one Newton step on the log-heatmap from the maximum,
-      ``-Hessian^-1 @ gradient`` with finite differences over the 3x3 neighbourhood (the Taylor
-      step of DARK, Zhang et al. 2020, without its Gaussian blur: blur noisy network outputs
-      first). Exact for Gaussian maps, whose log is quadratic. Skipped at the border and where
-      the neighbourhood is not a strict local maximum; clamped to +-0.5 px.
-    * ``"dark"``: DARK in full (Zhang et al. 2020, Sec. 3.2): blur each map with a Gaussian of
-      ``blur_std`` map pixels (the targets' std), rescale it to its own maximum, then the
-      ``"taylor"`` step on the blurred map at the original maximum. The blur makes a noisy
-      network output Gaussian-shaped again, so the step also helps where ``"taylor"`` alone
-      sees a jagged peak; the largest gain is at coarse strides (Belagiannis' stride 8).
-    * ``None``: integer positions.
-
-    Args:
-        heatmaps: ``(B, K, H, W)`` heatmaps (any real dtype).
-        refine: Sub-pixel refinement, see above.
-        blur_std: The Gaussian blur of ``"dark"``, in map pixels (required by it, ignored
-            by the others).
-
-    Returns:
-        ``keypoints`` ``(B, K, 2)`` in heatmap coordinates (see :func:`to_input_coords`) and
-        ``scores`` ``(B, K)``, the maximum value of each map.
-    """
-    _check_maps(heatmaps)
-    _check_refine(refine)
-    maps = heatmaps.to(_compute_dtype(heatmaps.dtype))
-    width = maps.shape[-1]
-    scores, index = maps.flatten(2).max(dim=-1)
-    x, y = index % width, index // width
-    keypoints = torch.stack([x, y], dim=-1).to(maps.dtype)
-    if refine == "quarter_offset":
-        keypoints = keypoints + _quarter_offset(maps, x, y)
-    elif refine == "taylor":
-        keypoints = keypoints + _taylor_offset(maps, x, y)
-    elif refine == "dark":
-        if blur_std is None or not blur_std > 0:
-            raise ValueError(f"refine='dark' needs blur_std > 0 (the targets' std in map pixels), got {blur_std!r}")
-        keypoints = keypoints + _taylor_offset(_dark_blur(maps, blur_std), x, y)
-    return keypoints, scores
+    @abstractmethod
+    def merge_flipped(
+        self, outputs: Outputs, mirrored: Outputs, flip_index: Tensor, width: int
+    ) -> tuple[Tensor, Tensor]:
+        """``keypoints`` ``(B, K, 2)`` (input pixels) and ``scores`` ``(B, K)`` of a batch of
+        images ``width`` pixels wide, from the network's ``outputs`` on them and its
+        ``mirrored`` outputs on their left-right mirror images; ``flip_index`` swaps each
+        joint with its mirror partner (:attr:`poselit.skeletons.Skeleton.flip_index`)."""
 
 
 @dataclass(frozen=True)
-class HeatmapCodec:
+class CoordinateCodec(Codec):
+    """The codec of a network that outputs ``keypoints`` (input pixels) and ``scores``
+    itself: the flip test averages both, the mirror image's keypoints mapped back
+    (:func:`poselit.geometry.flip_back_keypoints`) and its joints swapped. The default of
+    :class:`~poselit.models.base.PoseLitModule`.
+
+    >>> import torch
+    >>> flip_index = torch.tensor([1, 0])  # two joints, each the other's mirror partner
+    >>> seen = {"keypoints": torch.tensor([[[2.0, 5.0], [7.0, 5.0]]]), "scores": torch.tensor([[0.4, 0.8]])}
+    >>> mirror = {"keypoints": torch.tensor([[[2.0, 5.0], [7.0, 5.0]]]), "scores": torch.tensor([[0.6, 0.6]])}
+    >>> CoordinateCodec().merge_flipped(seen, mirror, flip_index, width=10)
+    (tensor([[[2., 5.], [7., 5.]]]), tensor([[0.5000, 0.7000]]))
+    """
+
+    def merge_flipped(
+        self, outputs: Outputs, mirrored: Outputs, flip_index: Tensor, width: int
+    ) -> tuple[Tensor, Tensor]:
+        restored = geometry.flip_back_keypoints(mirrored["keypoints"], flip_index, width)
+        keypoints = (outputs["keypoints"] + restored) / 2
+        scores = (outputs["scores"] + mirrored["scores"][:, flip_index]) / 2
+        return keypoints, scores
+
+
+@dataclass(frozen=True)
+class SoftArgmaxCodec(CoordinateCodec):
+    """Keypoints <-> the normalised coordinates of a soft-argmax network (Luvizon et al.).
+
+    The network's maps are read by :func:`soft_argmax` on its ``"normalized"`` grid
+    (``linspace(0, 1, W)``: 0 and 1 are the centres of a map's first and last pixels), so its
+    coordinates are trained and decoded in that frame: :meth:`encode` takes keypoints there,
+    :meth:`decode` back to input pixels (:func:`normalized_to_input`). The map's size comes
+    with each call (the network's outputs carry it), the ``stride`` with the codec.
+    :meth:`encode_heatmaps` draws the target distributions of a heatmap regulariser. The flip
+    test averages coordinates (:class:`CoordinateCodec`).
+
+    Args:
+        stride: Input pixels per map pixel.
+        heatmap_std: Standard deviation of :meth:`encode_heatmaps`' Gaussians, in map pixels.
+
+    >>> import torch
+    >>> codec = SoftArgmaxCodec(stride=8)
+    >>> target = codec.encode(torch.tensor([[[3.5, 251.5]]]), (32, 32))
+    >>> target, codec.decode(target, (32, 32))
+    (tensor([[[0., 1.]]]), tensor([[[  3.5000, 251.5000]]]))
+    """
+
+    stride: float = 1
+    heatmap_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive(stride=self.stride, heatmap_std=self.heatmap_std)
+
+    def encode(self, keypoints: Tensor, map_size: tuple[int, int]) -> Tensor:
+        """``(B, K, 2)`` keypoints in input pixels -> normalised coordinates on maps of
+        ``map_size = (H, W)`` (float32)."""
+        return input_to_normalized(keypoints.float(), map_size, self.stride)
+
+    def decode(self, coords: Tensor, map_size: tuple[int, int]) -> Tensor:
+        """Normalised coordinates ``(..., 2)`` on maps of ``map_size`` -> input pixels."""
+        return normalized_to_input(coords, map_size, self.stride)
+
+    def encode_heatmaps(self, keypoints: Tensor, valid: Tensor, map_size: tuple[int, int]) -> Tensor:
+        """``(B, K, H, W)`` target distributions: a Gaussian of ``heatmap_std`` map pixels at
+        each ``valid`` joint, normalised to sum 1 (all zero where not valid), float32."""
+        maps = gaussian_heatmaps(keypoints.float(), valid.long(), map_size, self.heatmap_std, stride=self.stride)
+        return maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+
+
+@dataclass(frozen=True)
+class HeatmapCodec(Codec):
     """Keypoints <-> heatmaps of one heatmap method: its maps' geometry, targets and decoding.
 
     In the spirit of mmpose's codecs (one configuration shared by the head, the target
     generator and the decoding): a heatmap method holds one as ``codec``; its loss encodes
     targets with :meth:`encode` and :meth:`~poselit.models.base.PoseLitModule.decode_heatmaps`
-    (the forward pass, and the shared flip test after averaging maps) reads them back with
-    :meth:`decode`, so targets and predictions cannot disagree on where a map pixel lies.
+    (the forward pass, and the flip test after averaging maps: :meth:`merge_flipped`) reads
+    them back with :meth:`decode`, so targets and predictions cannot disagree on where a map
+    pixel lies. Its predictions include the final ``heatmaps``.
 
     Args:
         stride: Input pixels per heatmap pixel (:func:`to_heatmap_coords`).
@@ -275,12 +219,15 @@ class HeatmapCodec:
             Tzimiropoulos does after flip averaging: a map with no positive response has
             no preferred position.
 
+    >>> import torch
     >>> codec = HeatmapCodec(stride=4, std=1.3, peak=12.0, refine="taylor")
     >>> maps = codec.encode(torch.tensor([[[100.3, 60.8]]]), torch.tensor([[2]]), (64, 64))
     >>> keypoints, scores = codec.decode(maps)
     >>> keypoints, scores
     (tensor([[[100.3000,  60.8000]]]), tensor([[0.9649]]))
     """
+
+    outputs: ClassVar[tuple[str, ...]] = ("keypoints", "scores", "heatmaps")
 
     stride: float = 1
     std: float = 1.0
@@ -289,8 +236,8 @@ class HeatmapCodec:
     clamp_negative: bool = False
 
     def __post_init__(self) -> None:
-        _check_positive(stride=self.stride, std=self.std, peak=self.peak)
-        _check_refine(self.refine)
+        check_positive(stride=self.stride, std=self.std, peak=self.peak)
+        check_refine(self.refine)
 
     def encode(
         self, keypoints: Tensor, visibility: Tensor, size: tuple[int, int], *, min_visibility: int = 1
@@ -311,155 +258,99 @@ class HeatmapCodec:
         keypoints, scores = argmax_decode(maps, refine=self.refine, blur_std=self.std)
         return to_input_coords(keypoints, self.stride), scores / self.peak
 
+    def merge_flipped(
+        self, outputs: Outputs, mirrored: Outputs, flip_index: Tensor, width: int
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`decode` of the average of the ``heatmaps`` and the mirror image's, mirrored
+        back (:func:`poselit.geometry.flip_back_heatmaps`; exact when ``stride`` divides
+        ``width``): averaging maps before decoding, as the evaluation code of Bulat &
+        Tzimiropoulos does, keeps a sub-pixel refinement on one smooth peak."""
+        heatmaps = (outputs["heatmaps"] + geometry.flip_back_heatmaps(mirrored["heatmaps"], flip_index)) / 2
+        return self.decode(heatmaps)
 
-def soft_argmax(logits: Tensor, grid: Literal["pixel", "normalized"] = "pixel") -> Tensor:
-    """Differentiable joint positions: the expected coordinate under a spatial softmax.
 
-    Luvizon et al. Sec. 3.2.1: each map is normalised by a softmax over all its pixels (Eq. 1)
-    and the position is the expectation of a coordinate grid (Eq. 2). The softmax subtracts
-    each map's maximum first, so large logits do not overflow.
+@dataclass(frozen=True, kw_only=True)
+class DetectionRegressionCodec(HeatmapCodec):
+    """The two targets of a part-detection -> regression cascade (Bulat & Tzimiropoulos,
+    Sec. 3): binary disks of radius ``detection_radius`` around the **visible** joints for
+    the detection maps (:meth:`encode_detection`, trained with per-pixel sigmoid
+    cross-entropy), and the :class:`HeatmapCodec`'s Gaussians of all annotated joints for the
+    regression maps (:meth:`encode`), whose decoding gives the keypoints.
 
     Args:
-        logits: ``(B, K, H, W)`` unnormalised maps (any real dtype).
-        grid: ``"pixel"``: heatmap pixel coordinates ``0 .. W-1`` / ``0 .. H-1`` (convert with
-            :func:`to_input_coords`). ``"normalized"``: ``linspace(0, 1, W)`` /
-            ``linspace(0, 1, H)``, as in the authors' code (the paper's Eq. 3 writes ``i / W``);
-            ``normalized = pixel / (W - 1)``.
+        detection_radius: Disk radius in heatmap pixels (the boundary is inside the disk).
+        **fields: Those of :class:`HeatmapCodec`.
 
-    Returns:
-        ``(B, K, 2)`` coordinates ``(x, y)``.
+    >>> import torch
+    >>> codec = DetectionRegressionCodec(std=5.0, detection_radius=10.0, clamp_negative=True)
+    >>> keypoints, visibility = torch.tensor([[[20.0, 30.0], [40.0, 10.0]]]), torch.tensor([[2, 1]])
+    >>> codec.encode_detection(keypoints, visibility, (64, 64)).sum(dim=(-2, -1))  # occluded: no disk
+    tensor([[317.,   0.]])
     """
-    _check_maps(logits)
-    height, width = logits.shape[-2:]
-    dtype = _compute_dtype(logits.dtype)
-    probs = torch.softmax(logits.to(dtype).flatten(2), dim=-1).reshape(logits.shape)
-    if grid == "pixel":
-        xs = torch.arange(width, device=logits.device, dtype=dtype)
-        ys = torch.arange(height, device=logits.device, dtype=dtype)
-    elif grid == "normalized":
-        xs = torch.linspace(0, 1, width, device=logits.device, dtype=dtype)
-        ys = torch.linspace(0, 1, height, device=logits.device, dtype=dtype)
-    else:
-        raise ValueError(f"grid must be 'pixel' or 'normalized', got {grid!r}")
-    # Expectation over the marginals: E[x] = sum_j P(column j) * x_j.
-    return torch.stack([probs.sum(dim=-2) @ xs, probs.sum(dim=-1) @ ys], dim=-1)
+
+    detection_radius: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(detection_radius=self.detection_radius)
+
+    def encode_detection(self, keypoints: Tensor, visibility: Tensor, size: tuple[int, int]) -> Tensor:
+        """``(B, K, H, W)`` maps of 0.0 and 1.0: a disk around each visible joint
+        (visibility 2), all background for occluded and unannotated ones."""
+        return disk_heatmaps(keypoints, visibility, size, self.detection_radius, stride=self.stride, min_visibility=2)
 
 
-# --------------------------------------------------------------------------- helpers
+@dataclass(frozen=True, kw_only=True)
+class LimbHeatmapCodec(HeatmapCodec):
+    """Keypoint Gaussians and limb ("body part") Gaussians on the same maps (Belagiannis &
+    Zisserman, Sec. II-C): the :class:`HeatmapCodec`'s keypoint targets (:meth:`encode`),
+    which alone are decoded, and for each limb ``(a, b)`` of ``limbs`` an oriented Gaussian
+    at its midpoint (:meth:`encode_limbs`, :func:`limb_heatmaps`), with standard deviations
+    ``limb_std_along`` and ``limb_std_across`` times the limb's length and the same
+    ``peak`` and ``stride``.
 
+    Args:
+        limbs: Joint index pairs, e.g. :attr:`poselit.skeletons.Skeleton.limbs`.
+        limb_std_along: Standard deviation along the limb, as a fraction of its length.
+        limb_std_across: Standard deviation across the limb, as a fraction of its length.
+        **fields: Those of :class:`HeatmapCodec`.
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64; every other dtype (half, bfloat16, integers) computes in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+    >>> import torch
+    >>> codec = LimbHeatmapCodec(stride=4, std=1.3, peak=12.0, limbs=[(0, 1)])
+    >>> keypoints, visibility = torch.tensor([[[10.0, 10.0], [50.0, 10.0]]]), torch.tensor([[2, 1]])
+    >>> limbs = codec.encode_limbs(keypoints, visibility, (16, 16))
+    >>> limbs.shape, round(float(limbs.max()), 2), codec.limb_ends(visibility)
+    (torch.Size([1, 1, 16, 16]), 11.81, (tensor([[2]]), tensor([[1]])))
+    """
 
+    limbs: tuple[tuple[int, int], ...] = ()
+    limb_std_along: float = 0.15
+    limb_std_across: float = 0.08
 
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(limb_std_along=self.limb_std_along, limb_std_across=self.limb_std_across)
+        object.__setattr__(self, "limbs", tuple((int(a), int(b)) for a, b in self.limbs))
 
-
-def _check_refine(refine: object) -> None:
-    if refine not in REFINEMENTS:
-        raise ValueError(f"refine must be one of {', '.join(map(repr, REFINEMENTS))}, got {refine!r}")
-
-
-def _check_maps(maps: Tensor) -> None:
-    if maps.ndim != 4 or maps.shape[-1] == 0 or maps.shape[-2] == 0:
-        raise ValueError(f"heatmaps must be (B, K, H, W) with H, W >= 1, got {tuple(maps.shape)}")
-
-
-def _map_keypoints(
-    keypoints: Tensor, visibility: Tensor, stride: float, min_visibility: int
-) -> tuple[Tensor, Tensor]:
-    """Validate encoder inputs; return heatmap coordinates and the ``(B, K)`` drawn mask."""
-    if keypoints.ndim != 3 or keypoints.shape[-1] != 2:
-        raise ValueError(f"keypoints must be (B, K, 2), got {tuple(keypoints.shape)}")
-    if tuple(visibility.shape) != tuple(keypoints.shape[:2]):
-        raise ValueError(
-            f"visibility must be (B, K) = {tuple(keypoints.shape[:2])}, "
-            f"got {tuple(visibility.shape)}"
+    def encode_limbs(
+        self, keypoints: Tensor, visibility: Tensor, size: tuple[int, int], *, min_visibility: int = 1
+    ) -> Tensor:
+        """``(B, L, H, W)`` limb targets of ``(B, K, 2)`` keypoints in input pixels: a limb
+        is drawn when both its joints have ``visibility >= min_visibility``."""
+        return limb_heatmaps(
+            keypoints,
+            visibility,
+            self.limbs,
+            size,
+            std_along_frac=self.limb_std_along,
+            std_across_frac=self.limb_std_across,
+            peak=self.peak,
+            stride=self.stride,
+            min_visibility=min_visibility,
         )
-    xy = to_heatmap_coords(keypoints.to(_compute_dtype(keypoints.dtype)), stride)
-    return xy, visibility.to(keypoints.device) >= min_visibility
 
-
-def _offsets(centres: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """Pixel-centre coordinates minus ``centres`` ``(..., 2)``: ``(..., W)`` along x and
-    ``(..., H)`` along y."""
-    height, width = size
-    if height < 1 or width < 1:
-        raise ValueError(f"heatmap size must be (H, W) with H, W >= 1, got {tuple(size)}")
-    xs = torch.arange(width, device=centres.device, dtype=centres.dtype)
-    ys = torch.arange(height, device=centres.device, dtype=centres.dtype)
-    return xs - centres[..., 0:1], ys - centres[..., 1:2]
-
-
-def _zero_where_not(drawn: Tensor, maps: Tensor) -> Tensor:
-    """Zero the maps of entries not drawn; ``where`` (not a product) so NaN inputs stay out."""
-    return torch.where(drawn[..., None, None], maps, 0.0)
-
-
-def _limb_pairs(
-    limbs: Tensor | Sequence[tuple[int, int]], num_joints: int, device: torch.device
-) -> Tensor:
-    pairs = torch.as_tensor(limbs, dtype=torch.long, device=device).reshape(-1, 2)
-    if pairs.numel() and not ((pairs >= 0) & (pairs < num_joints)).all():
-        raise ValueError(
-            f"limbs must be joint index pairs in [0, {num_joints}), got {pairs.tolist()}"
-        )
-    return pairs
-
-
-def _at(maps: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    """``maps[b, k, y, x]`` for ``(B, K)`` integer positions, clamped into the map."""
-    height, width = maps.shape[-2:]
-    index = y.clamp(0, height - 1) * width + x.clamp(0, width - 1)
-    return maps.flatten(2).gather(-1, index[..., None])[..., 0]
-
-
-def _quarter_offset(maps: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    """+-0.25 towards the higher neighbour on each axis (0 at the border or on a tie)."""
-    height, width = maps.shape[-2:]
-    step_x = torch.sign(_at(maps, x + 1, y) - _at(maps, x - 1, y)) * ((x > 0) & (x < width - 1))
-    step_y = torch.sign(_at(maps, x, y + 1) - _at(maps, x, y - 1)) * ((y > 0) & (y < height - 1))
-    return 0.25 * torch.stack([step_x, step_y], dim=-1)
-
-
-def _dark_blur(maps: Tensor, std: float) -> Tensor:
-    """DARK's distribution modulation: each map blurred by a normalised Gaussian of ``std``
-    pixels (radius ``ceil(3 std)``, zero padding) and rescaled to its own maximum, floored at a
-    tiny positive value so that its log is finite."""
-    radius = max(1, math.ceil(3 * std))
-    taps = torch.arange(-radius, radius + 1, device=maps.device, dtype=maps.dtype)
-    kernel = torch.exp(-0.5 * (taps / std) ** 2)
-    kernel = kernel / kernel.sum()
-    batch, joints, height, width = maps.shape
-    flat = maps.clamp_min(0).reshape(batch * joints, 1, height, width)
-    blurred = F.conv2d(F.conv2d(flat, kernel.view(1, 1, 1, -1), padding=(0, radius)),
-                       kernel.view(1, 1, -1, 1), padding=(radius, 0)).reshape(maps.shape)
-    tiny = torch.finfo(maps.dtype).tiny
-    peak = maps.flatten(2).amax(-1).clamp_min(tiny)[..., None, None]
-    return blurred * (peak / blurred.flatten(2).amax(-1).clamp_min(tiny)[..., None, None])
-
-
-def _taylor_offset(maps: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    """Newton step ``-H^-1 g`` on ``log(maps)`` at the integer maximum (x, y)."""
-    height, width = maps.shape[-2:]
-    tiny = torch.finfo(maps.dtype).tiny
-
-    def log_at(dx: int, dy: int) -> Tensor:
-        return _at(maps, x + dx, y + dy).clamp_min(tiny).log()
-
-    centre = log_at(0, 0)
-    gx = (log_at(1, 0) - log_at(-1, 0)) / 2
-    gy = (log_at(0, 1) - log_at(0, -1)) / 2
-    hxx = log_at(1, 0) - 2 * centre + log_at(-1, 0)
-    hyy = log_at(0, 1) - 2 * centre + log_at(0, -1)
-    hxy = (log_at(1, 1) - log_at(1, -1) - log_at(-1, 1) + log_at(-1, -1)) / 4
-    det = hxx * hyy - hxy**2
-    interior = (x > 0) & (x < width - 1) & (y > 0) & (y < height - 1)
-    is_max = interior & (det > 0) & (hxx < 0)  # negative definite Hessian
-    safe_det = torch.where(is_max, det, 1.0)
-    offset = -torch.stack([hyy * gx - hxy * gy, hxx * gy - hxy * gx], dim=-1) / safe_det[..., None]
-    return torch.where(is_max[..., None], offset, 0.0).clamp(-0.5, 0.5)
+    def limb_ends(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-joint ``(B, K, ...)`` values -> those of each limb's first and second joint,
+        ``(B, L, ...)`` each (e.g. visibility flags, to tell occluded limbs)."""
+        pairs = limb_index(self.limbs, values.shape[1], values.device)
+        return values[:, pairs[:, 0]], values[:, pairs[:, 1]]

@@ -1,4 +1,5 @@
-"""Person boxes, crop affines and the mapping back to the original image.
+"""Person boxes, crop affines, and the mappings of predictions back: from a crop to its
+image, from a mirrored crop to the crop (the flip test).
 
 Conventions (``docs/datasets.md``, "Conventions"):
 
@@ -181,6 +182,31 @@ def to_image_coords(keypoints: Tensor, affine: Tensor) -> Tensor:
     float64 = affine.is_floating_point() and affine.element_size() == 8
     affine = affine.double() if float64 else affine.float()
     return apply_affine(keypoints.to(affine), affine)
+
+
+def flip_back_keypoints(keypoints: Tensor, flip_index: Tensor, width: int) -> Tensor:
+    """``(B, K, 2)`` keypoints predicted on mirrored crops ``width`` pixels wide -> the
+    unmirrored crops' frame, each joint moved to its mirror partner's place
+    (``flip_index``, :attr:`poselit.skeletons.Skeleton.flip_index`): ``x -> width - 1 - x``
+    (pixel centres). The flip test's mapping for keypoints
+    (:class:`poselit.codecs.CoordinateCodec`), traced into ONNX exports with it.
+
+    >>> import torch
+    >>> flip_back_keypoints(torch.tensor([[[1.0, 5.0], [6.0, 2.0]]]), torch.tensor([1, 0]), width=8)
+    tensor([[[1., 2.],
+             [6., 5.]]])
+    """
+    restored = keypoints[:, flip_index].clone()
+    restored[..., 0] = (width - 1) - restored[..., 0]
+    return restored
+
+
+def flip_back_heatmaps(heatmaps: Tensor, flip_index: Tensor) -> Tensor:
+    """``(B, K, h, w)`` heatmaps predicted on mirrored crops, mirrored back with each joint's
+    map moved to its mirror partner's channel: the flip test's mapping for heatmaps
+    (:class:`poselit.codecs.HeatmapCodec`). Exact for maps whose stride divides the crop
+    width (the pixel-centre convention of :mod:`poselit.codecs`)."""
+    return heatmaps.flip(-1)[:, flip_index]
 
 
 def invert_affine(affine: np.ndarray) -> np.ndarray:

@@ -48,6 +48,13 @@ stays when its box cannot be cropped (centre outside the image, side longer than
 image's longer side, or so short that the crop would magnify more than :data:`MAX_ZOOM`
 times). It costs one more forward pass per such person.
 
+**People in any photo** (``detector=``): a person detector (:mod:`poselit.detect`; the
+default, :func:`poselit.detect.default_detector`, runs offline) finds the people of each image
+given without a box, and each detected person gets a pose, the surest first, at most
+``max_people``; an image where it finds nobody gets no pose. A box given for an image is
+used as it is. Without a detector, a whole-image pose that looks like a small person or
+several people (:func:`poselit.detect.whole_image_hint`) is warned about, once per predictor.
+
 **Results**: one :class:`PosePrediction` per person, in input order.
 
 **Files** (``poselit predict``): one JSON document per image, ``<out>/<image stem>.json``
@@ -93,9 +100,11 @@ import torch
 from tqdm import tqdm
 
 from poselit import predict_inputs, predict_results
-from poselit.geometry import check_fill, check_padding, crop_affine, invert_affine, to_image_coords, warp_image
+from poselit.geometry import crop_affine, invert_affine, to_image_coords, warp_image
+from poselit.input_spec import InputSpec, PoseModel, resolve_input_spec
 from poselit.predict_inputs import *  # noqa: F403 (re-exported: see __all__)
 from poselit.predict_results import *  # noqa: F403 (re-exported: see __all__)
+from poselit.detect import PersonDetector, detect_people, warn_whole_image
 from poselit.extras import require
 from poselit.progress import show_progress
 from poselit.skeletons import Skeleton
@@ -160,8 +169,8 @@ def requested_runtime(runtime: str | None) -> str:
 
 
 def choose_runtime(model: Any, requested: str | None, *, autocast: bool = False) -> str:
-    """What runs ``model`` for a :class:`Predictor`: ``"onnxruntime"`` or ``"torch"`` (see
-    its ``runtime``). ``requested`` ``None`` is ``$POSELIT_RUNTIME``, else ``"auto"``.
+    """What runs ``model`` for a :class:`Predictor`: ``"onnxruntime"``, ``"torch"`` or, for a
+    :class:`~poselit.tflite.TflitePoseModel`, ``"litert"`` (see its ``runtime``). ``requested`` ``None`` is ``$POSELIT_RUNTIME``, else ``"auto"``.
 
     >>> import torch
     >>> choose_runtime(torch.nn.Linear(1, 1).eval(), "torch")
@@ -170,10 +179,12 @@ def choose_runtime(model: Any, requested: str | None, *, autocast: bool = False)
     'torch'
     """
     requested = requested_runtime(requested)
-    if not isinstance(model, torch.nn.Module):
+    if not isinstance(model, torch.nn.Module):  # an exported model runs in its own runtime
+        runtime = getattr(model, "runtime", "onnxruntime")  # TflitePoseModel's: "litert"
         if requested == "torch":
-            raise ValueError(f"{type(model).__name__} is an ONNX model: it runs in ONNX Runtime, not torch")
-        return "onnxruntime"
+            described = "a TFLite model: it runs in LiteRT" if runtime == "litert" else "an ONNX model: it runs in ONNX Runtime"
+            raise ValueError(f"{type(model).__name__} is {described}, not torch")
+        return runtime
     if requested == "torch":
         return "torch"
     on_cpu = next(model.parameters()).device.type == "cpu"
@@ -195,8 +206,9 @@ class Predictor:
 
     Args:
         model: A trained pose model, or one exported to ONNX
-            (:class:`~poselit.onnx.OnnxPoseModel`); it is put in eval mode (and moved to
-            ``device``).
+            (:class:`~poselit.onnx.OnnxPoseModel`): anything with an input spec
+            (:class:`~poselit.input_spec.PoseModel`), which the crops follow
+            (:attr:`input_spec`); it is put in eval mode (and moved to ``device``).
         batch_size: People per forward pass.
         flip_test: Average with the mirrored image's prediction; ``None``: the model's
             setting (on for every method by default).
@@ -204,7 +216,7 @@ class Predictor:
             torch models only (an ONNX model runs as it was exported: ``ValueError``).
         device: Where to run; ``None``: where the model is.
         padding: Margin around a given person box; a number > 0, else ``ValueError``.
-            ``None``: the model's (its input description: as in training).
+            ``None``: the model's (its ``input_spec``: as in training).
         fill: Value of crop pixels outside the image, an integer in [0, 255]; ``None``: the
             model's (as in training).
         refine: A second pass for people without a box, cropped around the first pass's
@@ -214,12 +226,18 @@ class Predictor:
             about twice as fast as eager torch), ``"torch"`` (eager), or ``"auto"``: ONNX
             Runtime on the CPU without ``autocast``, torch otherwise; ``None``: ``$POSELIT_RUNTIME``,
             else ``"auto"``. What was chosen is :attr:`runtime` (``"onnxruntime"`` or
-            ``"torch"``). An ONNX model always runs in ONNX Runtime.
+            ``"torch"``). An ONNX model always runs in ONNX Runtime, a TFLite one
+            (:class:`~poselit.tflite.TflitePoseModel`) in LiteRT (``"litert"``).
+        detector: A person detector for images given without a box
+            (:func:`poselit.detect.default_detector`, or any callable of
+            :data:`poselit.detect.PersonDetector`): one pose per detected person, the surest
+            first (see the module docs). ``None``: the whole image is the crop.
+        max_people: At most this many people per image, the surest (with a ``detector``).
     """
 
     def __init__(
         self,
-        model: PoseLitModule | OnnxPoseModel,
+        model: PoseModel,
         *,
         batch_size: int = 16,
         flip_test: bool | None = None,
@@ -229,9 +247,16 @@ class Predictor:
         fill: int | None = None,
         refine: bool = False,
         runtime: Runtime | None = None,
+        detector: PersonDetector | None = None,
+        max_people: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not isinstance(model, PoseModel):
+            raise TypeError(
+                f"model must be a pose model with an input spec (a PoseLitModule, an OnnxPoseModel: "
+                f"poselit.input_spec.PoseModel), got {type(model).__name__}"
+            )
         if autocast and not isinstance(model, torch.nn.Module):
             raise ValueError(f"autocast is for torch models; {type(model).__name__} runs as it was exported")
         model = (model if device is None else model.to(device)).eval()
@@ -246,9 +271,17 @@ class Predictor:
         if autocast is True:
             autocast = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         self.autocast_dtype: torch.dtype | None = autocast or None
-        self.padding = check_padding(self.model.padding if padding is None else padding)
-        self.fill = check_fill(self.model.fill if fill is None else fill)
+        self.input_spec: InputSpec = resolve_input_spec(
+            {"padding": padding, "fill": fill}, model_spec=self.model.input_spec
+        )  # the model's, with the crop arguments given here
+        self.padding, self.fill = self.input_spec.padding, self.input_spec.fill
         self.refine = refine
+        if max_people is not None and max_people < 1:
+            raise ValueError(f"max_people must be >= 1, got {max_people}")
+        if max_people is not None and detector is None:
+            raise ValueError("max_people limits the people a detector finds: give detector= too")
+        self.detector, self.max_people = detector, max_people
+        self._warned = detector is not None  # whole-image warnings: once, and only without a detector
 
     def _onnx_runner(self, model: PoseLitModule, *, forced: bool) -> PoseLitModule | OnnxPoseModel:
         """``model`` exported to ONNX Runtime (:func:`poselit.onnx.cache.onnx_runner`); when it
@@ -290,7 +323,7 @@ class Predictor:
 
     @property
     def skeleton(self) -> Skeleton:
-        return self.model.skeleton
+        return self.input_spec.skeleton
 
     def predict(
         self,
@@ -341,7 +374,10 @@ class Predictor:
         bar = tqdm(total=len(images), desc="predicting", unit="image", disable=not show_progress(progress, len(images)))
         with bar:
             people = self._people(images, boxes, names, box_format, color_order, bar.update)
-            return [p for chunk in _chunks(people, self.batch_size) for p in self._passes(chunk, return_heatmaps)]
+            poses = [p for chunk in _chunks(people, self.batch_size) for p in self._passes(chunk, return_heatmaps)]
+        if not self._warned:
+            self._warned = warn_whole_image([p for p in poses if boxes[p.image_index] is None])
+        return poses
 
     __call__ = predict
 
@@ -359,11 +395,15 @@ class Predictor:
         for i, (image, image_boxes) in enumerate(zip(images, boxes)):
             name = names[i] if names else str(image) if isinstance(image, (str, os.PathLike)) else f"image[{i}]"
             rgb = load_image(image, color_order=color_order, name=name)
+            detected = image_boxes is None and self.detector is not None
+            if detected:  # boxes [x, y, w, h], surest first
+                image_boxes = detect_people(self.detector, rgb, name, self.max_people)
+            image_format = "xywh" if detected else box_format
             for box in box_list(image_boxes, name):
                 if box is None:
-                    center, scale = whole_image_box(rgb.shape[:2], self.padding, self.model.input_size)
+                    center, scale = whole_image_box(rgb.shape[:2], self.padding, self.input_spec.size)
                 else:
-                    center, scale = person_box(box, rgb.shape[:2], box_format=box_format, name=name)
+                    center, scale = person_box(box, rgb.shape[:2], box_format=image_format, name=name)
                 yield self._crop(rgb, name, i, center, scale, keep_image=box is None and self.refine)
             done(1)
 
@@ -372,7 +412,7 @@ class Predictor:
     ) -> _Person:
         """The model input of the box ``(center, scale)`` of the ``index``-th image, ``rgb``
         (kept with it for a second pass if ``keep_image``)."""
-        size = self.model.input_size
+        size = self.input_spec.size
         to_input = crop_affine(center, scale, size, padding=self.padding)
         crop = warp_image(rgb, to_input, size, self.fill)
         return _Person(name, index, rgb.shape[:2], center, scale, to_input, crop, rgb if keep_image else None)
@@ -392,7 +432,7 @@ class Predictor:
         """The crop around all the joints of ``person``'s first ``pose``; ``None`` when their
         box cannot be cropped (:func:`joints_box`)."""
         every = np.ones(len(pose.keypoints), bool)
-        min_side = smallest_joints_box(self.model.input_size, self.padding)
+        min_side = smallest_joints_box(self.input_spec.size, self.padding)
         box = joints_box(pose.keypoints, every, person.image_size, min_side=min_side)
         if box is None:
             return None

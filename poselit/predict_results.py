@@ -4,16 +4,20 @@ One :class:`PosePrediction` per person (joints and scores in the original image'
 the box and the affine of its crop); the JSON document of an image
 (:func:`image_document`, written one field and one person a line by
 :func:`document_text`, so the files stay readable and diffable); and the image with every
-skeleton drawn on it (:func:`draw_predictions`). The document's schema is in
-:mod:`poselit.predict`, which re-exports every name of this module; video tracking
-(:mod:`poselit.video`) writes the same documents, one line per frame.
+skeleton drawn on it (:func:`draw_predictions`); ``predictions.jsonl``, one document a
+line, appended whole as each image is done (:class:`JsonLines`) and read back up to the
+last whole line (:func:`whole_lines`), so that a killed run can be resumed. The document's
+schema is in :mod:`poselit.predict`, which re-exports every name of this module; video
+tracking (:mod:`poselit.video`) writes the same documents, one line per frame.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -22,11 +26,13 @@ from poselit.skeletons import Skeleton
 from poselit.visualize import draw_skeleton
 
 __all__ = [
+    "JsonLines",
     "PosePrediction",
     "document_text",
     "draw_predictions",
     "image_document",
     "skeleton_dict",
+    "whole_lines",
 ]
 
 
@@ -131,3 +137,73 @@ def draw_predictions(
         keypoints = (person.keypoints + 0.5) * factor - 0.5  # pixel centres stay pixel centres
         image = draw_skeleton(image, keypoints, visible, person.skeleton, scores=person.scores)
     return image
+
+
+class JsonLines:
+    """A JSON-lines file that grows by whole lines: each document is one line, written by
+    one ``write`` call to the end of the file, so that a process killed at any moment
+    leaves every line before it whole (at worst a torn last line, after a full disk or a
+    crash of the machine, which ``append=True`` cuts off: :func:`whole_lines`).
+
+    Args:
+        path: The file.
+        append: Keep the whole lines already in it and write after them (a resumed run);
+            ``False``: start it empty.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, append: bool = False) -> None:
+        self.path = Path(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        try:
+            self.descriptor = os.open(self.path, flags, 0o666)
+            if append:
+                os.truncate(self.descriptor, whole_size(self.path))
+        except OSError as err:
+            raise OSError(f"{self.path}: could not open the file for writing ({err.strerror or err})") from err
+
+    def write(self, document: Any) -> None:
+        """Append ``document`` as one line."""
+        data = (json.dumps(document) + "\n").encode("utf-8")
+        while data:  # a regular file takes it in one call; the loop is for the rare short write
+            data = data[os.write(self.descriptor, data) :]
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+
+    def __enter__(self) -> JsonLines:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def whole_size(path: Path, block: int = 1 << 16) -> int:
+    """The bytes of a file up to and with its last newline (0 when it has none), read
+    backwards from its end by ``block`` bytes."""
+    with path.open("rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - block)
+            file.seek(start)
+            newline = file.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1
+            end = start
+    return 0
+
+
+def whole_lines(path: str | os.PathLike) -> Iterator[Any]:
+    """The documents of a JSON-lines file's whole lines (nothing when it is missing; a last
+    line without its newline, torn by a crash, is left out); a ``ValueError`` naming
+    ``file:line`` for a line that is not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open("rb") as file:
+        for number, line in enumerate(file, 1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                yield json.loads(line)
+            except ValueError as err:
+                raise ValueError(f"{path}:{number}: not a JSON document ({err}); remove or repair the line") from None

@@ -1,10 +1,13 @@
 """Drawing: skeleton and heatmap overlays, prediction-vs-truth pairs, PCK curves, grids.
 
-Colours encode the body side, the same everywhere in the project, so a swapped
-left/right pair is visible at a glance: left joints blue, right joints orange, centre
-joints green. Occluded joints are drawn as hollow circles; not-annotated joints are not
-drawn. Predicted joints can be drawn with an opacity that follows their score, so an
-uncertain joint fades instead of looking as sure as the others.
+Bone colours encode the body side, the same everywhere in the project, so a swapped
+left/right pair is visible at a glance: left blue, right orange, centre green. Occluded
+joints are drawn as hollow circles; not-annotated joints are not drawn. A predicted
+skeleton (drawn with its scores) shows how sure the model is twice over: each joint is
+coloured by its score (red 0, yellow 0.5, green 1: :func:`score_color`) and everything
+fades with the score down to a minimum opacity, so that an uncertain joint looks
+uncertain but a weak skeleton never disappears. A thin dark outline keeps bones and
+joints visible on bright backgrounds (snow, sky, white walls).
 
 Everything here takes and returns RGB ``(H, W, 3)`` uint8 NumPy images;
 :func:`save_image` writes one to a file. Overlays are drawn with OpenCV; plots
@@ -35,6 +38,16 @@ SIDE_COLORS: dict[Side, tuple[int, int, int]] = {
 }
 """RGB colour of each body side."""
 
+SCORE_COLORS: tuple[tuple[int, int, int], ...] = ((230, 40, 40), (250, 210, 0), (40, 210, 70))
+"""RGB colours of the joint scores 0, 0.5 and 1 (red, yellow, green); :func:`score_color`
+interpolates between them."""
+
+OUTLINE_COLOR: tuple[int, int, int] = (20, 20, 20)
+"""RGB colour of the 1 px outline around bones and joints."""
+
+MIN_ALPHA = 0.5
+"""Default opacity of a joint scored 0 (:func:`score_alpha`): faint but always visible."""
+
 CURVE_COLORS: tuple[tuple[int, int, int], ...] = (
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
@@ -53,6 +66,27 @@ def marker_sizes(shape: Sequence[int]) -> tuple[int, int]:
     """
     grow = max(1.0, max(shape[:2]) / 300)
     return round(3 * grow), round(2 * grow)
+
+
+def score_color(score: float) -> tuple[int, int, int]:
+    """RGB colour of a joint score: :data:`SCORE_COLORS` interpolated linearly, red at 0,
+    yellow at 0.5, green at 1 (scores outside [0, 1] take the end colours).
+
+    >>> score_color(0.0), score_color(0.75), score_color(2.0)
+    ((230, 40, 40), (145, 210, 35), (40, 210, 70))
+    """
+    stops = np.linspace(0.0, 1.0, len(SCORE_COLORS))
+    return tuple(round(float(np.interp(score, stops, channel))) for channel in zip(*SCORE_COLORS))
+
+
+def score_alpha(scores: np.ndarray, min_alpha: float = MIN_ALPHA) -> np.ndarray:
+    """Opacity of joints with these scores: ``min_alpha`` at score 0 rising linearly to 1 at
+    score 1 (scores clipped to [0, 1]), so that low scores still tell apart and stay visible.
+
+    >>> score_alpha(np.array([0.0, 0.5, 1.0, 3.0]), min_alpha=0.5).tolist()
+    [0.5, 0.75, 1.0, 1.0]
+    """
+    return min_alpha + (1.0 - min_alpha) * np.clip(np.asarray(scores, np.float64), 0.0, 1.0)
 
 
 def _blend_draw(
@@ -86,24 +120,26 @@ def draw_skeleton(
     skeleton: Skeleton,
     *,
     scores: np.ndarray | None = None,
-    min_alpha: float = 0.2,
+    min_alpha: float = MIN_ALPHA,
     radius: int | None = None,
     thickness: int | None = None,
 ) -> np.ndarray:
     """A copy of an RGB ``(H, W, 3)`` uint8 image with the skeleton drawn on it.
 
     Bones are drawn between annotated joints in the colour of their side (centre when the
-    two ends disagree), then joints on top: filled when visible, hollow when occluded.
+    two ends disagree), then joints on top: filled when visible, hollow when occluded;
+    each with a 1 px dark outline (:data:`OUTLINE_COLOR`).
 
     Args:
         image: RGB image.
         keypoints: ``(K, 2)`` joints in the image's pixels.
         visibility: ``(K,)`` flags: 0 not drawn, 1 hollow (occluded), 2 filled.
         skeleton: Joint layout (sides, bones).
-        scores: Optional ``(K,)`` joint scores: each joint is drawn with opacity
-            ``clip(score, min_alpha, 1)`` and each bone with that of its weaker end.
-            Without scores everything is opaque.
-        min_alpha: Lowest opacity, so that low-score joints stay visible.
+        scores: Optional ``(K,)`` joint scores (a prediction's): each joint is coloured by
+            its score (:func:`score_color`) instead of its side and drawn with opacity
+            :func:`score_alpha`, each bone with the opacity of its weaker end. Without
+            scores (an annotation) everything is opaque and joints take their side's colour.
+        min_alpha: Opacity at score 0, so that a weak skeleton stays visible.
         radius: Joint radius in pixels; default from :func:`marker_sizes`.
         thickness: Bone thickness in pixels; default from :func:`marker_sizes`.
     """
@@ -113,22 +149,34 @@ def draw_skeleton(
     thickness = default_thickness if thickness is None else thickness
     sides = skeleton.sides()
     points = np.round(np.asarray(keypoints, dtype=np.float64)).astype(int)
-    alpha = np.ones(len(points)) if scores is None else np.clip(np.asarray(scores, np.float64), min_alpha, 1.0)
-    margin = radius + thickness + 2
+    alpha = np.ones(len(points)) if scores is None else score_alpha(scores, min_alpha)
+    joint_colors = [SIDE_COLORS[side] for side in sides] if scores is None else [score_color(s) for s in scores]
+    margin = radius + thickness + 3
+
+    def bone(layer: np.ndarray, ends: np.ndarray, color: tuple[int, int, int]) -> None:
+        for paint, width in ((OUTLINE_COLOR, thickness + 2), (color, thickness)):
+            cv2.line(layer, tuple(ends[0]), tuple(ends[1]), paint, width, cv2.LINE_AA)
+
+    def joint(layer: np.ndarray, at: np.ndarray, color: tuple[int, int, int], ring: int) -> None:
+        center = tuple(at[0])
+        if ring < 0:  # filled: an outlined disk
+            cv2.circle(layer, center, radius + 1, OUTLINE_COLOR, -1, cv2.LINE_AA)
+            cv2.circle(layer, center, radius, color, -1, cv2.LINE_AA)
+        else:  # hollow: an outlined ring
+            cv2.circle(layer, center, radius, OUTLINE_COLOR, ring + 2, cv2.LINE_AA)
+            cv2.circle(layer, center, radius, color, ring, cv2.LINE_AA)
+
     for a, b in skeleton.limbs:
         if visibility[a] > 0 and visibility[b] > 0:
             color = SIDE_COLORS[sides[a] if sides[a] == sides[b] else "center"]
             _blend_draw(
-                canvas, min(alpha[a], alpha[b]), points[[a, b]], margin,
-                lambda layer, p, color=color: cv2.line(layer, tuple(p[0]), tuple(p[1]), color, thickness, cv2.LINE_AA),
+                canvas, min(alpha[a], alpha[b]), points[[a, b]], margin, lambda layer, p, c=color: bone(layer, p, c)
             )
     for j, vis in enumerate(visibility):
         if vis > 0:
-            fill = -1 if vis == 2 else max(1, thickness // 2)
-            color = SIDE_COLORS[sides[j]]
+            ring = -1 if vis == 2 else max(1, thickness // 2)
             _blend_draw(
-                canvas, alpha[j], points[[j]], margin,
-                lambda layer, p, color=color, fill=fill: cv2.circle(layer, tuple(p[0]), radius, color, fill, cv2.LINE_AA),
+                canvas, alpha[j], points[[j]], margin, lambda layer, p, c=joint_colors[j], r=ring: joint(layer, p, c, r)
             )
     return canvas
 
@@ -196,7 +244,7 @@ def side_by_side(
     scores: np.ndarray | None = None,
 ) -> np.ndarray:
     """``ground truth | prediction``: ``image`` twice, the annotation drawn on the left and
-    the prediction (every joint, opacity by ``scores`` if given) on the right.
+    the prediction (every joint, coloured and faded by ``scores`` if given) on the right.
 
     ``visibility`` is the annotation's (default: every joint visible).
     """

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from poselit.codecs import gaussian_heatmaps, limb_heatmaps
+from poselit.codecs import LimbHeatmapCodec, gaussian_heatmaps, limb_heatmaps
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.sources import DatasetSpec
 from poselit.models.belagiannis import (
@@ -204,6 +204,22 @@ def test_model_loss_equals_the_weighted_formula_at_every_stage():
         assert terms[f"stage{i}"].item() == pytest.approx(direct(kp, kp_target) + direct(limb, limb_target), rel=1e-4)
     assert terms["loss"].item() == pytest.approx(terms["stage0"].item() + terms["stage1"].item(), rel=1e-6)
     assert terms["loss"].item() == pytest.approx(terms["keypoints"].item() + terms["limbs"].item(), rel=1e-6)
+
+
+def test_the_codec_holds_every_target_and_decoding_setting():
+    """Stride, Gaussian std and peak, limbs and their widths, refinement: the codec's, said
+    once; without body parts it has no limbs to draw."""
+    model = BelagiannisRecurrent(skeleton="lsp", num_iterations=0, input_size=(64, 64), heatmap_std=1.7,
+                                 limb_std_along=0.2, refine="dark")
+    assert model.codec == LimbHeatmapCodec(stride=4, std=1.7, peak=12.0, refine="dark", limbs=LSP.limbs,
+                                           limb_std_along=0.2, limb_std_across=0.08)
+    assert not {"limb_std_along", "limb_std_across", "limb_pairs"} & {*vars(model), *dict(model.named_buffers())}
+    keypoints, visibility = lsp_pose(0.25) - 92, torch.full((1, 14), 2)  # centred in the 64x64 crop
+    targets = model.encode_targets(keypoints, visibility, (16, 16))
+    assert torch.equal(targets["limbs"], model.codec.encode_limbs(keypoints, visibility, (16, 16)))
+    without = BelagiannisRecurrent(skeleton="lsp", num_iterations=0, input_size=(64, 64), body_parts=False)
+    assert without.codec.limbs == () and set(without.encode_targets(keypoints, visibility, (16, 16))) == {
+        "keypoints", "keypoint_weights"}
 
 
 OCCLUDED = 7  # right elbow; limbs (6, 7) and (7, 8) touch it

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from poselit.codecs import DetectionRegressionCodec
 from poselit.data.datamodule import PoseDataModule
 from poselit.models.bulat import (
     BulatCascade,
@@ -104,7 +105,7 @@ def test_output_contract_at_the_paper_size(variant, skeleton, joints):
     assert [tuple(t.shape) for t in out["stages"]] == [(2, joints, 256, 256)] * 2  # full resolution
     assert out["heatmaps"].shape == (2, joints, 256, 256)
     assert out["keypoints"].shape == (2, joints, 2) and out["scores"].shape == (2, joints)
-    assert model.detection_radius == pytest.approx(10.24)
+    assert model.codec.detection_radius == pytest.approx(10.24)
 
 
 def test_predict_poses_with_the_flip_test_on_uint8_images(tiny):
@@ -296,8 +297,19 @@ def test_default_detection_radius_scales_with_the_crop():
     assert default_detection_radius(256) == pytest.approx(10.24)  # 204.8 px person, 10 px / 200 px
     assert default_detection_radius(256, padding=1.0) == pytest.approx(12.8)
     with torch.device("meta"):
-        assert tiny_model().detection_radius == pytest.approx(64 / 25)
-        assert tiny_model(padding=1.0).detection_radius == pytest.approx(64 / 20)  # the model's own crop
+        assert tiny_model().codec.detection_radius == pytest.approx(64 / 25)
+        assert tiny_model(padding=1.0).codec.detection_radius == pytest.approx(64 / 20)  # the model's own crop
+
+
+def test_the_codec_holds_every_target_and_decoding_setting():
+    """Stride, disk radius, Gaussian std and decoding are the codec's, said once: the
+    constructor's arguments land there, and the losses and the decoding read them there."""
+    with torch.device("meta"):
+        model = tiny_model(detection_radius=2.5, regression_std=1.5)
+    assert model.codec == DetectionRegressionCodec(
+        stride=1, std=1.5, refine="quarter_offset", clamp_negative=True, detection_radius=2.5
+    )
+    assert not {"detection_radius", "regression_std"} & set(vars(model))
 
 
 # --------------------------------------------------------------------------- stages and gradients

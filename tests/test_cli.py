@@ -1,5 +1,6 @@
 """The ``poselit`` command: data show / data synth, errors, the console script."""
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import cv2
 import pytest
 
-from poselit.cli import main
+from poselit.cli import build_parser, main
 
 
 def test_data_synth_then_show_writes_grid_and_summary(tmp_path, capsys):
@@ -123,24 +124,49 @@ def helps(parser, path):
 
 paths = list(helps(build_parser(), []))
 for argv in [*paths, ["eval"], ["zoo", "export", "x.ckpt"], ["nonsense"]]:  # helps, then argument errors
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         try:
             main(argv)
         except SystemExit as exit_:
             assert exit_.code == (0 if argv[-1] == "--help" else 2), (argv, exit_.code)
+    assert "``" not in out.getvalue(), (argv, "reStructuredText double backticks in the help")
 print(len(paths), sorted(m for m in HEAVY if m in sys.modules))
 """
 
 
 def test_help_and_argument_errors_import_nothing_heavy():
     """``poselit --help``, every subcommand's ``--help`` and argument errors answer without
-    importing torch, Lightning or OpenCV (they took 8-9 s when the parser imported them)."""
+    importing torch, Lightning or OpenCV (they took 8-9 s when the parser imported them),
+    and no help shows reStructuredText's double backticks."""
     code = f"HEAVY = {HEAVY!r}\n" + WALK_EVERY_HELP
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     count, heavy = result.stdout.split(" ", 1)
     assert int(count) >= 15 and heavy.strip() == "[]", result.stdout  # every command walked, nothing heavy
 
+
+@pytest.mark.parametrize("command", ["fit", "predict-recipe"])
+def test_lightning_help_is_plain_text(command, capsys):
+    """LightningCLI's help is built from docstrings (Lightning's Trainer, poselit's methods
+    and data module): printed without reStructuredText's double backticks."""
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and "--trainer.max_epochs" in out and "``" not in out
+
+
+def test_the_zoo_help_lines_list_every_zoo_command():
+    def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    parser = build_parser()
+    top = subcommands(parser)
+    zoo_commands = list(subcommands(top.choices["zoo"]).choices)
+    listed = next(choice.help for choice in top._choices_actions if choice.dest == "zoo")  # 'poselit --help'
+    described = next(line for line in parser.description.splitlines() if line.startswith("poselit zoo "))
+    assert len(zoo_commands) >= 7 and "compare" in zoo_commands
+    assert all(name in text for text in (listed, described) for name in zoo_commands), (listed, described, zoo_commands)
 
 
 def test_backbone_import_writes_timm_weights_that_a_recipe_can_load(tmp_path, capsys):

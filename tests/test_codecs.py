@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from poselit.codecs import (
+    REFINEMENTS,
+    CoordinateCodec,
+    DetectionRegressionCodec,
     HeatmapCodec,
+    LimbHeatmapCodec,
+    SoftArgmaxCodec,
     argmax_decode,
     disk_heatmaps,
     gaussian_heatmaps,
@@ -18,7 +23,7 @@ from poselit.codecs import (
     to_heatmap_coords,
     to_input_coords,
 )
-from poselit.geometry import crop_affine
+from poselit.geometry import crop_affine, flip_back_heatmaps, flip_back_keypoints
 from poselit.skeletons import MPII
 
 
@@ -417,3 +422,124 @@ def test_runs_on_the_input_device() -> None:
     torch.testing.assert_close(maps.cpu(), cpu, atol=1e-5, rtol=1e-5)
     decoded, scores = argmax_decode(maps, refine="taylor")
     assert decoded.is_cuda and scores.is_cuda and soft_argmax(maps).is_cuda
+
+
+# --------------------------------------------------------------------------- codecs of every method
+
+
+def test_the_cascade_codec_draws_disks_of_visible_joints_and_gaussians_of_annotated_ones() -> None:
+    """Detection targets are the disks of the codec's radius around visible joints only;
+    regression targets and decoding are its :class:`HeatmapCodec`'s."""
+    codec = DetectionRegressionCodec(stride=2, std=1.5, detection_radius=2.5, clamp_negative=True)
+    keypoints, visibility = random_pose(2, 6, (12, 10), stride=2)
+    disks = codec.encode_detection(keypoints, visibility, (12, 10))
+    torch.testing.assert_close(disks, disk_heatmaps(keypoints, visibility, (12, 10), 2.5, stride=2, min_visibility=2))
+    assert (disks[visibility < 2] == 0).all() and (disks[visibility == 2].sum(dim=(-2, -1)) > 0).all()
+    gaussians = codec.encode(keypoints, visibility, (12, 10))
+    torch.testing.assert_close(gaussians, gaussian_heatmaps(keypoints, visibility, (12, 10), 1.5, stride=2))
+    assert codec.outputs == ("keypoints", "scores", "heatmaps")
+    with pytest.raises(ValueError, match="detection_radius must be > 0"):
+        DetectionRegressionCodec(detection_radius=0.0)
+    with pytest.raises(TypeError, match="detection_radius"):
+        DetectionRegressionCodec(std=1.0)  # no default radius: the method says it
+
+
+def test_the_limb_codec_draws_limbs_with_its_own_peak_and_stride() -> None:
+    codec = LimbHeatmapCodec(stride=4, std=1.3, peak=12.0, limbs=MPII.limbs, limb_std_along=0.2)
+    keypoints, visibility = random_pose(2, 16, (16, 16), stride=4)
+    expected = limb_heatmaps(keypoints, visibility, MPII.limbs, (16, 16), std_along_frac=0.2,
+                             std_across_frac=0.08, peak=12.0, stride=4)
+    torch.testing.assert_close(codec.encode_limbs(keypoints, visibility, (16, 16)), expected)
+    first, second = codec.limb_ends(visibility)
+    pairs = torch.tensor(MPII.limbs)
+    assert torch.equal(first, visibility[:, pairs[:, 0]]) and torch.equal(second, visibility[:, pairs[:, 1]])
+    assert codec.limbs == tuple(tuple(pair) for pair in MPII.limbs) and hash(codec)  # a frozen value
+    with pytest.raises(ValueError, match="limb_std_across must be > 0"):
+        LimbHeatmapCodec(limb_std_across=0.0)
+    with pytest.raises(ValueError, match=r"limbs must be joint index pairs in \[0, 2\)"):
+        LimbHeatmapCodec(limbs=[(0, 5)]).encode_limbs(torch.zeros(1, 2, 2), torch.ones(1, 2), (4, 4))
+
+
+@pytest.mark.parametrize("stride", [4, 8])
+def test_the_soft_argmax_codec_reads_its_targets_back(stride) -> None:
+    """``decode(encode(x)) == x``; the normalised frame puts 0 and 1 on the centres of the
+    map's first and last pixels; a peaked map's soft-argmax decodes to its pixel's centre."""
+    codec = SoftArgmaxCodec(stride=stride)
+    size = (6, 9)
+    keypoints = torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(stride)) * torch.tensor([9.0, 6.0]) * stride
+    torch.testing.assert_close(codec.decode(codec.encode(keypoints, size), size), keypoints)
+    corners = to_input_coords(torch.tensor([[[0.0, 0.0], [8.0, 5.0]]]), stride)
+    torch.testing.assert_close(codec.encode(corners, size), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))
+    logits = torch.full((1, 1, *size), -40.0)
+    logits[0, 0, 2, 7] = 40.0
+    decoded = codec.decode(soft_argmax(logits, grid="normalized"), size)
+    torch.testing.assert_close(decoded, to_input_coords(torch.tensor([[[7.0, 2.0]]]), stride), atol=1e-4, rtol=0)
+    assert codec.outputs == ("keypoints", "scores")
+    with pytest.raises(ValueError, match="heatmap_std must be > 0"):
+        SoftArgmaxCodec(heatmap_std=0.0)
+
+
+def test_the_soft_argmax_codec_draws_normalised_distributions() -> None:
+    codec = SoftArgmaxCodec(stride=8, heatmap_std=1.5)
+    keypoints = torch.tensor([[[20.0, 30.0], [40.0, 12.0]]])
+    valid = torch.tensor([[True, False]])
+    maps = codec.encode_heatmaps(keypoints, valid, (8, 8))
+    torch.testing.assert_close(maps.sum(dim=(-2, -1)), torch.tensor([[1.0, 0.0]]))
+    gaussian = gaussian_heatmaps(keypoints, valid.long(), (8, 8), 1.5, stride=8)[0, 0]
+    torch.testing.assert_close(maps[0, 0], gaussian / gaussian.sum())
+
+
+def test_heatmap_codecs_average_maps_before_decoding_coordinate_codecs_average_keypoints() -> None:
+    """The flip test's merge is the codec's: a heatmap codec decodes the average of the maps
+    and of the mirror image's maps mapped back (:func:`poselit.geometry.flip_back_heatmaps`:
+    the maps of the mirrored joints are the joints' maps), so a sure peak outweighs a
+    doubtful one; a coordinate codec averages keypoints and scores."""
+    flip_index = torch.tensor([1, 0, 2])
+    size, stride, width = (8, 10), 2, 20
+    keypoints = torch.tensor([[[6.5, 7.5], [12.5, 3.5], [8.5, 9.5]]])  # map x 3, 6, 4
+    visibility = torch.full((1, 3), 2)
+    codec = HeatmapCodec(stride=stride, std=1.0, refine="taylor")
+    maps = codec.encode(keypoints, visibility, size)
+    mirror_maps = codec.encode(flip_back_keypoints(keypoints, flip_index, width), visibility, size)
+    assert torch.allclose(flip_back_heatmaps(mirror_maps, flip_index), maps, atol=1e-6)
+    sure, doubtful = maps.roll(1, dims=-1), 0.2 * maps.roll(-1, dims=-1)  # one map pixel off either way
+    merged, scores = codec.merge_flipped({"heatmaps": sure}, {"heatmaps": flip_back_heatmaps(doubtful, flip_index)},
+                                         flip_index, width)
+    torch.testing.assert_close((merged, scores), codec.decode((sure + doubtful) / 2))
+    assert (merged[..., 0] - keypoints[..., 0] - stride).abs().max() < 0.5 * stride  # near the sure peak
+    assert (merged[..., 1] - keypoints[..., 1]).abs().max() < 1e-3
+
+    seen = {"keypoints": keypoints, "scores": torch.tensor([[0.2, 0.4, 0.6]])}
+    mirrored = {"keypoints": flip_back_keypoints(keypoints + 1.0, flip_index, width), "scores": torch.tensor([[0.8, 0.6, 0.4]])}
+    merged, scores = CoordinateCodec().merge_flipped(seen, mirrored, flip_index, width)
+    torch.testing.assert_close(merged, keypoints + 0.5)
+    torch.testing.assert_close(scores, torch.tensor([[0.4, 0.6, 0.5]]))  # mirror scores swapped: 0.6, 0.8, 0.4
+    assert CoordinateCodec().outputs == ("keypoints", "scores")
+
+
+@pytest.mark.parametrize("refine", REFINEMENTS)
+def test_every_refinement_exports_to_onnx_with_the_model(refine, tmp_path) -> None:
+    """The decoding is in the exported graph, DARK's blur included: ONNX Runtime gives
+    ``predict_poses``'s keypoints at batch sizes other than the traced one, flip test on
+    and off."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import dataclasses
+
+    from poselit.onnx import OnnxPoseModel, export_onnx
+    from tiny_models import TinyHeatmapModel, as_if_trained
+
+    torch.manual_seed(0)
+    model = TinyHeatmapModel(input_size=(32, 32))
+    model.codec = dataclasses.replace(model.codec, refine=refine)
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    model = as_if_trained(model, images)
+    runtime = OnnxPoseModel.from_file(export_onnx(model, tmp_path / "model.onnx"), threads=1)
+    for flip_test in (False, True):
+        for batch in (1, 3):
+            with torch.no_grad():
+                expected = model.predict_poses(images[:batch], flip_test=flip_test)
+            got = runtime.predict_poses(images[:batch], flip_test=flip_test)
+            assert (got["keypoints"] - expected["keypoints"]).abs().max() <= 1e-3
+            assert (got["scores"] - expected["scores"]).abs().max() <= 1e-4

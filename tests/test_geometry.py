@@ -1,4 +1,5 @@
-"""Geometry: boxes, the one crop affine, its inverse, batched NumPy and torch use."""
+"""Geometry: boxes, the one crop affine, its inverse, batched NumPy and torch use, the flip
+test's mapping back from a mirrored crop."""
 
 import math
 
@@ -6,14 +7,18 @@ import numpy as np
 import pytest
 import torch
 
+from poselit.codecs import gaussian_heatmaps
 from poselit.geometry import (
     affine_scale,
     apply_affine,
     box_from_keypoints,
     box_xywh_to_center_scale,
     crop_affine,
+    flip_back_heatmaps,
+    flip_back_keypoints,
     invert_affine,
 )
+from poselit.skeletons import LSP
 
 
 def test_crop_affine_maps_the_box_onto_the_crop():
@@ -77,3 +82,40 @@ def test_boxes():
     with pytest.raises(ValueError, match="zero or negative size"):
         box_xywh_to_center_scale([0, 0, 0, 5])
     assert math.isclose(scale, 0.5)
+
+
+def test_flip_back_keypoints_is_the_crop_affines_mirror_with_joints_swapped():
+    """A flipped crop (:func:`crop_affine` with ``flip``) puts each point at ``W - 1 - x`` of
+    the unflipped crop; mapping back swaps every joint with its mirror partner and is its own
+    inverse."""
+    keypoints = torch.rand(2, 14, 2, generator=torch.Generator().manual_seed(0)) * 31
+    flip = torch.tensor(LSP.flip_index)
+    plain = crop_affine((50.0, 40.0), 0.2, (32, 32))
+    mirrored = crop_affine((50.0, 40.0), 0.2, (32, 32), flip=True)
+    in_mirror = apply_affine(apply_affine(keypoints.double(), torch.from_numpy(invert_affine(plain))),
+                             torch.from_numpy(mirrored))
+    restored = flip_back_keypoints(in_mirror[:, flip], flip, width=32)
+    torch.testing.assert_close(restored, keypoints.double())
+    assert torch.allclose(flip_back_keypoints(flip_back_keypoints(keypoints, flip, 32), flip, 32), keypoints)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_flip_back_heatmaps_undoes_the_mirror_of_the_input(stride):
+    """Exact when the stride divides the width: the maps of a mirrored crop's joints, mapped
+    back, are the crop's maps."""
+    keypoints = torch.tensor([[[5.0, 7.0]] * 14]) + torch.arange(14.0)[None, :, None]
+    visibility = torch.full((1, 14), 2)
+    flip = torch.tensor(LSP.flip_index)
+    size = (32 // stride, 32 // stride)
+    maps = gaussian_heatmaps(keypoints, visibility, size, std=1.0, stride=stride)
+    mirrored = gaussian_heatmaps(flip_back_keypoints(keypoints, flip, 32), visibility, size, std=1.0, stride=stride)
+    torch.testing.assert_close(flip_back_heatmaps(mirrored, flip), maps, atol=1e-6, rtol=0)
+
+
+def test_the_flip_mapping_is_importable_from_its_old_place_for_one_release():
+    import poselit.models.base as base
+
+    with pytest.warns(DeprecationWarning, match="moved to poselit.geometry.flip_back_keypoints"):
+        assert base.flip_back_keypoints is flip_back_keypoints
+    with pytest.warns(DeprecationWarning, match="moved to poselit.geometry.flip_back_heatmaps"):
+        assert base.flip_back_heatmaps is flip_back_heatmaps

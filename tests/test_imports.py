@@ -26,8 +26,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "foundations: data, geometry, skeletons, codecs, metrics, files",
         (
-            "poselit", "poselit.atomic", "poselit.checkpoints", "poselit.codecs", "poselit.complexity",
-            "poselit.data", "poselit.extras", "poselit.files", "poselit.geometry", "poselit.lazy",
+            "poselit", "poselit.atomic", "poselit.checkpoints", "poselit.codecs", "poselit.codecs_functional", "poselit.complexity",
+            "poselit.data", "poselit.extras", "poselit.files", "poselit.geometry", "poselit.input_spec", "poselit.lazy",
             "poselit.metrics", "poselit.oks", "poselit.prediction_files", "poselit.progress",
             "poselit.protocols", "poselit.reproduce", "poselit.skeletons", "poselit.smoothing",
             "poselit.tables", "poselit.tfjs",
@@ -45,6 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "runtime: predicting with a torch or ONNX model",
         (
             "poselit.onnx", "poselit.predict", "poselit.predict_inputs", "poselit.predict_results", "poselit.video",
+            "poselit.detect", "poselit.tflite",
             "poselit.onnx_model", "poselit.zoo.onnx",  # deprecated paths of poselit.onnx, re-exporting it
         ),
     ),

@@ -15,10 +15,11 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningCLI
 from torch import nn
 
-from poselit.codecs import gaussian_heatmaps
+from poselit.codecs import SoftArgmaxCodec, gaussian_heatmaps, input_to_normalized, normalized_to_input
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.sources import DatasetSpec
-from poselit.models.base import PoseLitModule, flip_back_keypoints
+from poselit.geometry import flip_back_keypoints
+from poselit.models.base import PoseLitModule
 from poselit.models.layers import ConvNormAct
 from poselit.models.luvizon import (
     LuvizonSoftArgmax,
@@ -26,8 +27,6 @@ from poselit.models.luvizon import (
     aggregate_context,
     elastic_net,
     heatmap_divergence,
-    input_to_normalized,
-    normalized_to_input,
     presence_targets,
     regress_joints,
 )
@@ -225,6 +224,27 @@ def test_normalised_coordinates_round_trip_and_mirror():
     torch.testing.assert_close(normalized_to_input(mirrored, (4, 8), stride=8)[:, 0], 63.0 - points[:, 0])
     with pytest.raises(ValueError, match="at least 2x2"):
         normalized_to_input(normalised, (1, 8), stride=8)
+
+
+def test_the_codec_holds_the_coordinate_frame_and_the_regulariser_maps():
+    """Stride and regulariser std are the codec's, said once: the forward pass decodes with
+    it, the loss encodes with it; the coordinate mapping's old import path still works, with
+    a deprecation warning, for one release."""
+    model = LuvizonSoftArgmax(skeleton="lsp", num_blocks=1, width=32, input_size=(64, 64),
+                              heatmap_regularization=0.5, regularization_sigma=1.5)
+    assert model.codec == SoftArgmaxCodec(stride=8, heatmap_std=1.5)
+    assert not {"stride", "regularization_sigma"} & set(vars(model))
+    with torch.no_grad():
+        out = model(model.normalize(uint8_images(1, 64)))
+    assert out["map_size"] == (8, 8)
+    torch.testing.assert_close(out["keypoints"], model.codec.decode(out["stages"][-1].coords, (8, 8)))
+    present = torch.tensor([[True] * 13 + [False]])
+    maps = model.codec.encode_heatmaps(torch.full((1, 14, 2), 30.0), present, (8, 8))
+    torch.testing.assert_close(maps.sum(dim=(-2, -1)), present.float())
+    from poselit.models import luvizon
+
+    with pytest.warns(DeprecationWarning, match="moved to poselit.codecs.normalized_to_input"):
+        assert luvizon.normalized_to_input is normalized_to_input
 
 
 def test_context_aggregation_formula():

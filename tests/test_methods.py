@@ -20,7 +20,9 @@ import torch
 
 from poselit import zoo
 from poselit.models import METHODS, Method, constructor_arguments, register_method
-from poselit.models.base import PoseLitModule, flip_back_keypoints
+from poselit.codecs import HeatmapCodec
+from poselit.geometry import flip_back_keypoints
+from poselit.models.base import PoseLitModule
 from poselit.skeletons import SKELETONS
 from poselit.tables import PAPERS
 from tiny_models import as_if_trained
@@ -121,7 +123,8 @@ def test_a_card_argument_no_class_of_the_hierarchy_takes_is_refused(method):
 
 def test_output_contract(model):
     """``keypoints`` (B, K, 2) in input pixels and ``scores`` (B, K), with and without the
-    flip test; heatmap methods decode their final ``heatmaps`` to those keypoints."""
+    flip test, and every output the codec names; heatmap methods decode their final
+    ``heatmaps`` to those keypoints."""
     with torch.no_grad():
         plain = model.predict_poses(images(model, 2), flip_test=False)
         flipped = model.predict_poses(images(model, 2), flip_test=True)
@@ -132,7 +135,8 @@ def test_output_contract(model):
         height, width = model.input_size
         assert (out["keypoints"] >= -0.5).all() and (out["keypoints"][..., 0] <= width - 0.5).all()
         assert (out["keypoints"][..., 1] <= height - 0.5).all()
-    if "heatmaps" in plain:
+        assert set(model.codec.outputs) <= set(out)
+    if isinstance(model.codec, HeatmapCodec):
         assert plain["heatmaps"].shape[:2] == (2, k)
         keypoints, scores = model.decode_heatmaps(plain["heatmaps"])
         torch.testing.assert_close((keypoints, scores), (plain["keypoints"], plain["scores"]))
@@ -142,7 +146,7 @@ def test_heatmap_methods_read_their_own_targets_back(model):
     """A heatmap method's codec places the maps of ``forward`` on the input (its stride) and
     decodes the targets it encodes for the loss back to their joints: one geometry for
     training and prediction."""
-    if model.codec is None:
+    if not isinstance(model.codec, HeatmapCodec):
         pytest.skip("a coordinate method: no heatmap codec")
     data = batch(model)
     with torch.no_grad():
@@ -166,6 +170,62 @@ def test_loss_is_finite_and_reaches_the_network(model):
     finally:
         model.zero_grad(set_to_none=True)
         model.eval()
+
+
+PINNED_LOSSES: dict[str, tuple[str, dict, dict[str, float]]] = {
+    # case: (method, arguments beside its tiny ones, loss terms on the batch of pinned_batch)
+    "bulat": (
+        "bulat", {},
+        {"detection": 0.7492949, "regression": 0.172874, "loss": 0.9221689},
+    ),
+    "bulat-detector": (
+        "bulat", {"stage": "detector", "detection_radius": 3.0},
+        {"detection": 0.749163, "loss": 0.749163},
+    ),
+    "belagiannis": (
+        "belagiannis", {},
+        {"loss": 8638.106, "keypoints": 4732.813, "limbs": 3905.293, "stage0": 4307.15, "stage1": 4330.956},
+    ),
+    "belagiannis-ignore": (
+        "belagiannis", {"occlusion": "ignore", "heatmap_std": 1.7, "limb_std_along": 0.2},
+        {"loss": 5577.462, "keypoints": 3584.027, "limbs": 1993.435, "stage0": 2778.261, "stage1": 2799.201},
+    ),
+    "belagiannis-exclude": (
+        "belagiannis", {"occlusion": "exclude"},
+        {"loss": 3636.252, "keypoints": 2092.083, "limbs": 1544.168, "stage0": 1823.251, "stage1": 1813.0},
+    ),
+    "luvizon": (
+        "luvizon", {"heatmap_regularization": 0.1, "regularization_sigma": 1.5},
+        {"loss": 2.581586, "coords": 1.49364, "presence": 1.03317, "divergence": 0.5477607},
+    ),
+}
+"""Loss terms of fixed models on a fixed batch, computed before the codecs took over every
+method's targets (issue 25): refactoring targets must leave every training loss as it was."""
+
+
+def pinned_batch(model: PoseLitModule) -> dict[str, torch.Tensor]:
+    """Three crops with random poses, some joints outside the crop, some not annotated."""
+    generator = torch.Generator().manual_seed(6)
+    height, width = model.input_size
+    span = torch.tensor([width + 16.0, height + 16.0])
+    keypoints = torch.rand(3, model.num_joints, 2, generator=generator) * span - 8
+    visibility = torch.randint(0, 3, (3, model.num_joints), generator=generator)
+    return {"image": images(model, 3, seed=7), "keypoints": keypoints, "visibility": visibility}
+
+
+@pytest.mark.parametrize("case", list(PINNED_LOSSES))
+def test_losses_on_a_fixed_batch_are_pinned(case):
+    """Targets (disks, Gaussians, limb maps, normalised coordinates, regulariser maps) and
+    loss weights as they were: the same model and batch give the recorded loss terms."""
+    name, extra, expected = PINNED_LOSSES[case]
+    method = METHODS[name]
+    torch.manual_seed(0)
+    model = method.load()(**{**method.tiny, **extra})
+    model = as_if_trained(model, images(model, 4, seed=1))
+    data = pinned_batch(model)
+    with torch.no_grad():
+        losses = model.loss(model(model.normalize(data["image"])), data)
+    torch.testing.assert_close({k: float(v) for k, v in losses.items()}, expected, rtol=1e-4, atol=0)
 
 
 def test_flip_test_is_mirror_equivariant(model):
@@ -214,14 +274,14 @@ def test_flip_test_swaps_joints_by_their_names(model):
 
     def mirror(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """What the network sees on the mirrored image: partners' joints, mirrored."""
-        if "heatmaps" in outputs:
+        if isinstance(model.codec, HeatmapCodec):
             return {"heatmaps": outputs["heatmaps"][:, swap].flip(-1) * 1.25}  # surer of the mirror
         keypoints = outputs["keypoints"][:, swap].clone()
         keypoints[..., 0] = (width - 1) - keypoints[..., 0]
         return {"keypoints": keypoints, "scores": outputs["scores"][:, swap]}
 
     k = model.num_joints
-    if model.codec is None:
+    if not isinstance(model.codec, HeatmapCodec):
         seen = {"keypoints": torch.rand(1, k, 2, generator=generator) * torch.tensor([width - 1.0, height - 1.0]),
                 "scores": torch.linspace(0.2, 0.9, k)[None]}
         expected = seen["keypoints"], seen["scores"]

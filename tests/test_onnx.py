@@ -3,13 +3,15 @@
 For each method (its registry's tiny instance): the exported graph run by ONNX Runtime
 gives ``predict_poses``'s keypoints within 0.01 px and scores within 1e-3, with and
 without the flip test, at batch sizes other than the traced one; ``Predictor`` gives the
-same poses through either; the metadata round-trips. Bad files, bad metadata and cards
-that do not match are errors naming the file; a failed export leaves no file.
+same poses through either; the metadata round-trips. Bad files, bad metadata, metadata that
+contradicts its graph and cards that do not match are errors naming the file, before
+anything runs; a failed export leaves no file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import pytest
 import torch
 
 from poselit.data.synthetic import random_pose, render_figure
-from poselit.models import METHODS, Method
+from poselit.models import METHODS, Method, class_path
 from poselit.models.base import PoseLitModule
 from poselit.predict import Predictor
 from poselit.zoo.cards import ModelCard, WeightsInfo, ZooError
@@ -38,9 +40,10 @@ KEYPOINT_TOLERANCE, SCORE_TOLERANCE = 0.01, 1e-3
 
 
 def card_for(model: PoseLitModule, name: str, **changes) -> ModelCard:
-    """A card whose ``input`` is ``model``'s input description; ``changes`` override
+    """A card of ``model``'s class whose ``input`` is its input spec; ``changes`` override
     ``input`` fields."""
-    return ModelCard(name, "m.M", {}, WeightsInfo("0" * 64, 0), input={**model.input_description(), **changes})
+    return ModelCard(name, class_path(type(model)), {}, WeightsInfo("0" * 64, 0),
+                     input={**model.input_spec.to_dict(), **changes})
 
 
 def trained_a_little(method: Method) -> PoseLitModule:
@@ -118,20 +121,21 @@ def test_predictor_gives_the_same_poses_through_onnx_runtime(exported):
 def test_the_metadata_describes_the_model_and_the_card(exported):
     model, runtime = exported
     metadata = runtime.metadata
-    assert metadata.input_size == model.input_size and runtime.skeleton == model.skeleton
-    assert metadata.mean == pytest.approx(model.mean.flatten().tolist()) and metadata.std == pytest.approx(model.std.flatten().tolist())
+    assert runtime.input_spec == metadata.spec == model.input_spec  # every field, exactly
+    assert torch.equal(torch.tensor(metadata.spec.mean), model.mean.flatten()) and runtime.skeleton == model.skeleton
     assert (runtime.padding, runtime.fill) == (1.4, 7) and metadata.card.endswith("-tiny")
     assert metadata.class_path == f"{type(model).__module__}.{type(model).__name__}" and metadata.flip_test
     props = {p.key: p.value for p in onnx.load(str(runtime.path), load_external_data=False).metadata_props}
     assert props["joint_names"].startswith('["right_ankle"') and props["padding"] == "1.4" and props["fill"] == "7"
-    assert {"input_size", "mean", "std", "limbs", "flip_pairs", "skeleton", "poselit_version"} <= set(props)
+    assert {"size", "mean", "std", "limbs", "flip_pairs", "skeleton", "poselit_version"} <= set(props)
+    assert props["poselit_format"] == "2" and "input_size" not in props
     runtime.check_card(card_for(model, "same"))
 
 
 def test_metadata_without_a_card_has_the_models_input_and_round_trips(tiny_file):
     model, _ = tiny_file
     metadata = OnnxMetadata.of_model(model)
-    assert (metadata.padding, metadata.fill, metadata.card) == (1.25, 0, None)  # the model's: the defaults
+    assert (metadata.spec.padding, metadata.spec.fill, metadata.card) == (1.25, 0, None)  # the model's: the defaults
     assert "card" not in metadata.to_props()
     assert OnnxMetadata.from_props(metadata.to_props(), "x.onnx") == metadata
 
@@ -155,21 +159,87 @@ def test_files_that_are_not_poselit_onnx_models_are_refused_naming_them(tmp_path
     "key, value, message",
     [
         ("limbs", None, "metadata key 'limbs' is missing"),
-        ("input_size", '"big"', "metadata key 'input_size' must be \\[height, width\\], two integers > 0, got 'big'"),
+        ("size", '"big"', "metadata key 'size' must be \\[height, width\\], two integers in \\[1, 4096\\], got 'big'"),
+        ("size", None, "metadata key 'size' is missing"),
         ("fill", "[0", "metadata key 'fill' is not JSON text"),
+        ("fill", "300", r"metadata key 'fill' must be an integer in \[0, 255\]"),
+        ("std", "[1, 0, 1]", r"metadata key 'std' must be three numbers > 0"),
         ("flip_pairs", "[[0, 99]]", "metadata keys 'joint_names', 'limbs', 'flip_pairs' do not fit together"),
-        ("poselit_format", "2", "metadata format 2 was written by a newer poselit"),
+        ("poselit_format", "3", "metadata format 3 was written by a newer poselit"),
     ],
 )
 def test_missing_or_ill_typed_metadata_is_an_error_naming_the_file_and_key(tiny_file, tmp_path, key, value, message):
-    proto = onnx.load(str(tiny_file[1]))
-    props = {p.key: p.value for p in proto.metadata_props}
-    del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, {k: v for k, v in {**props, key: value}.items() if v is not None})
-    path = tmp_path / "edited.onnx"
-    onnx.save(proto, str(path))
+    path = edited_file(tiny_file[1], tmp_path / "edited.onnx", {key: value})
     with pytest.raises(ZooError, match=rf"{path}: {message}"):
         OnnxPoseModel.from_file(path)
+
+
+def edited_file(source: Path, target: Path, changes: dict, *, joints_declared: bool = True) -> Path:
+    """``source`` written to ``target`` with its metadata ``changes`` (``None``: the key
+    removed); without ``joints_declared`` the outputs' joint axis is left unnamed, as files
+    of metadata format 1 have it."""
+    proto = onnx.load(str(source))
+    props = {p.key: p.value for p in proto.metadata_props}
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {k: v for k, v in {**props, **changes}.items() if v is not None})
+    if not joints_declared:
+        for output in proto.graph.output[:2]:
+            output.type.tensor_type.shape.dim[1].dim_param = "joints"
+    onnx.save(proto, str(target))
+    return target
+
+
+def skeleton_props(name: str) -> dict[str, str]:
+    """The metadata keys of built-in skeleton ``name``, as a file of that skeleton has them."""
+    from poselit.skeletons import SKELETONS
+
+    skeleton = SKELETONS[name]
+    values = {"skeleton": name, "joint_names": list(skeleton.joints), "limbs": [list(x) for x in skeleton.limbs],
+              "flip_pairs": [list(x) for x in skeleton.flip_pairs]}
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (skeleton_props("mpii"), r"metadata key 'skeleton' is 'mpii' \(16 joints\) but the graph's output 'keypoints' "
+                                 r"has 14 joints"),
+        ({"skeleton": '"mpii"'}, r"metadata key 'skeleton' is 'mpii', but 'joint_names', 'limbs' and 'flip_pairs' are "
+                                 r"not those of the built-in 'mpii' skeleton \(16 joints"),
+        ({"size": "[64, 64]"}, r"metadata key 'size' is \[64, 64\] but the graph's input 'images' has shape "
+                               r"\['batch', 3, 32, 32\]"),
+        ({"size": "[60000, 60000]"}, r"metadata key 'size' must be \[height, width\], two integers in \[1, 4096\], "
+                                     r"got \[60000, 60000\]"),
+    ],
+    ids=["mpii-on-14-joints", "mpii-name-only", "64-on-32", "absurd-size"],
+)
+def test_metadata_that_contradicts_the_graph_is_refused_before_running(tiny_file, tmp_path, changes, message):
+    """Issue 26, class 3: the file's input description is checked against the graph (input
+    shape, number of joints) and for sane values when loaded, before anything runs."""
+    path = edited_file(tiny_file[1], tmp_path / "contradicting.onnx", changes)
+    with pytest.raises(ZooError, match=rf"^{path}: {message}"):
+        OnnxPoseModel.from_file(path)
+
+
+def test_files_of_metadata_format_1_load_and_their_joints_are_checked_on_the_outputs(tiny_file, tmp_path):
+    """Format 1 said ``input_size`` and declared no joint axis: such a file loads and predicts
+    as before; one whose skeleton has another joint count than its outputs is refused at its
+    first prediction, naming the file."""
+    model, source = tiny_file
+    props = {p.key: p.value for p in onnx.load(str(source)).metadata_props}
+    old = {"poselit_format": "1", "input_size": props["size"], "size": None}
+    path = edited_file(source, tmp_path / "old.onnx", old, joints_declared=False)
+    runtime = OnnxPoseModel.from_file(path, threads=1)
+    assert runtime.input_spec == model.input_spec
+    images = crops(model, 2, seed=0)
+    with torch.no_grad():
+        expected = model.predict_poses(images)["keypoints"]
+    assert (runtime.predict_poses(images)["keypoints"] - expected).abs().max() <= KEYPOINT_TOLERANCE
+    wrong = edited_file(source, tmp_path / "old-mpii.onnx", {**old, **skeleton_props("mpii")}, joints_declared=False)
+    runtime = OnnxPoseModel.from_file(wrong, threads=1)
+    with pytest.raises(ZooError, match=rf"^{wrong}: metadata key 'skeleton' is 'mpii' \(16 joints\) but the graph's "
+                                       r"output 'keypoints' has 14 joints"):
+        Predictor(runtime)(np.zeros((40, 30, 3), np.uint8))
 
 
 @pytest.mark.parametrize(
@@ -183,7 +253,7 @@ def test_metadata_not_matching_the_card_is_an_error_naming_the_file_and_field(ti
     with pytest.raises(ZooError, match=rf"{path}: input\.{field} is .* but card 'tiny' \(not saved\) says"):
         OnnxPoseModel.from_file(path, card=card)
     OnnxPoseModel.from_file(path, card=card_for(model, "tiny"))  # the matching card
-    without = {k: v for k, v in model.input_description().items() if k not in ("padding", "fill")}
+    without = {k: v for k, v in model.input_spec.to_dict().items() if k not in ("padding", "fill")}
     OnnxPoseModel.from_file(path, card=dataclasses.replace(card, input=without))  # an older card: the defaults
 
 

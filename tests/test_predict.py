@@ -648,7 +648,7 @@ def test_cli_outputs_never_overwrite_a_file_the_run_reads(tmp_path, fake_zoo, ca
     cases = [  # arguments, the output, the input it would overwrite
         ([b_jpg, "--boxes", b_json, "--out", photos, "--model", "tiny"], b_json, b_json),
         ([b_jpg, c_png, "--out", tmp_path, "--model", "tiny"], c_png, c_png),
-        ([clip, "--out", tmp_path, "--model", "tiny"], clip, clip),
+        ([clip, "--out", tmp_path, "--model", "tiny", "--video-codec", "mp4v"], clip, clip),  # mp4v writes .mp4
         ([photos / "config.jpg", "--out", export, "--model", export], config, config),
     ]
     before = {folder: snapshot(folder) for folder in (tmp_path, photos, export)}

@@ -4,6 +4,8 @@ request, with a GPU or autocast, or when the model cannot be exported faithfully
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ import poselit.zoo
 from poselit.onnx import OnnxPoseModel
 from poselit.onnx.cache import cache_folder, model_key, onnx_runner
 from poselit.predict import Predictor, choose_runtime
-from tiny_models import ConstantModel
+from tiny_models import ConstantModel, TinyHeatmapModel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,6 +45,11 @@ def test_the_export_is_cached_by_content_and_a_damaged_file_is_exported_again(de
     with torch.no_grad():
         next(other.parameters()).add_(1.0)
     assert model_key(other) != model_key(demo)  # other weights, another file
+    tiny = TinyHeatmapModel()
+    decoded_otherwise = TinyHeatmapModel()
+    decoded_otherwise.load_state_dict(tiny.state_dict())
+    decoded_otherwise.codec = dataclasses.replace(tiny.codec, refine="dark")
+    assert model_key(decoded_otherwise) != model_key(tiny)  # same weights, other decoding, another file
     path.write_bytes(b"not onnx")
     assert Predictor(demo).runtime == "onnxruntime" and path.stat().st_size > 1000
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Iterator
@@ -19,8 +20,25 @@ from poselit.data.synthetic import random_pose, render_figure
 from poselit.predict import PosePrediction, Predictor, whole_image_box
 from poselit.skeletons import LSP
 from poselit.smoothing import OneEuroFilter
-from poselit.video import FOURCC, VideoReadError, VideoResult, predict_video, track, tracking_box
+from poselit.video import (
+    CODECS,
+    FOURCC,
+    VideoReadError,
+    VideoResult,
+    can_write,
+    lock,
+    predict_video,
+    remove_abandoned,
+    track,
+    tracking_box,
+    video_codec,
+)
 from tiny_models import TinyHeatmapModel
+
+CODEC = video_codec()
+"""The annotated videos' codec here (probed now, before any test patches ``cv2.VideoCapture``)."""
+VIDEO = f"clip{CODEC.suffix}"
+"""The annotated video written for ``clip.*``."""
 
 HEIGHT, WIDTH, FRAMES, FPS = 72, 128, 24, 25.0
 STEP = 3.0
@@ -146,7 +164,8 @@ def predictor() -> Iterator[Predictor]:
 def test_predict_video_writes_an_annotated_video_and_one_json_line_per_frame(tmp_path, predictor):
     clip = write_video(tmp_path / "clip.mp4", walking_figure()[0])
     result = predict_video(predictor, clip, tmp_path / "out", smoothing=OneEuroFilter(), model="tiny")
-    assert result.video == tmp_path / "out" / "clip.mp4" and result.frames_file == tmp_path / "out" / "clip.jsonl"
+    assert result.video == tmp_path / "out" / VIDEO and result.frames_file == tmp_path / "out" / "clip.jsonl"
+    assert result.codec == CODEC
     assert (result.frames, result.expected_frames, result.fps, result.ended_early) == (FRAMES, FRAMES, FPS, False)
     assert count_frames(result.video) == FRAMES
     capture = cv2.VideoCapture(str(result.video))
@@ -161,7 +180,7 @@ def test_predict_video_writes_an_annotated_video_and_one_json_line_per_frame(tmp
     assert line["skeleton"]["joints"] == list(LSP.joints) and len(line["people"]) == 1
     person = line["people"][0]
     assert len(person["keypoints"]) == len(person["scores"]) == LSP.num_joints and set(person["box"]) == {"center", "scale"}
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.jsonl", "clip.mp4"]  # no temporaries left
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["clip.jsonl", VIDEO])  # no temporaries left
 
 
 def test_a_video_that_ends_early_is_written_up_to_its_end(tmp_path, predictor):
@@ -201,8 +220,8 @@ def test_a_failing_frame_leaves_the_frames_before_it_complete(tmp_path, predicto
     if failing == 0:  # nothing to keep: an empty video would be no valid file
         assert written == []
     else:
-        assert written == ["clip.jsonl", "clip.mp4"]
-        assert count_frames(tmp_path / "out" / "clip.mp4") == len(read_lines(tmp_path / "out" / "clip.jsonl")) == failing
+        assert written == sorted(["clip.jsonl", VIDEO])
+        assert count_frames(tmp_path / "out" / VIDEO) == len(read_lines(tmp_path / "out" / "clip.jsonl")) == failing
 
 
 def test_videos_that_cannot_be_opened_are_named_and_nothing_is_written(tmp_path, predictor):
@@ -234,12 +253,12 @@ def test_a_frame_size_change_stops_with_the_frames_before_it_written(tmp_path, p
         with pytest.raises(VideoReadError, match=r"clip.mp4: frame 3 is 64x36 px, the frames before it 128x72"):
             predict_video(predictor, tmp_path / "clip.mp4", tmp_path / "out")
     monkeypatch.undo()
-    assert count_frames(tmp_path / "out" / "clip.mp4") == 3
+    assert count_frames(tmp_path / "out" / VIDEO) == 3
     assert [line["frame"] for line in read_lines(tmp_path / "out" / "clip.jsonl")] == [0, 1, 2]
 
 
 def test_outputs_never_overwrite_the_input(tmp_path, predictor):
-    clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=2)[0])
+    clip = write_video(tmp_path / VIDEO, walking_figure(frames=2)[0], CODEC.fourcc)
     with pytest.raises(ValueError, match="would overwrite the input video"):
         predict_video(predictor, clip, tmp_path)
 
@@ -272,13 +291,13 @@ def test_cli_predict_on_a_video_and_an_image_writes_both_kinds_of_output(tmp_pat
     cv2.imwrite(str(inputs / "photo.png"), walking_figure(frames=1)[0][0])
     out = tmp_path / "out"
     assert predict_cli(str(inputs), "--out", str(out), "--smooth") == 0  # a folder: its images and videos
-    assert sorted(p.name for p in out.iterdir()) == ["clip.jsonl", "clip.mp4", "photo.json", "photo.png"]
-    assert count_frames(out / "clip.mp4") == FRAMES
+    assert sorted(p.name for p in out.iterdir()) == sorted(["clip.jsonl", VIDEO, "photo.json", "photo.png"])
+    assert count_frames(out / VIDEO) == FRAMES
     lines = read_lines(out / "clip.jsonl")
     assert [line["frame"] for line in lines] == list(range(FRAMES)) and lines[0]["model"] == "tiny"
     captured = capsys.readouterr()
     assert f"{inputs / 'clip.MP4'}: {FRAMES} frames (person lost in " in captured.out
-    assert f"wrote {out / 'clip.mp4'} and {out / 'clip.jsonl'}" in captured.out
+    assert f"wrote {out / VIDEO} ({CODEC.description}" in captured.out and f"and {out / 'clip.jsonl'}" in captured.out
     assert "clip.MP4" in captured.err and f"{FRAMES}/{FRAMES}" in captured.err  # the progress bar
     assert cli_predictor[0]["name"] == "tiny" and cli_predictor[0]["refine"] is False
 
@@ -298,7 +317,7 @@ def test_cli_video_options_set_smoothing_tracking_and_refine(tmp_path, cli_predi
 
     def stand_in(predictor, path, out_dir, **options) -> VideoResult:
         calls.append(options)
-        return VideoResult(Path(out_dir) / "clip.mp4", Path(out_dir) / "clip.jsonl", 2, 0, 2, FPS)
+        return VideoResult(Path(out_dir) / VIDEO, Path(out_dir) / "clip.jsonl", 2, 0, 2, FPS, CODEC)
 
     monkeypatch.setattr("poselit.video.predict_video", stand_in)
     clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=2)[0])
@@ -306,7 +325,7 @@ def test_cli_video_options_set_smoothing_tracking_and_refine(tmp_path, cli_predi
     assert predict_cli(str(clip), *argv, "--refine") == 0
     assert cli_predictor[-1]["refine"] is True  # whole frames get a second pass
     assert calls == [{"smoothing": OneEuroFilter(beta=0.0), "model": "tiny", "progress": False,
-                      "min_score": 0.6, "min_confident": 0.25}]
+                      "min_score": 0.6, "min_confident": 0.25, "codec": CODEC}]
     help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["predict"].format_help().split())
     defaults = inspect.signature(predict_video).parameters
     for option in ("min_score", "min_confident"):  # the help states the library's defaults
@@ -327,7 +346,7 @@ def test_cli_unreadable_and_truncated_videos_end_in_one_line_with_exit_2(tmp_pat
     err = capsys.readouterr().err
     assert err.startswith(f"poselit: error: {clip}: the video ended after {readable} of the {FRAMES} frames")
     assert err.count("\n") == 1  # the error only, not also the library's warning
-    assert count_frames(tmp_path / "o2" / "clip.mp4") == len(read_lines(tmp_path / "o2" / "clip.jsonl")) == readable
+    assert count_frames(tmp_path / "o2" / VIDEO) == len(read_lines(tmp_path / "o2" / "clip.jsonl")) == readable
 
 
 def test_cli_a_frame_size_change_ends_in_one_line_with_the_frames_before_it_written(tmp_path, cli_predictor, capsys, monkeypatch):
@@ -336,7 +355,7 @@ def test_cli_a_frame_size_change_ends_in_one_line_with_the_frames_before_it_writ
         assert predict_cli(str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "--quiet") == 2
     monkeypatch.undo()
     assert f"poselit: error: {tmp_path / 'clip.mp4'}: frame 2 is 64x36 px" in capsys.readouterr().err
-    assert count_frames(tmp_path / "out" / "clip.mp4") == len(read_lines(tmp_path / "out" / "clip.jsonl")) == 2
+    assert count_frames(tmp_path / "out" / VIDEO) == len(read_lines(tmp_path / "out" / "clip.jsonl")) == 2
 
 
 def test_cli_refuses_two_videos_that_would_write_the_same_files(tmp_path, cli_predictor, capsys):
@@ -345,3 +364,80 @@ def test_cli_refuses_two_videos_that_would_write_the_same_files(tmp_path, cli_pr
         write_video(tmp_path / folder / "clip.mp4", walking_figure(frames=1)[0])
     assert predict_cli(str(tmp_path / "a" / "clip.mp4"), str(tmp_path / "b" / "clip.mp4"), "--out", str(tmp_path / "out")) == 2
     assert "two inputs would write the same outputs clip.*" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- codecs, resuming
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda codec: codec.name)
+def test_each_codec_is_written_where_opencv_has_it_and_refused_by_name_where_not(tmp_path, predictor, codec):
+    clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=3)[0])
+    if not can_write(codec):
+        with pytest.raises(ValueError, match=rf"video codec '{codec.name}': this OpenCV .* cannot write {codec.description}"):
+            predict_video(predictor, clip, tmp_path / "out", codec=codec.name)
+        return
+    result = predict_video(predictor, clip, tmp_path / "out", codec=codec.name)
+    assert result.codec == codec and result.video == tmp_path / "out" / f"clip{codec.suffix}"
+    assert count_frames(result.video) == 3
+    header = result.video.read_bytes()[:12]
+    assert header.startswith(b"\x1a\x45\xdf\xa3") if codec.suffix == ".webm" else header[4:8] == b"ftyp"  # WebM / MP4
+
+
+def test_auto_picks_the_first_codec_browsers_play_and_falls_back_to_mp4v(monkeypatch):
+    playable = [codec for codec in CODECS if codec.browsers and can_write(codec)]
+    assert CODEC == (playable[0] if playable else CODECS[-1])
+    wheels = {dist.metadata["Name"].lower() for dist in metadata.distributions()} & {"opencv-python", "opencv-python-headless"}
+    assert not wheels or CODEC.browsers  # as the docs say: OpenCV's wheels (this project's dependency) have VP8
+    monkeypatch.setattr("poselit.video.can_write", lambda codec: False)
+    assert video_codec().name == "mp4v" and not video_codec().browsers
+    with pytest.raises(ValueError, match="video codec 'vp9': unknown; expected auto or one of h264, vp8, mp4v"):
+        video_codec("vp9")
+
+
+def test_cli_video_codec_choices_are_the_library_codecs():
+    from poselit.cli.predict import VIDEO_CODECS
+
+    assert VIDEO_CODECS == ("auto", *(codec.name for codec in CODECS))
+
+
+def test_cli_says_when_the_video_is_in_a_codec_browsers_do_not_play(tmp_path, cli_predictor, capsys, monkeypatch):
+    clip = write_video(tmp_path / "clip.avi", walking_figure(frames=2)[0], "MJPG")
+    monkeypatch.setattr("poselit.video.can_write", lambda codec: codec.name == "mp4v")
+    assert predict_cli(str(clip), "--out", str(tmp_path / "out"), "--quiet") == 0
+    note = "(MPEG-4 Part 2 in MP4 (mp4v), which browsers do not play: this OpenCV writes neither H.264 nor VP8)"
+    assert f"wrote {tmp_path / 'out' / 'clip.mp4'} {note}" in capsys.readouterr().out
+    assert count_frames(tmp_path / "out" / "clip.mp4") == 2
+
+
+def test_abandoned_temporaries_are_removed_and_a_live_runs_kept(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    abandoned = [out / ".clip.0123abcd.tmp.jsonl", out / ".clip.0123abcd.tmp.webm", out / ".clip.0123abcd.tmp.mp4"]
+    live = [out / ".clip.89abcdef.tmp.jsonl", out / ".clip.89abcdef.tmp.mp4"]
+    others = [out / ".clip2.0123abcd.tmp.jsonl", out / ".photo.png.0123abcd.tmp", out / "clip.jsonl"]
+    for path in abandoned + live + others:
+        path.write_text("partial")
+    with live[0].open("rb") as running:  # a run still writing holds the lock of its lines file
+        assert lock(running)
+        assert sorted(remove_abandoned(out / "clip.jsonl")) == sorted(abandoned)
+    assert all(path.exists() for path in live + others) and not any(path.exists() for path in abandoned)
+    assert sorted(remove_abandoned(out / "clip.jsonl")) == sorted(live)  # its run is gone: abandoned now
+
+
+def test_a_killed_video_restarts_and_a_finished_one_is_skipped(tmp_path, cli_predictor, capsys):
+    clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=4)[0])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".clip.0123abcd.tmp.jsonl").write_text('{"frame": 0}\n{"fra')  # left by a killed run
+    (out / f".clip.0123abcd.tmp{CODEC.suffix}").write_bytes(b"\x00" * 100)
+    assert predict_cli(str(clip), "--out", str(out), "--quiet", "--skip-existing") == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(["clip.jsonl", VIDEO])  # restarted, leftovers gone
+    assert count_frames(out / VIDEO) == len(read_lines(out / "clip.jsonl")) == 4
+    stamps = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+    capsys.readouterr()
+    assert predict_cli(str(clip), "--out", str(out), "--quiet", "--skip-existing") == 0
+    assert f"{clip}: skipped, its outputs are in {out} (--skip-existing)" in capsys.readouterr().out
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()} == stamps
+    (out / "clip.jsonl").unlink()  # one of the two missing: done again
+    assert predict_cli(str(clip), "--out", str(out), "--quiet", "--skip-existing") == 0
+    assert count_frames(out / VIDEO) == len(read_lines(out / "clip.jsonl")) == 4

@@ -1,4 +1,5 @@
-"""Drawing: skeletons with score-dependent opacity, heatmap grids, side-by-side pairs, PCK curves."""
+"""Drawing: skeletons in side and score colours with a minimum opacity, heatmap grids,
+side-by-side pairs, PCK curves."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from poselit.evaluate import evaluate_poses
 from poselit.skeletons import LSP
 from poselit.visualize import (
     CURVE_COLORS,
+    SCORE_COLORS,
     SIDE_COLORS,
     draw_heatmaps,
     draw_skeleton,
@@ -20,6 +22,8 @@ from poselit.visualize import (
     pck_curves,
     plot_pck_curve,
     save_image,
+    score_alpha,
+    score_color,
     side_by_side,
 )
 
@@ -34,22 +38,52 @@ def canvas(size: int = 64) -> np.ndarray:
     return np.full((size, size, 3), GRAY, np.uint8)
 
 
-def test_skeleton_is_opaque_without_scores_and_fades_with_low_scores():
-    keypoints, visible = pose(), np.full(14, 2)
-    opaque = draw_skeleton(canvas(), keypoints, visible, LSP)
-    assert (draw_skeleton(canvas(), keypoints, visible, LSP, scores=np.ones(14)) == opaque).all()
+def test_annotation_is_opaque_in_side_colours_with_a_dark_outline():
+    keypoints = pose()
     alone = np.where(np.arange(14) == 13, 2, 0)  # only the head top: no bone under it
     x, y = np.round(keypoints[13]).astype(int)
-    center = np.array(SIDE_COLORS["center"])
-    for score, alpha in ((1.0, 1.0), (0.5, 0.5), (0.0, 0.2)):  # 0.2: min_alpha
-        drawn = draw_skeleton(canvas(), keypoints, alone, LSP, scores=np.full(14, score), min_alpha=0.2)
-        np.testing.assert_allclose(drawn[y, x], alpha * center + (1 - alpha) * GRAY, atol=1.5)
-    # a bone takes the opacity of its weaker end
+    drawn = draw_skeleton(canvas(), keypoints, alone, LSP, radius=3)
+    assert tuple(drawn[y, x]) == SIDE_COLORS["center"]
+    assert (drawn[y, x + 4] < 60).all()  # the 1 px outline just outside the radius
+    ends = np.where(np.isin(np.arange(14), (2, 1)), 2, 0)  # right hip - right knee: a right bone
+    bone = draw_skeleton(canvas(), keypoints, ends, LSP, radius=0)
+    x, y = np.round(keypoints[1:3].mean(axis=0)).astype(int)
+    assert tuple(bone[y, x]) == SIDE_COLORS["right"]
+
+
+def test_score_colours_run_red_yellow_green_and_opacity_never_falls_below_the_minimum():
+    assert [score_color(s) for s in (0.0, 0.5, 1.0)] == list(SCORE_COLORS)
+    assert score_color(-1.0) == SCORE_COLORS[0] and score_color(1.5) == SCORE_COLORS[-1]
+    assert score_color(0.25) == tuple(round((a + b) / 2) for a, b in zip(SCORE_COLORS[0], SCORE_COLORS[1]))
+    np.testing.assert_allclose(score_alpha(np.array([-1.0, 0.0, 0.2, 1.0, 2.0]), 0.4), [0.4, 0.4, 0.52, 1.0, 1.0])
+
+
+def test_predicted_joints_take_their_score_colour_and_fade_with_it():
+    keypoints = pose()
+    alone = np.where(np.arange(14) == 13, 2, 0)
+    x, y = np.round(keypoints[13]).astype(int)
+    for score, alpha in ((1.0, 1.0), (0.5, 0.75), (0.0, 0.5)):  # min_alpha 0.5
+        drawn = draw_skeleton(canvas(), keypoints, alone, LSP, scores=np.full(14, score), min_alpha=0.5)
+        np.testing.assert_allclose(drawn[y, x], alpha * np.array(score_color(score)) + (1 - alpha) * GRAY, atol=1.5)
+    # a bone keeps its side's colour and takes the opacity of its weaker end
     ends = np.where(np.isin(np.arange(14), (12, 13)), 2, 0)  # neck - head top
-    scores = np.where(np.arange(14) == 12, 0.5, 1.0)
-    bone = draw_skeleton(canvas(), keypoints, ends, LSP, scores=scores, radius=0)
+    scores = np.where(np.arange(14) == 12, 0.0, 1.0)
+    bone = draw_skeleton(canvas(), keypoints, ends, LSP, scores=scores, radius=0, min_alpha=0.5)
     x, y = np.round(keypoints[12:14].mean(axis=0)).astype(int)
-    np.testing.assert_allclose(bone[y, x], 0.5 * center + 0.5 * GRAY, atol=1.5)
+    np.testing.assert_allclose(bone[y, x], 0.5 * np.array(SIDE_COLORS["center"]) + 0.5 * GRAY, atol=1.5)
+
+
+def test_a_low_score_skeleton_stays_visible_on_a_white_background():
+    """The demo's complaint: bones drawn at their joints' opacity vanished on snow (0.2 x
+    orange on white differs by ~50 levels). Every bone of a skeleton scored 0.02 differs from
+    white by at least 90 levels in some channel at its middle."""
+    angles = np.linspace(0, 2 * np.pi, 14, endpoint=False)
+    keypoints = np.stack([32 + 24 * np.cos(angles), 32 + 24 * np.sin(angles)], axis=1)  # a ring: bones apart
+    white = np.full((64, 64, 3), 255, np.uint8)
+    drawn = draw_skeleton(white, keypoints, np.full(14, 2), LSP, scores=np.full(14, 0.02), radius=0, thickness=3)
+    for a, b in LSP.limbs:
+        x, y = np.round((keypoints[a] + keypoints[b]) / 2).astype(int)
+        assert (255 - drawn[y, x].astype(int)).max() >= 90, (LSP.joints[a], LSP.joints[b], drawn[y, x])
 
 
 def test_skeleton_skips_unannotated_joints_and_points_outside():

@@ -140,7 +140,8 @@ def test_export_then_load_by_name_and_folder_gives_identical_outputs(checkpoint,
     assert (zoo_dir / card.weights.file).resolve() == (out / "model.safetensors").resolve()  # relative to the card
     assert card.training == {"epoch": 0, "global_step": 0} and card.license == "bsd-3-clause"
     config = json.loads((out / "config.json").read_text())
-    assert config["format_version"] == 1 and config["class_path"] == card.class_path
+    assert config["format_version"] == 2 and config["class_path"] == card.class_path
+    assert "input_size" not in card.init_args and "mean" not in card.init_args  # the input: stated once
     assert config["init_args"] == card.init_args and config["weights"]["file"] == "model.safetensors"
     assert zoo.list() == zoo.list_models() == poselit.zoo.list_models("luvizon-*") == [NAME]
     assert zoo.table_is_current() and NAME in (zoo_dir / "README.md").read_text()
@@ -496,12 +497,12 @@ def test_unknown_name_lists_close_names(card):
 
 def test_cards_and_configs_of_a_newer_version_are_refused(card, tmp_path):
     data = yaml.safe_load(card.read_text())
-    card.write_text(yaml.safe_dump({**data, "format_version": 2, "poselit_version": "9.0"}))
-    newer = r"format_version 2 .*newer poselit \(9.0\).*pip install -U poselit"
+    card.write_text(yaml.safe_dump({**data, "format_version": 3, "poselit_version": "9.0"}))
+    newer = r"format_version 3 .*newer poselit \(9.0\).*pip install -U poselit"
     with pytest.raises(zoo.IncompatibleVersionError, match=newer):
         zoo.load(NAME)
     config = tmp_path / "export" / "config.json"
-    config.write_text(json.dumps({**json.loads(config.read_text()), "format_version": 2}))
+    config.write_text(json.dumps({**json.loads(config.read_text()), "format_version": 3}))
     with pytest.raises(zoo.IncompatibleVersionError, match="config.json"):
         zoo.load(str(tmp_path / "export"))
 
@@ -667,3 +668,14 @@ def test_shipped_models_reproduce_their_cards_check_on_the_first_test_people(car
     (report,) = zoo.evaluate_model(model, [card.check["dataset"]], data_root, first=card.check["records"])
     result = next(r for r in report.results if r.metric == card.check["metric"])
     assert result.columns["Total"] == pytest.approx(card.check["value"], abs=0.5)
+
+
+@pytest.mark.parametrize("card", zoo.all_cards(zoo.builtin_zoo_dir()), ids=lambda card: card.name)
+def test_shipped_cards_load_unchanged_with_one_input_spec(card):
+    """The shipped cards (format 1: the input in ``init_args`` and in ``input``) load with
+    exactly the float32 normalisation and size of their ``init_args``, and a spec that every
+    field of their ``input`` describes (``input`` rounded means to 6 decimals)."""
+    model = zoo.load(card.name)
+    for key in ("mean", "std"):
+        assert torch.equal(getattr(model, key).flatten(), torch.tensor(card.init_args[key], dtype=torch.float32))
+    assert model.input_spec.size == tuple(card.init_args["input_size"]) and model.input_spec.differences(card.input) == []

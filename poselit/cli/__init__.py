@@ -15,8 +15,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from typing import Sequence
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
 
 from poselit import __version__
 from poselit.cli.backbone import add_backbone_command
@@ -97,9 +100,51 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     return args
 
 
+PACKAGE = Path(__file__).resolve().parents[1]
+"""The ``poselit`` package folder: a warning issued from a file under it is poselit's own."""
+
+
+def is_poselits(category: type[Warning], filename: str) -> bool:
+    """Whether a warning is poselit's own: a warning class of poselit's, or issued (as
+    ``stacklevel`` attributes it) from a file of the package."""
+    return category.__module__.split(".")[0] == "poselit" or Path(filename).resolve().is_relative_to(PACKAGE)
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Inside the block, poselit's own warnings (:func:`is_poselits`) are printed as one
+    line, ``poselit: warning: MESSAGE``, without the source line Python adds; other
+    warnings keep the format in force (Lightning's, Python's). The formatter in force
+    before is restored after the block: a Python program that imports poselit keeps its own.
+
+    >>> with one_line_warnings():
+    ...     print(warnings.formatwarning("no box", UserWarning, str(PACKAGE / "predict.py"), 9), end="")
+    poselit: warning: no box
+    """
+    previous = warnings.formatwarning
+
+    def format_warning(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+    ) -> str:
+        if is_poselits(category, filename):
+            return f"poselit: warning: {message}\n"
+        return previous(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``poselit`` console command; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``poselit`` console command; returns the exit code. poselit's own
+    warnings are one line each (:func:`one_line_warnings`)."""
+    with one_line_warnings():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in LIGHTNING_COMMANDS:
         from poselit.cli.lightning import RecipeError, run_lightning
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import netrc
 import os
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
-from jsonargparse import Namespace
+from jsonargparse import DefaultHelpFormatter, Namespace
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.trainer.states import TrainerFn
@@ -44,6 +45,48 @@ from poselit.tables import Reference, Table
 class RecipeError(ValueError):
     """A recipe or its command line cannot run as given: raised before anything runs, or
     when a run meets an image it cannot read (:func:`image_errors_in_one_line`)."""
+
+
+QUIET_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
+    # pytorch_lightning's own pytree helper on recent torch: for Lightning to fix
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    # Lightning on a small data set: logging then happens once per epoch, as it should
+    (UserWarning, r"The number of training batches \(\d+\) is smaller than the logging interval"),
+)
+"""Third-party warnings that ``poselit fit | validate | test | predict-recipe`` drop
+(category, regular expression matching the message's start): they tell a poselit user
+nothing to act on."""
+
+QUIET_LOG_MESSAGES: tuple[str, ...] = ("💡 Tip: For seamless cloud logging",)
+"""Starts of Lightning's log messages that the same commands drop (an advertisement for
+another logging service, printed on every run)."""
+
+LIGHTNING_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+"""The loggers Lightning's ``rank_zero_info`` writes through."""
+
+
+def drop_quiet_messages(record: logging.LogRecord) -> bool:
+    """A logging filter: False (drop) for a record starting with one of :data:`QUIET_LOG_MESSAGES`."""
+    return not str(record.msg).startswith(QUIET_LOG_MESSAGES)
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Inside the block, the warnings of :data:`QUIET_WARNINGS` and the log messages of
+    :data:`QUIET_LOG_MESSAGES` are dropped; the warning filters and the loggers are as
+    before after it, so that only poselit's commands are quieter, never a Python program
+    that uses Lightning beside poselit. Every other warning and message is shown."""
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    with warnings.catch_warnings():
+        for category, pattern in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", pattern, category)
+        for logger in loggers:
+            logger.addFilter(drop_quiet_messages)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(drop_quiet_messages)
 
 
 def wandb_disabled() -> bool:
@@ -106,6 +149,37 @@ def without_wandb(logger: Any) -> Any:
             init_args=Namespace(save_dir=save_dir, name="csv"),
         )
     return logger
+
+
+def prepare_wandb_loggers(loggers: Sequence[Any]) -> None:
+    """Before W&B runs start: make each ``WandbLogger``'s folder (on a missing one wandb
+    warns "git root ... does not exist") and drop the ``anonymous=None`` that Lightning
+    passes to ``wandb.init`` (wandb warns that the setting has no effect). Both read
+    Lightning's ``WandbLogger._wandb_init``, the arguments it will give ``wandb.init``;
+    other loggers are left alone."""
+    for logger in loggers:
+        init = getattr(logger, "_wandb_init", None)
+        if not isinstance(init, dict):
+            continue
+        if init.get("dir"):
+            Path(init["dir"]).mkdir(parents=True, exist_ok=True)
+        if "anonymous" in init and init["anonymous"] is None:
+            del init["anonymous"]
+
+
+class PlainHelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help with reStructuredText's double backticks taken out: the help of
+    ``poselit fit --help`` comes from docstrings (Lightning's and poselit's), and a terminal
+    shows ``x`` literally (as :func:`poselit.cli.plain_help` does for the other commands)."""
+
+    def _expand_help(self, action: Any) -> str:
+        return super()._expand_help(action).replace("``", "")
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("``", ""))
+
+    def start_section(self, heading: str | None) -> None:
+        super().start_section(heading.replace("``", "") if heading else heading)
 
 
 class ConfigInCheckpoints(SaveConfigCallback):
@@ -215,7 +289,11 @@ class PoseLightningCLI(LightningCLI):
             except (FileNotFoundError, ValueError) as err:
                 raise RecipeError(str(err)) from err
 
-    before_fit = before_validate = before_test = before_predict = _check_inputs
+    def _before_run(self) -> None:
+        self._check_inputs()
+        prepare_wandb_loggers(self.trainer.loggers)
+
+    before_fit = before_validate = before_test = before_predict = _before_run
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for crop in ("input_size", "padding", "fill"):  # the model's input description
@@ -250,6 +328,8 @@ def run_lightning(
     With ``run=False`` the arguments hold no subcommand and the CLI only parses the
     configuration and instantiates the model, data and trainer (used to check recipes).
     ``references`` are published rows that ``test`` prints beside the measured ones.
+    Lightning's warnings and messages that tell a poselit user nothing are dropped while
+    it runs (:func:`quiet_lightning`).
 
     ``command`` is the ``poselit`` command line that runs this (default: ``args``, right
     for ``fit``, ``validate`` and ``test``; LightningCLI's ``predict`` is ``poselit
@@ -258,7 +338,7 @@ def run_lightning(
     with ``sys.argv``, which must then re-run this very command.
     """
     import_methods()
-    with command_line(args if command is None else command), image_errors_in_one_line():
+    with command_line(args if command is None else command), image_errors_in_one_line(), quiet_lightning():
         return PoseLightningCLI(
             PoseLitModule,
             PoseDataModule,
@@ -272,8 +352,10 @@ def run_lightning(
             parser_kwargs={
                 "prog": "poselit",  # also under 'python -m poselit.cli'
                 "description": "poselit training (LightningCLI)",
+                "formatter_class": PlainHelpFormatter,
+                **{subcommand: {"formatter_class": PlainHelpFormatter} for subcommand in ("fit", "validate", "test")},
                 "predict": {"description": "LightningCLI's predict, run as 'poselit predict-recipe' "
-                            "('poselit predict' predicts poses in images)"},
+                            "('poselit predict' predicts poses in images)", "formatter_class": PlainHelpFormatter},
             },
         )
 

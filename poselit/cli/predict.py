@@ -8,14 +8,15 @@ or an ONNX file run by ONNX Runtime (:func:`poselit.onnx.onnx_file_of`), with th
 same outputs. A video (a file of
 :data:`VIDEO_SUFFIXES`) gives an annotated video and one JSON line per frame, one person
 tracked (:func:`poselit.video.predict_video`); a video that cannot be read to its end is an
-error, its frames up to there written. LightningCLI's ``predict`` (on a
-recipe's datasets) is ``poselit predict-recipe`` (:mod:`poselit.cli.lightning`).
+error, its frames up to there written. Every file is whole whenever the run stops, killed
+too; ``--skip-existing`` resumes a run (:func:`pending_images`; a video killed half-way is
+done again from its start). LightningCLI's ``predict`` (on a recipe's datasets) is
+``poselit predict-recipe`` (:mod:`poselit.cli.lightning`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
@@ -32,12 +33,21 @@ DEFAULT_OUT = "runs/predict"
 DEMO_MODEL = "bulat-mobilenetv2-lsp"
 """The zoo model ``poselit demo`` runs by default: the best on LSP test (PCK@0.2)."""
 
+DEMO_IMAGES = ("astronaut.jpg", "camera.jpg")
+"""The bundled samples ``poselit demo`` runs on (:data:`poselit.predict.SAMPLES`; origins and
+licences in ``SOURCES.md``). Full-body photos would suit the models better; none with a
+licence to redistribute is bundled yet (issue 27)."""
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-"""Image files: what a folder given to ``poselit demo`` is searched for (case-insensitive)."""
+"""Image files: what a folder given to ``poselit predict`` is searched for (case-insensitive)."""
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 """Files ``poselit predict`` treats as videos (case-insensitive); a folder given to it is
 searched for these and :data:`IMAGE_SUFFIXES`."""
+
+VIDEO_CODECS = ("auto", "h264", "vp8", "mp4v")
+"""``--video-codec``'s choices: ``auto`` and the names of :data:`poselit.video.CODECS` (not
+imported here, to keep ``--help`` light)."""
 
 ANNOTATED_MAX_SIDE = 2048
 """Longest side of the annotated images ``poselit predict`` writes; larger images are
@@ -69,11 +79,24 @@ def add_predict_commands(subparsers: Any) -> None:
     predict.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh", help="of 4-number boxes")
     predict.add_argument("--jsonl", action="store_true", help="write predictions.jsonl instead of one JSON per image")
     predict.add_argument(
+        "--skip-existing", action="store_true",
+        help="resume an earlier run into the same --out (e.g. one that was killed): skip the images whose JSON "
+        "(or predictions.jsonl line) is there and the videos whose two files are; the rest is written as usual",
+    )
+    predict.add_argument(
         "--padding", type=float,
         help="margin around a box (default: the model's, as in training; its card's input.padding)",
     )
     predict.add_argument(
         "--fill", type=int, help="value of crop pixels outside the image, 0-255 (default: the model's, as in training)"
+    )
+    predict.add_argument(
+        "--detect", action="store_true",
+        help="find the people in each image without a --boxes entry (the default person detector, offline: "
+        "python -m pydoc poselit.detect) and predict one pose each, the surest first; images only",
+    )
+    predict.add_argument(
+        "--max-people", type=int, metavar="N", help="with --detect: at most N people per image, the surest"
     )
     _add_run_options(predict)
     _add_video_options(predict)
@@ -82,14 +105,19 @@ def add_predict_commands(subparsers: Any) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="run a zoo model on the bundled sample images and write the annotated results",
-        description="Predict poses in the bundled sample images (poselit/assets/samples; origins in SOURCES.md there).",
+        description="Predict poses in the bundled full-body sample photos ("
+        + ", ".join(DEMO_IMAGES)
+        + " in poselit/assets/samples; origins and licences in SOURCES.md there) and say where the pictures are.",
     )
     demo.add_argument(
         "--model", default=DEMO_MODEL, help=f"zoo model name, export folder or ONNX file (default: {DEMO_MODEL})"
     )
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     _add_run_options(demo)
-    demo.set_defaults(func=run_demo, padding=None, fill=None, box_format="xywh", jsonl=False)
+    demo.set_defaults(
+        func=run_demo, padding=None, fill=None, box_format="xywh", jsonl=False, detect=False, max_people=None,
+        skip_existing=False,
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +159,11 @@ def _add_video_options(parser: argparse.ArgumentParser) -> None:
         "--min-confident", type=float, metavar="FRACTION",
         help="the person is lost in a frame with fewer confident joints than this fraction (default 0.5)",
     )
+    video.add_argument(
+        "--video-codec", choices=VIDEO_CODECS, default="auto",
+        help="of the annotated video: h264 (.mp4), vp8 (.webm; several times slower to write), mp4v (.mp4; browsers "
+        "do not play it); auto (default): the first of these that this OpenCV writes",
+    )
 
 
 def list_images(inputs: Sequence[str | Path], suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
@@ -159,16 +192,37 @@ def read_boxes(path: str | Path) -> dict[str, Any]:
 
 
 def planned_outputs(
-    out: str | Path, images: Sequence[Path], videos: Sequence[Path] = (), *, jsonl: bool = False
+    out: str | Path,
+    images: Sequence[Path],
+    videos: Sequence[Path] = (),
+    *,
+    jsonl: bool = False,
+    video_suffix: str = ".mp4",
 ) -> dict[Path, str]:
-    """The files a run writes into ``out``, each with what it comes from (an input, or ``--jsonl``)."""
+    """The files a run writes into ``out``, each with what it comes from (an input, or ``--jsonl``);
+    ``video_suffix`` is the annotated videos' (:attr:`poselit.video.VideoCodec.suffix`)."""
     out = Path(out)
     image_suffixes = (".png",) if jsonl else (".png", ".json")
     planned = {out / f"{path.stem}{suffix}": str(path) for path in images for suffix in image_suffixes}
     if jsonl and images:
         planned[out / "predictions.jsonl"] = "--jsonl"
-    planned.update({out / f"{path.stem}{suffix}": str(path) for path in videos for suffix in (".mp4", ".jsonl")})
+    planned.update({out / f"{path.stem}{suffix}": str(path) for path in videos for suffix in (video_suffix, ".jsonl")})
     return planned
+
+
+def pending_images(paths: Sequence[Path], out: str | Path, *, jsonl: bool = False) -> list[Path]:
+    """The images of ``paths`` that an earlier run into ``out`` has not finished: without
+    their ``<stem>.json``, or with ``jsonl`` without a whole line of theirs in
+    ``predictions.jsonl`` (an image's document is written after its picture, so a finished
+    image has both)."""
+    from poselit.predict_results import whole_lines
+
+    out = Path(out)
+    if not jsonl:
+        return [path for path in paths if not (out / f"{path.stem}.json").is_file()]
+    done = {Path(str(document.get("image"))).name for document in whole_lines(out / "predictions.jsonl")
+            if isinstance(document, dict)}
+    return [path for path in paths if path.name not in done]
 
 
 def check_outputs_spare_inputs(outputs: Mapping[Path, str], inputs: Iterable[Path]) -> None:
@@ -212,16 +266,25 @@ def predict_files(
     jsonl: bool = False,
     model: str | None = None,
     progress: bool = True,
+    append: bool = False,
 ) -> list[Path]:
     """Predict on image files; write the JSON documents and annotated images into ``out``.
 
     Returns the written files. ``boxes`` maps an image's path as given, or its file name,
-    to its boxes (see :func:`read_boxes`); keys that match no image are reported.
+    to its boxes (see :func:`read_boxes`); keys that match no image are reported. Each
+    image's picture is written, then its document: a JSON file, or with ``jsonl`` a line
+    of ``predictions.jsonl`` (which ``append`` continues, else starts afresh). Every file
+    is whole at any moment (:func:`poselit.atomic.write_atomic`,
+    :class:`~poselit.predict_results.JsonLines`), so a killed run is resumed by running
+    the images of :func:`pending_images` with ``append``.
     """
+    from contextlib import nullcontext
+
     from tqdm import tqdm
 
     from poselit.atomic import make_folder, write_atomic
     from poselit.predict import document_text, draw_predictions, image_document, load_image
+    from poselit.predict_results import JsonLines
     from poselit.visualize import save_image
 
     boxes = dict(boxes or {})
@@ -233,8 +296,8 @@ def predict_files(
     check_outputs_spare_inputs(planned_outputs(out, paths, jsonl=jsonl), paths)
     make_folder(out)
     written: list[Path] = []
-    lines = []
-    with tqdm(total=len(paths), desc="predicting", unit="image", disable=not progress) as bar:
+    lines_file = JsonLines(out / "predictions.jsonl", append=append) if jsonl else nullcontext()
+    with lines_file as lines, tqdm(total=len(paths), desc="predicting", unit="image", disable=not progress) as bar:
         for start in range(0, len(paths), predictor.batch_size):
             chunk = paths[start : start + predictor.batch_size]
             images = [load_image(p) for p in chunk]
@@ -248,14 +311,13 @@ def predict_files(
                 save_image(draw_predictions(image, mine, ANNOTATED_MAX_SIDE), drawn)
                 written.append(drawn)
                 document = image_document(str(path), image.shape[:2], predictor.skeleton, mine, model)
-                if jsonl:
-                    lines.append(json.dumps(document))
+                if lines is not None:
+                    lines.write(document)
                 else:
                     write_atomic(out / f"{path.stem}.json", document_text(document))
                     written.append(out / f"{path.stem}.json")
             bar.update(len(chunk))
     if jsonl:
-        write_atomic(out / "predictions.jsonl", "".join(line + "\n" for line in lines))
         written.append(out / "predictions.jsonl")
     return written
 
@@ -276,6 +338,7 @@ def _predictor(args: argparse.Namespace) -> Predictor:
         "refine": args.refine,
         "padding": args.padding,
         "fill": args.fill,
+        **_detection(args),
     }
     onnx_file = onnx_file_of(args.model)
     if onnx_file is not None and args.runtime == "torch":
@@ -293,22 +356,38 @@ def _predictor(args: argparse.Namespace) -> Predictor:
     return Predictor(OnnxPoseModel.from_file(onnx_file), device=args.device, **options)
 
 
+def _detection(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``detector`` and ``max_people`` of :class:`~poselit.predict.Predictor` that ``--detect``
+    and ``--max-people`` ask for."""
+    if args.max_people is not None and not args.detect:
+        raise ValueError("--max-people N limits the people --detect finds: add --detect")
+    if not args.detect:
+        return {}
+    from poselit.detect import default_detector
+
+    return {"detector": default_detector(), "max_people": args.max_people}
+
+
 def _predict_and_report(
     args: argparse.Namespace, predictor: Predictor, paths: Sequence[Path], boxes: Mapping[str, Any] | None
-) -> int:
-    """Predict on the images ``paths``, write the files, say how many."""
+) -> list[Path]:
+    """Predict on the images ``paths`` (with ``--skip-existing``, those of :func:`pending_images`),
+    write the files, say how many; returns them."""
+    todo = pending_images(paths, args.out, jsonl=args.jsonl) if args.skip_existing else paths
     written = predict_files(
         predictor,
-        paths,
+        todo,
         args.out,
         boxes=boxes,
         box_format=args.box_format,
         jsonl=args.jsonl,
         model=args.model,
         progress=not args.quiet,
+        append=args.skip_existing,
     )
-    print(f"{len(paths)} images ({predictor.runtime}): wrote {len(written)} files to {args.out}")
-    return 0
+    skipped = f", skipped {len(paths) - len(todo)} already there (--skip-existing)" if args.skip_existing else ""
+    print(f"{len(todo)} images ({predictor.runtime}): wrote {len(written)} files to {args.out}{skipped}")
+    return written
 
 
 def is_video(path: Path) -> bool:
@@ -332,24 +411,36 @@ def predict_videos(predictor: Predictor, videos: Sequence[Path], args: argparse.
     A video that ends before the frame count its header announces is an error after its
     frames are written (:class:`~poselit.video.VideoReadError`, like an unreadable one).
     """
-    from poselit.video import VideoEndedEarly, VideoReadError, predict_video
+    from poselit.video import VideoEndedEarly, VideoReadError, output_paths, predict_video, video_codec
 
     tracking = {name: getattr(args, name) for name in ("min_score", "min_confident") if getattr(args, name) is not None}
-    smoothing = smoothing_filter(args)
+    smoothing, codec = smoothing_filter(args), video_codec(args.video_codec)
     for path in videos:
+        if args.skip_existing and all(output.is_file() for output in output_paths(path, args.out, codec)):
+            print(f"{path}: skipped, its outputs are in {args.out} (--skip-existing)")
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("error", VideoEndedEarly)
             try:
                 result = predict_video(
-                    predictor, path, args.out, smoothing=smoothing, model=args.model, progress=not args.quiet, **tracking
+                    predictor, path, args.out, smoothing=smoothing, model=args.model, progress=not args.quiet,
+                    codec=codec, **tracking,
                 )
             except VideoEndedEarly as early:
                 raise VideoReadError(str(early)) from None
-        print(f"{path}: {result.frames} frames (person lost in {result.lost}): wrote {result.video} and {result.frames_file}")
+        played = "" if codec.browsers else ", which browsers do not play" + (
+            "" if args.video_codec == codec.name else ": this OpenCV writes neither H.264 nor VP8"
+        )
+        print(
+            f"{path}: {result.frames} frames (person lost in {result.lost}): wrote {result.video} "
+            f"({codec.description}{played}) and {result.frames_file}"
+        )
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Handler of ``poselit predict INPUT...``: images, then videos."""
+    from poselit.video import video_codec
+
     paths = list_images(args.images, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
     videos = [p for p in paths if is_video(p)]
     images = [p for p in paths if not is_video(p)]
@@ -357,17 +448,21 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.jsonl and images and any(v.stem == "predictions" for v in videos):
         raise ValueError("a video named predictions.* would overwrite predictions.jsonl (--jsonl); rename it")
     read = [*paths, *([Path(args.boxes)] if args.boxes else []), *model_files(args.model)]
-    check_outputs_spare_inputs(planned_outputs(args.out, images, videos, jsonl=args.jsonl), read)
+    suffix = video_codec(args.video_codec).suffix if videos else ".mp4"
+    check_outputs_spare_inputs(planned_outputs(args.out, images, videos, jsonl=args.jsonl, video_suffix=suffix), read)
     boxes = read_boxes(args.boxes) if args.boxes else None
     predictor = _predictor(args)
     if images:
         _predict_and_report(args, predictor, images, boxes)
+    predictor.detector = None  # videos: one person tracked from the whole frame (--detect is for images)
     predict_videos(predictor, videos, args)
     return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Handler of ``poselit demo``."""
+    """Handler of ``poselit demo``: predict on :data:`DEMO_IMAGES`, then name the pictures to open."""
     from poselit.predict import SAMPLES
 
-    return _predict_and_report(args, _predictor(args), list_images([SAMPLES]), None)
+    written = _predict_and_report(args, _predictor(args), [SAMPLES / name for name in DEMO_IMAGES], None)
+    print("the pictures:", *(str(path) for path in written if path.suffix == ".png"))
+    return 0

@@ -5,8 +5,8 @@ A method subclasses :class:`PoseLitModule` and supplies two things:
 * ``forward(images)`` on normalised float images ``(B, 3, H, W)``, returning a dict with
   the **output contract**: ``keypoints`` ``(B, K, 2)`` in input pixels, ``scores``
   ``(B, K)``, the per-stage raw outputs its loss needs (e.g. ``stages``), and optionally
-  the final ``heatmaps`` ``(B, K, h, w)``, whose meaning its :attr:`~PoseLitModule.codec`
-  (a :class:`~poselit.codecs.HeatmapCodec`: stride, targets, decoding) holds;
+  the outputs its :attr:`~PoseLitModule.codec` decodes and merges in the flip test (e.g. the
+  final ``heatmaps`` ``(B, K, h, w)`` of a :class:`~poselit.codecs.HeatmapCodec`);
 * ``loss(outputs, batch)``: a dict of named loss terms with the total under ``"loss"``,
   targets encoded on the device from the batch's ``keypoints`` / ``visibility``.
 
@@ -15,9 +15,10 @@ delivers uint8), the flip test, mapping predictions back to original-image pixel
 the sample's ``affine`` (:func:`~poselit.geometry.to_image_coords`, as
 :class:`~poselit.predict.Predictor` does), the metrics of each evaluation dataset's
 protocol, logging, and the optimiser / scheduler given to the constructor (LightningCLI's
-callables). The model also owns its input description
-(:meth:`PoseLitModule.input_description`: crop size, padding, fill, normalisation,
-skeleton), which the data module is linked to and the card records.
+callables). The model also owns its input description, one
+:class:`~poselit.input_spec.InputSpec` (:attr:`PoseLitModule.input_spec`: skeleton, crop
+size, padding, fill, normalisation), which the data module is linked to, the card and the
+ONNX metadata record, and :class:`~poselit.predict.Predictor` crops with.
 
 **Arguments are inherited, not repeated.** A method's constructor declares its own
 arguments (keyword-only) and those whose default it changes, and forwards the rest as
@@ -43,36 +44,18 @@ from torch import Tensor, nn
 
 from poselit import geometry
 from poselit.checkpoints import CLASS_KEY, check_weights, read_state_dict
-from poselit.codecs import HeatmapCodec
-from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING, affine_scale, check_fill, check_padding
+from poselit.codecs import Codec, CoordinateCodec, HeatmapCodec
+from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING, affine_scale
+from poselit.input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, resolve_input_spec
 from poselit.lazy import lazy_names
 from poselit.metrics import MetricResult, pose_metrics
 from poselit.models import class_path
 from poselit.models.backbones import Backbone, create_backbone
-from poselit.models.pretrained import load_pretrained, weights_file
-from poselit.skeletons import Skeleton, skeleton_from_spec
-
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+from poselit.models.pretrained import load_pretrained, push_to_hub, weights_file
+from poselit.skeletons import Skeleton
 
 Batch = Mapping[str, Tensor]
 LRScaling = Literal["none", "linear", "sqrt"]
-
-
-def flip_back_keypoints(keypoints: Tensor, flip_index: Tensor, width: int) -> Tensor:
-    """Keypoints predicted on a mirrored image, in the unmirrored image's frame and joints."""
-    restored = keypoints[:, flip_index].clone()
-    restored[..., 0] = (width - 1) - restored[..., 0]
-    return restored
-
-
-def flip_back_heatmaps(heatmaps: Tensor, flip_index: Tensor) -> Tensor:
-    """Heatmaps predicted on a mirrored image, mirrored back with left/right maps swapped.
-
-    Exact for maps whose stride divides the input width (pixel-centre convention of
-    :mod:`poselit.codecs`).
-    """
-    return heatmaps.flip(-1)[:, flip_index]
 
 
 class PoseLitModule(pl.LightningModule):
@@ -85,8 +68,11 @@ class PoseLitModule(pl.LightningModule):
         padding: Margin around a person box when cropping: the crop side is
             ``200 * scale * padding`` px (the data module's, linked by ``poselit fit``).
         fill: Value of crop pixels outside the image, 0-255 (linked from the data module).
-        mean: Per-channel mean subtracted on the device, in 0-255 units.
-        std: Per-channel divisor, in 0-255 units.
+        mean: Per-channel mean subtracted on the device, in 0-255 units; ``None``: what
+            the backbone's ``pretrained_cfg`` says its weights expect (a method on a
+            backbone, :class:`BackbonePoseModule`), else ImageNet's
+            (:func:`~poselit.input_spec.resolve_input_spec`).
+        std: Per-channel divisor, in 0-255 units; ``None``: as ``mean``.
         flip_test: Average the prediction with that of the mirrored image at evaluation.
         optimizer: Optimiser factory (LightningCLI ``OptimizerCallable``).
         lr_scheduler: Optional scheduler factory; a ``ReduceLROnPlateau`` monitors the
@@ -108,8 +94,8 @@ class PoseLitModule(pl.LightningModule):
         input_size: tuple[int, int] = (256, 256),
         padding: float = DEFAULT_PADDING,
         fill: int = DEFAULT_FILL,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         flip_test: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -125,18 +111,14 @@ class PoseLitModule(pl.LightningModule):
             raise ValueError(f"lr_scaling must be 'none', 'linear' or 'sqrt', got {lr_scaling!r}")
         self.lr_scaling = lr_scaling
         self.init_from = init_from
-        self.skeleton: Skeleton = skeleton_from_spec(skeleton)
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        # recorded as the data module records it: with a logger, Lightning refuses initial
-        # hyper-parameters that the two modules share with different values ([1, 1] != (1, 1))
-        self.hparams["input_size"] = self._hparams_initial["input_size"] = self.input_size
-        self.padding = check_padding(padding)
-        self.fill = check_fill(fill)
+        self._input_args = {"skeleton": skeleton, "size": input_size, "mean": mean, "std": std,
+                            "padding": padding, "fill": fill}
+        self.register_buffer("mean", torch.zeros(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=False)
+        self.resolve_input_spec()
         self.flip_test = flip_test
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("flip_index", torch.tensor(self.skeleton.flip_index), persistent=False)
         self.eval_metrics = nn.ModuleDict()
         self.results: dict[str, MetricResult] = {}
@@ -145,24 +127,66 @@ class PoseLitModule(pl.LightningModule):
     def num_joints(self) -> int:
         return self.skeleton.num_joints
 
-    def input_description(self) -> dict[str, Any]:
-        """What the model expects of its input, as its card's ``input`` records it (the
-        spirit of timm's ``pretrained_cfg``): ``skeleton`` (name), crop ``size``
-        ``[height, width]``, ``padding`` and ``fill`` of the crop, ``mean`` and ``std``
-        (0-255 units, 6 decimals). :class:`~poselit.predict.Predictor` crops with it and the
-        exports (:mod:`poselit.zoo.export`, :mod:`poselit.onnx`) write it.
+    @property
+    def input_spec(self) -> InputSpec:
+        """What the model expects of its input (an :class:`~poselit.input_spec.InputSpec`:
+        skeleton, crop size, mean, std, padding, fill), from its constructor's arguments by
+        the one rule of :func:`~poselit.input_spec.resolve_input_spec`.
+        :class:`~poselit.predict.Predictor` crops with it; the card's ``input`` and the ONNX
+        metadata are it, serialised.
 
-        >>> PoseLitModule(input_size=(64, 48), fill=128).input_description()["fill"]
-        128
+        >>> spec = PoseLitModule(input_size=(64, 48), fill=128).input_spec
+        >>> spec.size, spec.fill, spec.mean
+        ((64, 48), 128, (123.675, 116.28, 103.53))
         """
-        return {
-            "skeleton": self.skeleton.name,
-            "size": list(self.input_size),
-            "mean": [round(float(v), 6) for v in self.mean.flatten()],
-            "std": [round(float(v), 6) for v in self.std.flatten()],
-            "padding": self.padding,
-            "fill": self.fill,
-        }
+        return self._input_spec
+
+    @property
+    def skeleton(self) -> Skeleton:
+        """The joints (``input_spec.skeleton``)."""
+        return self._input_spec.skeleton
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Crop ``(height, width)`` (``input_spec.size``)."""
+        return self._input_spec.size
+
+    @property
+    def padding(self) -> float:
+        """Margin around a person box when cropping (``input_spec.padding``)."""
+        return self._input_spec.padding
+
+    @property
+    def fill(self) -> int:
+        """Value of crop pixels outside the image (``input_spec.fill``)."""
+        return self._input_spec.fill
+
+    def resolve_input_spec(self, pretrained_cfg: Mapping[str, Any] | None = None) -> InputSpec:
+        """Set :attr:`input_spec` from the constructor's arguments and, for a ``mean`` or
+        ``std`` not given, the backbone's ``pretrained_cfg`` (called again by
+        :meth:`BackbonePoseModule.build_backbone` once the backbone is built). The
+        normalisation buffers and the recorded hyper-parameters (what checkpoints rebuild the
+        model with) follow it."""
+        spec = resolve_input_spec(self._input_args, pretrained_cfg=pretrained_cfg)
+        self._input_spec = spec
+        self.mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
+        # the size as the data module records it: with a logger, Lightning refuses initial
+        # hyper-parameters that the two modules share with different values ([1, 1] != (1, 1))
+        for key, value in (("input_size", spec.size), ("mean", spec.mean), ("std", spec.std)):
+            if key in self.hparams:
+                self.hparams[key] = self._hparams_initial[key] = value
+        return spec
+
+    def input_description(self) -> dict[str, Any]:
+        """Deprecated (for one release): ``input_spec.to_dict()``, the card's ``input``."""
+        warnings.warn(
+            "PoseLitModule.input_description() is deprecated: use model.input_spec (an InputSpec), "
+            "or model.input_spec.to_dict() for the card's 'input' block",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.input_spec.to_dict()
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs: Any) -> "PoseLitModule":
@@ -182,6 +206,15 @@ class PoseLitModule(pl.LightningModule):
         """
         return load_pretrained(name, expect=cls, **kwargs)
 
+    def push_to_hub(self, repo_id: str, **options: Any) -> Any:
+        """Upload this model to the Hugging Face Hub repository ``repo_id`` (``ORG/NAME``,
+        created if needed), the Hugging Face way: exported as ``poselit zoo export`` exports
+        (weights, ``config.json``, a Hub ``README.md``) and uploaded as ``poselit zoo publish``
+        uploads, through the models' hook (:mod:`poselit.models.pretrained`). ``options`` are
+        :func:`poselit.zoo.push.push_to_hub`'s (``name``, ``half``, ``private``,
+        ``commit_message``, ``api``). Load it back with ``Method.from_pretrained("hf://ORG/NAME")``."""
+        return push_to_hub(self, repo_id, **options)
+
     # --- what a method implements -------------------------------------------------------
 
     def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, Tensor]:
@@ -193,13 +226,15 @@ class PoseLitModule(pl.LightningModule):
         ``self.backbone`` unless a method keeps it elsewhere."""
         return self.backbone
 
-    codec: HeatmapCodec | None = None
-    """A heatmap method's :class:`~poselit.codecs.HeatmapCodec` (set by its constructor):
-    the stride, targets and decoding of its maps; ``None`` for coordinate methods."""
+    codec: Codec = CoordinateCodec()
+    """The method's :class:`~poselit.codecs.Codec` (set by its constructor): its targets,
+    the decoding of its outputs and how the flip test merges them; by default a
+    :class:`~poselit.codecs.CoordinateCodec` (the network outputs keypoints itself)."""
 
     def decode_heatmaps(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
-        """Keypoints (input pixels) and scores from final heatmaps, through :attr:`codec`."""
-        if self.codec is None:
+        """Keypoints (input pixels) and scores from final heatmaps, through :attr:`codec`
+        (a :class:`~poselit.codecs.HeatmapCodec`)."""
+        if not isinstance(self.codec, HeatmapCodec):
             raise NotImplementedError(f"{type(self).__name__} has no heatmap codec (not a heatmap method)")
         return self.codec.decode(heatmaps)
 
@@ -213,23 +248,18 @@ class PoseLitModule(pl.LightningModule):
         """Run the network on 0-255 images ``(B, 3, H, W)``, with the flip test if enabled.
 
         Returns the unflipped raw outputs with ``keypoints`` / ``scores`` replaced by the
-        flip-averaged ones: heatmap methods average heatmaps before decoding (as the Bulat
-        et al. evaluation code does), coordinate methods average coordinates.
+        flip-tested ones, merged as the :attr:`codec` says
+        (:meth:`~poselit.codecs.Codec.merge_flipped`: heatmap codecs average heatmaps before
+        decoding, as the Bulat et al. evaluation code does; coordinate codecs average
+        coordinates).
         """
         flip_test = self.flip_test if flip_test is None else flip_test
         inputs = self.normalize(images)
         outputs = dict(self(inputs))
-        if not flip_test:
-            return outputs
-        mirrored = self(inputs.flip(-1))
-        if "heatmaps" in outputs:
-            heatmaps = (outputs["heatmaps"] + flip_back_heatmaps(mirrored["heatmaps"], self.flip_index)) / 2
-            outputs["keypoints"], outputs["scores"] = self.decode_heatmaps(heatmaps)
-        else:
-            width = images.shape[-1]
-            restored = flip_back_keypoints(mirrored["keypoints"], self.flip_index, width)
-            outputs["keypoints"] = (outputs["keypoints"] + restored) / 2
-            outputs["scores"] = (outputs["scores"] + mirrored["scores"][:, self.flip_index]) / 2
+        if flip_test:
+            mirrored = self(inputs.flip(-1))
+            merged = self.codec.merge_flipped(outputs, mirrored, self.flip_index, images.shape[-1])
+            outputs["keypoints"], outputs["scores"] = merged
         return outputs
 
     # --- training -----------------------------------------------------------------------
@@ -396,8 +426,8 @@ class BackbonePoseModule(PoseLitModule):
 
     Args:
         pretrained: Load the backbone's pretrained timm weights (downloads them: needs a
-            network; other trunks than the papers' then usually want ImageNet ``mean`` /
-            ``std``).
+            network). A ``mean`` / ``std`` not given is the one the backbone's
+            ``pretrained_cfg`` names (ImageNet's for most timm models), whatever the weights.
         backbone_weights: Local weights file (or Hugging Face-style folder) for the
             backbone, loaded offline (implies ``pretrained``); see
             :func:`poselit.models.backbones.create_backbone`.
@@ -423,9 +453,17 @@ class BackbonePoseModule(PoseLitModule):
 
     def build_backbone(self, name: str, **options: Any) -> Backbone:
         """Backbone ``name`` with the weights and neck these arguments ask for:
-        :func:`~poselit.models.backbones.create_backbone` with ``options`` (strides, ...)."""
-        return create_backbone(name, **self._backbone_weights, neck_channels=self.neck_channels, **options)
+        :func:`~poselit.models.backbones.create_backbone` with ``options`` (strides, ...).
+        The model's ``mean`` and ``std``, unless given, become those of its
+        ``pretrained_cfg`` (:meth:`PoseLitModule.resolve_input_spec`)."""
+        backbone = create_backbone(name, **self._backbone_weights, neck_channels=self.neck_channels, **options)
+        self.resolve_input_spec(backbone.pretrained_cfg)  # the mean and std its weights expect, unless given
+        return backbone
 
 
 # Moved names, importable from here for one release (with a DeprecationWarning).
-__getattr__, __dir__ = lazy_names(__name__, moved={"to_image_coords": "poselit.geometry:to_image_coords"})
+__getattr__, __dir__ = lazy_names(__name__, moved={
+    "to_image_coords": "poselit.geometry:to_image_coords",
+    "flip_back_keypoints": "poselit.geometry:flip_back_keypoints",
+    "flip_back_heatmaps": "poselit.geometry:flip_back_heatmaps",
+})

@@ -15,7 +15,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from poselit.codecs import HeatmapCodec, Refine, limb_heatmaps
+from poselit.codecs import LimbHeatmapCodec, Refine
 from poselit.models.backbones import Backbone, create_backbone
 from poselit.models.base import BackbonePoseModule, Batch
 
@@ -152,11 +152,12 @@ class BelagiannisRecurrent(BackbonePoseModule):
     adds only its 512 batch-norm parameters; ``num_iterations=0`` has no recurrent module
     and one pair of heads.
 
-    **Targets and loss** (encoded on the device in :meth:`loss`, :meth:`encode_targets`):
-    keypoint Gaussians with std ``heatmap_std`` map pixels and peak ``heatmap_peak``; limb
-    Gaussians centred on the limb midpoint with std ``limb_std_along`` / ``limb_std_across``
-    times the limb length (in map pixels) along / across it, same peak (the original's
-    ``generateGHeatmap`` magnifies both by ``magnif``). Maps of joints that are not annotated
+    **Targets and loss** (drawn on the device by :attr:`codec`, a
+    :class:`~poselit.codecs.LimbHeatmapCodec`, in :meth:`encode_targets`): keypoint Gaussians
+    with std ``heatmap_std`` map pixels and peak ``heatmap_peak``; limb Gaussians centred on
+    the limb midpoint with std ``limb_std_along`` / ``limb_std_across`` times the limb length
+    (in map pixels) along / across it, same peak (the original's ``generateGHeatmap``
+    magnifies both by ``magnif``). Maps of joints that are not annotated
     (visibility 0), and limbs with such a joint, are zero and get zero weight. Per stage::
 
         L_stage = sum_{b, maps, pixels} w * (x - y)^2 / 2 / B     (keypoint maps + limb maps)
@@ -181,9 +182,9 @@ class BelagiannisRecurrent(BackbonePoseModule):
     **Outputs** of :meth:`forward`: ``stages`` (list of ``(keypoint maps, limb maps or None)``,
     feed-forward first), ``heatmaps`` (the last keypoint maps, ``(B, K, H/4, W/4)``),
     ``keypoints`` ``(B, K, 2)`` in input pixels and ``scores`` ``(B, K)``, decoded by
-    :attr:`codec` (a :class:`~poselit.codecs.HeatmapCodec` of the maps' stride,
-    ``heatmap_std``, ``heatmap_peak`` and ``refine``, which also draws the keypoint
-    targets): argmax with ``refine``, and each map's maximum divided by ``heatmap_peak``,
+    :attr:`codec` (of the maps' stride, ``heatmap_std``, ``heatmap_peak`` and ``refine``;
+    the flip test averages the maps before): argmax with ``refine``, and each map's maximum
+    divided by ``heatmap_peak``,
     so about 1 for a confident joint and 0 for none. The maximum is the paper's visibility
     predictor (Sec. IV-B); the division changes no ranking.
 
@@ -281,16 +282,17 @@ class BelagiannisRecurrent(BackbonePoseModule):
         self.num_iterations = int(num_iterations)
         self.body_parts = bool(body_parts)
         self.occlusion = occlusion
-        self.limb_std_along = float(limb_std_along)
-        self.limb_std_across = float(limb_std_across)
         self.fg_threshold = float(fg_threshold)
-        self.register_buffer(
-            "limb_pairs", torch.tensor(self.skeleton.limbs, dtype=torch.long).reshape(-1, 2), persistent=False
-        )
 
         self.backbone, stride, self.adapters = _build_backbone(self.build_backbone, backbone, stride, self.neck_channels)
-        self.codec = HeatmapCodec(
-            stride=stride, std=float(heatmap_std), peak=float(heatmap_peak), refine=refine
+        self.codec = LimbHeatmapCodec(
+            stride=stride,
+            std=float(heatmap_std),
+            peak=float(heatmap_peak),
+            refine=refine,
+            limbs=self.skeleton.limbs if self.body_parts else (),
+            limb_std_along=float(limb_std_along),
+            limb_std_across=float(limb_std_across),
         )
         self.conv9 = nn.Conv2d(DEEP_CHANNELS, FEATURE_CHANNELS, 1)
         self.conv10 = nn.Conv2d(FEATURE_CHANNELS, FEATURE_CHANNELS, 1)
@@ -345,18 +347,9 @@ class BelagiannisRecurrent(BackbonePoseModule):
         maps = self.codec.encode(keypoints, visibility, size)
         out = dict(zip(("keypoints", "keypoint_weights"), self._apply_occlusion(maps, occluded)))
         if self.body_parts:
-            limbs = limb_heatmaps(
-                keypoints,
-                visibility,
-                self.limb_pairs,
-                size,
-                std_along_frac=self.limb_std_along,
-                std_across_frac=self.limb_std_across,
-                peak=self.codec.peak,
-                stride=self.codec.stride,
-            )
-            pairs = self.limb_pairs.to(visibility.device)
-            limb_occluded = occluded[:, pairs[:, 0]] | occluded[:, pairs[:, 1]]
+            limbs = self.codec.encode_limbs(keypoints, visibility, size)
+            first, second = self.codec.limb_ends(occluded)
+            limb_occluded = first | second
             out.update(zip(("limbs", "limb_weights"), self._apply_occlusion(limbs, limb_occluded)))
         return out
 

@@ -2,8 +2,10 @@
 Contextual Information" (2017): a stem, K prediction blocks and a parameter-free soft-argmax
 regression with context aggregation, trained end to end on joint coordinates.
 
-See :class:`LuvizonSoftArgmax`. The pieces without parameters (soft-argmax regression,
-coordinate mapping, losses) are in :mod:`poselit.models.luvizon_regression`, re-exported here.
+See :class:`LuvizonSoftArgmax`. The pieces without parameters (soft-argmax regression with
+context aggregation, losses) are in :mod:`poselit.models.luvizon_regression`, re-exported
+here; the coordinate frame of its targets and predictions is its
+:class:`~poselit.codecs.SoftArgmaxCodec`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
-from poselit.codecs import gaussian_heatmaps
+from poselit.codecs import SoftArgmaxCodec
+from poselit.lazy import lazy_names
 from poselit.models import luvizon_regression
 from poselit.models.base import BackbonePoseModule, Batch
 from poselit.models.layers import BatchNormNoScale, ConvNormAct, SeparableConv2d, SeparableResidual
@@ -144,10 +147,12 @@ class LuvizonSoftArgmax(BackbonePoseModule):
     ``map_size``, the maps' ``(height, width)``. No ``heatmaps``: the flip test averages
     coordinates.
 
-    Coordinates: a normalised value ``u`` is a soft-argmax on the map's ``linspace(0, 1, W)``
-    grid, i.e. map column ``u * (W - 1)``, which :func:`normalized_to_input` takes to input
-    pixels with the package's stride convention (:func:`poselit.codecs.to_input_coords`);
-    targets go the other way (:func:`input_to_normalized`).
+    Coordinates: :attr:`codec`, a :class:`~poselit.codecs.SoftArgmaxCodec` of ``stride``.
+    A normalised value ``u`` is a soft-argmax on the map's ``linspace(0, 1, W)`` grid, i.e.
+    map column ``u * (W - 1)``, which the codec's ``decode`` takes to input pixels with the
+    package's stride convention (:func:`poselit.codecs.normalized_to_input`); its ``encode``
+    takes the targets the other way, and its ``encode_heatmaps`` draws the optional
+    regulariser's Gaussians. The flip test averages coordinates.
 
     Loss (Sec. 4.1), summed over the blocks with weight 1 each:
 
@@ -252,15 +257,14 @@ class LuvizonSoftArgmax(BackbonePoseModule):
         self.num_blocks = num_blocks
         self.num_context = num_context
         self.alpha = float(alpha)
-        self.stride = stride
         self.presence_weight = float(presence_weight)
         self.heatmap_regularization = float(heatmap_regularization)
-        self.regularization_sigma = float(regularization_sigma)
-        if self.heatmap_regularization < 0 or not self.regularization_sigma > 0:
+        if self.heatmap_regularization < 0 or not regularization_sigma > 0:
             raise ValueError(
                 f"heatmap_regularization must be >= 0 and regularization_sigma > 0, "
                 f"got {heatmap_regularization} and {regularization_sigma}"
             )
+        self.codec = SoftArgmaxCodec(stride=stride, heatmap_std=float(regularization_sigma))
 
         self.backbone = self.build_backbone(backbone, out_strides=stride)
         channels = self.backbone.channels[0]
@@ -286,7 +290,7 @@ class LuvizonSoftArgmax(BackbonePoseModule):
         last = stages[-1]
         return {
             "stages": stages,
-            "keypoints": normalized_to_input(last.coords, map_size, self.stride),
+            "keypoints": self.codec.decode(last.coords, map_size),
             "scores": torch.sigmoid(last.presence),
             "map_size": map_size,
         }
@@ -298,7 +302,7 @@ class LuvizonSoftArgmax(BackbonePoseModule):
         input_size = tuple(batch["image"].shape[-2:])
         annotated = visibility > 0
         present = presence_targets(keypoints, visibility, input_size)
-        target = input_to_normalized(keypoints.float(), outputs["map_size"], self.stride)
+        target = self.codec.encode(keypoints, outputs["map_size"])
         coords = presence = keypoints.new_zeros((), dtype=torch.float32)
         for stage in outputs["stages"]:
             coords = coords + elastic_net(stage.coords, target, present)
@@ -306,9 +310,7 @@ class LuvizonSoftArgmax(BackbonePoseModule):
             presence = presence + torch.where(annotated, bce, 0.0).sum() / annotated.sum().clamp_min(1)
         losses = {"loss": coords + self.presence_weight * presence, "coords": coords, "presence": presence}
         if self.heatmap_regularization > 0:
-            gaussians = gaussian_heatmaps(keypoints.float(), present.long(), outputs["map_size"],
-                                          self.regularization_sigma, stride=self.stride)
-            gaussians = gaussians / gaussians.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+            gaussians = self.codec.encode_heatmaps(keypoints, present, outputs["map_size"])
             losses["divergence"] = sum(heatmap_divergence(s.part_maps, gaussians, present) for s in outputs["stages"])
             losses["loss"] = losses["loss"] + self.heatmap_regularization * losses["divergence"]
         return losses
@@ -343,3 +345,7 @@ def _check_args(
             f"input_size {input_size} must be multiples of stride {stride} and at least "
             f"{2 * stride} (maps of at least 2x2 for the normalised soft-argmax grid)"
         )
+
+
+# Moved to the codecs, importable from here for one release (with a DeprecationWarning).
+__getattr__, __dir__ = lazy_names(__name__, moved=luvizon_regression.MOVED)

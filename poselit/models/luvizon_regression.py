@@ -1,12 +1,12 @@
 """The parameter-free half of Luvizon, Tabia & Picard (2017): soft-argmax regression with
-context aggregation (Sec. 3.2), the coordinate mapping, and the losses (Sec. 4.1).
+context aggregation (Sec. 3.2) and the losses (Sec. 4.1).
 
 Module functions, so each can be tested on its own; :mod:`poselit.models.luvizon` builds
-the network around them (and re-exports them). :func:`normalized_to_input` /
-:func:`input_to_normalized` (the coordinate mapping), :func:`regress_joints` (soft-argmax,
-joint probability and Eq. 6), :func:`aggregate_context` (Eq. 6 alone),
-:func:`presence_targets`, :func:`elastic_net` (Eq. 7) and the optional
-:func:`heatmap_divergence` (not in the paper).
+the network around them (and re-exports them): :func:`regress_joints` (soft-argmax, joint
+probability and Eq. 6), :func:`aggregate_context` (Eq. 6 alone), :func:`presence_targets`,
+:func:`elastic_net` (Eq. 7) and the optional :func:`heatmap_divergence` (not in the paper).
+The coordinate frame (normalised map coordinates <-> input pixels) is the method's codec,
+:class:`poselit.codecs.SoftArgmaxCodec`.
 """
 
 from __future__ import annotations
@@ -17,65 +17,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from poselit.codecs import soft_argmax, to_heatmap_coords, to_input_coords
+from poselit.codecs_functional import soft_argmax
+from poselit.lazy import lazy_names
 
 __all__ = [
     "StageOutput",
     "aggregate_context",
     "elastic_net",
     "heatmap_divergence",
-    "input_to_normalized",
-    "normalized_to_input",
     "presence_targets",
     "regress_joints",
 ]
+
 
 class StageOutput(NamedTuple):
     """What one prediction block outputs for the loss."""
 
     coords: Tensor
     """``(B, Nj, 2)`` aggregated joint positions ``(x, y)`` in normalised map coordinates
-    (:func:`normalized_to_input`)."""
+    (:meth:`poselit.codecs.SoftArgmaxCodec.decode`)."""
     presence: Tensor
     """``(B, Nj)`` presence logits: the global maximum of each joint's part map."""
     part_maps: Tensor | None = None
     """``(B, Nj, H, W)`` part-map logits, for the optional :func:`heatmap_divergence`."""
-
-
-
-# --------------------------------------------------------------------------- coordinates
-
-
-def normalized_to_input(coords: Tensor, map_size: tuple[int, int], stride: float) -> Tensor:
-    """Soft-argmax output on the ``linspace(0, 1, W)`` grid -> input pixels.
-
-    The normalised grid puts 0 at the centre of the map's first column and 1 at the centre
-    of its last (:func:`poselit.codecs.soft_argmax` with ``grid="normalized"``), so
-    ``map = u * (W - 1)`` and then :func:`poselit.codecs.to_input_coords`::
-
-        input = stride * u * (W - 1) + (stride - 1) / 2          (y: H instead of W)
-
-    On a 32x32 map of a 256x256 input (stride 8) ``u = 0`` is input pixel 3.5 and ``u = 1``
-    is 251.5: the centres of the first and last 8x8 blocks.
-
-    Args:
-        coords: ``(..., 2)`` normalised ``(x, y)``.
-        map_size: Map ``(height, width)``, each at least 2.
-        stride: Input pixels per map pixel.
-    """
-    return to_input_coords(coords * _map_span(map_size, coords), stride)
-
-
-def input_to_normalized(keypoints: Tensor, map_size: tuple[int, int], stride: float) -> Tensor:
-    """Input pixels -> normalised map coordinates (inverse of :func:`normalized_to_input`)."""
-    return to_heatmap_coords(keypoints, stride) / _map_span(map_size, keypoints)
-
-
-def _map_span(map_size: tuple[int, int], like: Tensor) -> Tensor:
-    height, width = map_size
-    if height < 2 or width < 2:
-        raise ValueError(f"the soft-argmax maps must be at least 2x2, got {height}x{width}")
-    return torch.tensor([width - 1, height - 1], dtype=like.dtype, device=like.device)
 
 
 # --------------------------------------------------------------------------- regression
@@ -180,3 +144,11 @@ def heatmap_divergence(part_maps: Tensor, targets: Tensor, valid: Tensor) -> Ten
     log_m = ((p + q) / 2).clamp_min(torch.finfo(torch.float32).tiny).log()
     divergence = ((p * (log_p - log_m)).sum(-1) + (torch.xlogy(q, q) - q * log_m).sum(-1)) / 2
     return torch.where(valid, divergence, 0.0).sum() / valid.sum().clamp_min(1)
+
+
+# Moved to the codecs, importable from here for one release (with a DeprecationWarning).
+MOVED = {
+    "normalized_to_input": "poselit.codecs:normalized_to_input",
+    "input_to_normalized": "poselit.codecs:input_to_normalized",
+}
+__getattr__, __dir__ = lazy_names(__name__, moved=MOVED)

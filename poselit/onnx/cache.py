@@ -5,7 +5,8 @@
 eager torch on a CPU (``benchmarks/latency.py``). :func:`onnx_runner` exports the model the
 first time (seconds: two traces, see :mod:`poselit.onnx.export`) to
 ``<cache>/onnx/<key>.onnx``, where the key is a hash of everything the graph depends on
-(the class, the input description, every weight, the poselit version and opset), and loads
+(the class, the input description, the constructor's settings, the codec (its decoding),
+every weight, the poselit version and opset), and loads
 the cached file every later time. The cache folder is ``$POSELIT_CACHE``, else
 ``~/.cache/poselit``.
 
@@ -41,7 +42,9 @@ def cache_folder() -> Path:
 
 def model_key(model: PoseLitModule) -> str:
     """A hash (24 hex digits) of what an exported graph of ``model`` depends on: its class,
-    input description, weights and buffers, the poselit version, opset and channel block.
+    input description, constructor settings (``hparams``) and codec (two models with the
+    same weights may decode differently, e.g. ``refine``), weights and buffers, the poselit
+    version, opset and channel block.
 
     >>> import poselit
     >>> model = poselit.zoo.load("luvizon-tiny-lsp-demo")
@@ -51,7 +54,9 @@ def model_key(model: PoseLitModule) -> str:
     """
     digest = hashlib.sha256()
     describe = OnnxMetadata.of_model(model).to_props()
-    digest.update(json.dumps([describe, __version__, DEFAULT_OPSET, CHANNEL_BLOCK], sort_keys=True).encode())
+    settings = [dict(getattr(model, "hparams", {})), repr(getattr(model, "codec", None))]
+    digest.update(json.dumps([describe, settings, __version__, DEFAULT_OPSET, CHANNEL_BLOCK], sort_keys=True,
+                             default=str).encode())
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())

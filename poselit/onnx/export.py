@@ -24,14 +24,17 @@ runtime reproduces it to float rounding without any code of ours:
 * inputs: ``images``, float32 ``(B, 3, H, W)``, RGB, 0-255 (uint8 values as floats; the
   batch size ``B`` is free, ``H, W`` are ``input_size``); ``flip_test``, a boolean scalar;
 * inside: normalisation (``mean``, ``std``), the network, the flip test when ``flip_test``
-  is true, and the decoding (argmax with its sub-pixel step, or soft-argmax);
-* outputs: ``keypoints`` ``(B, K, 2)`` in input pixels (the top-left pixel's centre is
-  (0, 0)), ``scores`` ``(B, K)``, and for heatmap methods ``heatmaps`` ``(B, K, h, w)``,
-  those of the unmirrored images (as ``predict_poses`` returns them).
+  is true, and the decoding of the model's codec (:mod:`poselit.codecs`: argmax with its
+  sub-pixel step, DARK's blur included, or soft-argmax);
+* outputs: those of the model's codec (``codec.outputs``): ``keypoints`` ``(B, K, 2)`` in
+  input pixels (the top-left pixel's centre is (0, 0)), ``scores`` ``(B, K)``, and for
+  heatmap codecs ``heatmaps`` ``(B, K, h, w)``, those of the unmirrored images (as
+  ``predict_poses`` returns them).
 
-The flip test is in the graph, not left to the caller: heatmap methods average heatmaps
-*before* decoding them (coordinate methods average coordinates), so doing it outside
-would mean decoding outside, a second implementation of every decoder to keep equal to
+The flip test is in the graph, not left to the caller: the codec merges the two
+predictions (:meth:`~poselit.codecs.Codec.merge_flipped`; heatmap codecs average heatmaps
+*before* decoding them, coordinate codecs average coordinates), so doing it outside would
+mean decoding outside, a second implementation of every decoder to keep equal to
 :mod:`poselit.codecs`. Both settings live in one file: ``predict_poses`` is traced once
 without and once with the flip test, and an ONNX ``If`` on ``flip_test`` picks the branch
 at run time (only that branch runs). Each branch holds its own copy of the weights, so the
@@ -182,9 +185,7 @@ def export_onnx(
     model.eval()
     try:
         example = torch.zeros(2, 3, *model.input_size, device=model.device)
-        with torch.no_grad():
-            produced = model.predict_poses(example, flip_test=False)
-        outputs = [name for name in OUTPUTS if name in produced]
+        outputs = [name for name in OUTPUTS if name in model.codec.outputs]  # what its codec decodes into
         fast = pad_conv_inputs(model)
         plain, flipped = (_trace(_PoseGraph(fast, flip, outputs), example, opset) for flip in (False, True))
     finally:
@@ -194,7 +195,7 @@ def export_onnx(
 
         batches = [batch.float().cpu().numpy() for batch in calibration]
         plain, flipped = (quantize_graph(traced, batches) for traced in (plain, flipped))
-    proto = _switch_on_flip_test(plain, flipped, model.input_size)
+    proto = _switch_on_flip_test(plain, flipped, model.input_size, model.num_joints)
     onnx.helper.set_model_props(proto, metadata.to_props())
     onnx.checker.check_model(proto)
     return write_atomic(path, proto.SerializeToString())
@@ -277,11 +278,13 @@ def _trace(graph: _PoseGraph, example: Tensor, opset: int) -> onnx.ModelProto:
 
 
 def _switch_on_flip_test(
-    plain: onnx.ModelProto, flipped: onnx.ModelProto, input_size: Sequence[int]
+    plain: onnx.ModelProto, flipped: onnx.ModelProto, input_size: Sequence[int], num_joints: int
 ) -> onnx.ModelProto:
     """One model of the two traces: an ``If`` on the boolean input ``flip_test`` runs one
     of them, each with its own copy of the weights (see the module docs). The input
-    ``images`` is declared here (a trace whose outputs ignore it has none)."""
+    ``images`` is declared here (a trace whose outputs ignore it has none), and the outputs'
+    joint axis as ``num_joints`` (the trace leaves it unnamed), so that a runtime checks the
+    metadata's skeleton against the graph before running it."""
     import onnx
     import onnx.compose
 
@@ -291,6 +294,9 @@ def _switch_on_flip_test(
         del graph.input[:]
         branches[tag] = graph
     outputs = list(plain.graph.output)
+    for output in outputs:
+        if output.name in OUTPUTS[:2]:  # keypoints (B, K, 2), scores (B, K)
+            output.type.tensor_type.shape.dim[1].dim_value = num_joints
     switch = onnx.helper.make_node(
         "If", [FLIP_TEST], [o.name for o in outputs], then_branch=branches["flip"], else_branch=branches["plain"]
     )

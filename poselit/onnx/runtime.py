@@ -11,9 +11,12 @@ same API, same results as the torch model it was exported from (within 0.01 px):
     pose = predictor("photo.jpg", box=[120, 40, 200, 420])[0]
 
 It needs ``onnxruntime`` only (the ``onnx`` extra: ``pip install -e ".[onnx]"`` in a clone),
-runs on the CPU provider, and reads the file's metadata (:class:`~poselit.onnx.metadata.OnnxMetadata`): a file that is not
-ONNX, or lacks a key, or whose key has the wrong type, is a :class:`~poselit.zoo.ZooError`
-naming the file and the key. ``from_file(..., card=card)`` (or :meth:`OnnxPoseModel.check_card`)
+runs on the CPU provider, and reads the file's metadata (:class:`~poselit.onnx.metadata.OnnxMetadata`),
+whose input description is its :attr:`~OnnxPoseModel.input_spec`: a file that is not ONNX, or
+lacks a key, or whose key has the wrong type or an absurd value, or whose metadata
+contradicts its graph (a ``size`` other than the graph's input, a skeleton of another number
+of joints than its outputs), is a :class:`~poselit.zoo.ZooError` naming the file and the
+key, before anything runs. ``from_file(..., card=card)`` (or :meth:`OnnxPoseModel.check_card`)
 also checks the metadata against a model card. ``poselit predict --model`` runs the file that
 :func:`onnx_file_of` finds in its value (an ``.onnx`` file, or a folder holding only
 ``model.onnx``) with this class.
@@ -29,6 +32,7 @@ import torch
 
 from poselit.extras import require
 from poselit.files import require_file
+from poselit.input_spec import InputSpec
 from poselit.skeletons import Skeleton
 from poselit.zoo.cards import CONFIG_FILE, HF_SCHEME, ModelCard, ZooError
 from poselit.onnx.metadata import FLIP_TEST, IMAGES, ONNX_FILE, OUTPUTS, OnnxMetadata
@@ -61,10 +65,10 @@ def onnx_file_of(source: str | Path) -> Path | None:
 
 
 class OnnxPoseModel:
-    """An exported pose model in an ONNX Runtime session: what :class:`~poselit.predict.Predictor`
-    uses of a :class:`~poselit.models.base.PoseLitModule` (``eval``, ``to``, ``device``,
-    ``input_size``, ``padding``, ``fill``, ``skeleton``, ``flip_test``, ``predict_poses``),
-    nothing more.
+    """An exported pose model in an ONNX Runtime session: a :class:`~poselit.input_spec.PoseModel`
+    like a :class:`~poselit.models.base.PoseLitModule` (``input_spec``, ``eval``, ``to``,
+    ``device``, ``flip_test``, ``predict_poses``; and ``input_size``, ``padding``, ``fill``,
+    ``skeleton``, the spec's fields), nothing more.
 
     Build it with :meth:`from_file`.
 
@@ -120,35 +124,43 @@ class OnnxPoseModel:
                 f"{path}: the graph's inputs {inputs} and outputs {outputs} are not those of a poselit "
                 f"pose model (inputs {IMAGES!r}, {FLIP_TEST!r}; outputs {', '.join(map(repr, OUTPUTS))})"
             )
+        check_graph(session, metadata.spec, path)
         model = cls(session, metadata, path)
         if card is not None:
             model.check_card(card)
         return model
 
     def check_card(self, card: ModelCard) -> None:
-        """A :class:`~poselit.zoo.ZooError` naming the file and the field when ``card``'s
-        ``input`` (size, mean, std, padding, fill, skeleton) differs from the metadata."""
+        """A :class:`~poselit.zoo.ZooError` naming the file and the field when the input
+        description of ``card``'s model (size, mean, std, padding, fill, skeleton) differs
+        from the metadata's."""
         self.metadata.check_card(card, str(self.path))
 
     # --- what Predictor uses of a model ---------------------------------------------------
 
     @property
+    def input_spec(self) -> InputSpec:
+        """The model's input description, as the file's metadata records it (checked
+        against the graph)."""
+        return self.metadata.spec
+
+    @property
     def input_size(self) -> tuple[int, int]:
-        return self.metadata.input_size
+        return self.input_spec.size
 
     @property
     def skeleton(self) -> Skeleton:
-        return self.metadata.skeleton
+        return self.input_spec.skeleton
 
     @property
     def padding(self) -> float:
         """Margin around a given person box, as in training (``Predictor``'s default)."""
-        return self.metadata.padding
+        return self.input_spec.padding
 
     @property
     def fill(self) -> int:
         """Value of crop pixels outside the image, as in training (``Predictor``'s default)."""
-        return self.metadata.fill
+        return self.input_spec.fill
 
     @property
     def device(self) -> torch.device:
@@ -184,7 +196,38 @@ class OnnxPoseModel:
             )
         flip = self.flip_test if flip_test is None else flip_test
         feeds = {IMAGES: np.ascontiguousarray(array, dtype=np.float32), FLIP_TEST: np.array(bool(flip))}
-        return {name: torch.from_numpy(value) for name, value in zip(self.output_names, self.session.run(None, feeds))}
+        outputs = {name: torch.from_numpy(value) for name, value in zip(self.output_names, self.session.run(None, feeds))}
+        joints = outputs[OUTPUTS[0]].shape[1]  # a graph of format 1 does not declare it: checked here
+        if joints != self.input_spec.num_joints:
+            raise ZooError(_joints_message(self.path, self.input_spec, joints))
+        return outputs
 
 
-__all__ = ["LOAD_ERRORS", "OnnxPoseModel", "onnx_file_of"]
+def check_graph(session: Any, spec: InputSpec, path: Path) -> None:
+    """A :class:`~poselit.zoo.ZooError` naming ``path`` and the metadata key when the graph
+    the ONNX Runtime ``session`` holds contradicts ``spec``: its input ``images`` is not
+    ``(batch, 3, *spec.size)``, or its outputs have another number of joints than the
+    skeleton (where the graph declares them; files of metadata format 1 declare no joint
+    axis, checked on their outputs instead)."""
+    (images,) = (i for i in session.get_inputs() if i.name == IMAGES)
+    shape = list(images.shape)
+    declared = [None if isinstance(d, str) or d is None else int(d) for d in shape]
+    if len(shape) != 4 or declared[1] != 3 or declared[2:] != list(spec.size):
+        raise ZooError(
+            f"{path}: metadata key 'size' is {list(spec.size)} but the graph's input {IMAGES!r} has shape "
+            f"{shape} (expected [batch, 3, {spec.size[0]}, {spec.size[1]}])"
+        )
+    for output in session.get_outputs()[:2]:  # keypoints (B, K, 2), scores (B, K)
+        joints = output.shape[1] if len(output.shape) > 1 else None
+        if isinstance(joints, int) and joints != spec.num_joints:
+            raise ZooError(_joints_message(path, spec, joints, output.name))
+
+
+def _joints_message(path: Path, spec: InputSpec, joints: int, output: str = OUTPUTS[0]) -> str:
+    return (
+        f"{path}: metadata key 'skeleton' is {spec.skeleton.name!r} ({spec.num_joints} joints) but the graph's "
+        f"output {output!r} has {joints} joints"
+    )
+
+
+__all__ = ["LOAD_ERRORS", "OnnxPoseModel", "check_graph", "onnx_file_of"]

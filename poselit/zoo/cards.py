@@ -1,9 +1,10 @@
 """The model card format: one YAML file per published checkpoint, and an export's ``config.json``.
 
 A card says everything about its checkpoint: ``name``, ``description``, the module to
-build (``class_path`` + ``init_args``: the constructor arguments), ``input`` (skeleton,
-crop size, normalisation, crop padding and fill: the model's input description, which
-models of cards without ``padding`` / ``fill`` in ``init_args`` are built with),
+build (``class_path`` + ``init_args``: the constructor arguments other than the input
+description), ``input`` (the model's :class:`~poselit.input_spec.InputSpec`: skeleton, crop
+``size``, ``mean``, ``std``, crop ``padding`` and ``fill``; cards of format 1 also state
+some of it in ``init_args``, which must agree: :func:`poselit.zoo.loading.card_init_args`),
 ``training`` (recipe, data, Lightning's counters), ``metrics`` (measured with
 :mod:`poselit.evaluate`: dataset split, records, one column dict per protocol), ``weights`` (``sha256``, ``size``, ``dtype``, and where the
 bytes are: ``file``, relative to the card, and/or ``hub``: ``repo_id``, pinned
@@ -28,11 +29,13 @@ import yaml
 from poselit import __version__
 from poselit.atomic import write_atomic
 from poselit.files import load_json
-from poselit.geometry import check_fill, check_padding
+from poselit.input_spec import stated_fields
 from poselit.zoo import HF_SCHEME
 
-FORMAT_VERSION = 1
-"""Version of the card and ``config.json`` layout; newer files are refused with a clear error."""
+FORMAT_VERSION = 2
+"""Version of the card and ``config.json`` layout; newer files are refused with a clear error.
+2: the input description is stated once, in ``input`` (format 1 also had it in
+``init_args``, so a poselit reading format 1 only would miss it); files of format 1 load."""
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -199,10 +202,7 @@ class ModelCard:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("results"), Mapping):
                 raise ZooError(f"{where}: field 'metrics[{i}]' must be a mapping with 'dataset' and 'results'")
         input_ = dict(_field(data, "input", Mapping, where, required=False) or {})
-        if input_.get("padding") is not None:
-            check_padding(input_["padding"], f"{where}: field 'input.padding'", ZooError)
-        if input_.get("fill") is not None:
-            check_fill(input_["fill"], f"{where}: field 'input.fill'", ZooError)
+        stated_fields(input_, where, ZooError, prefix="input.")  # every field checked; kept as written
         return cls(
             name=name,
             class_path=_field(data, "class_path", str, where),

@@ -2,7 +2,7 @@
 
 An export folder holds ``model.safetensors`` (fp32, or fp16), ``config.json`` (the card's
 ``class_path``, ``init_args``, ``input`` and ``weights``: enough to rebuild the module
-without the recipe), ``README.md`` (a Hub model card with a ``model-index`` of the
+without the recipe; the model's input description is stated once, in ``input``), ``README.md`` (a Hub model card with a ``model-index`` of the
 measured metrics) and ``recipe.yaml`` (the training configuration). The checkpoint is
 read weights-only (:mod:`poselit.checkpoints`); metrics are measured on the weights as
 exported, with the project's test loop.
@@ -27,6 +27,7 @@ from poselit.complexity import count_gflops, count_parameters
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.sources import DatasetSpec
 from poselit.evaluate import EvaluationReport, test_reports
+from poselit.input_spec import INIT_ARGS
 from poselit.models import class_path as class_path_of
 from poselit.models.base import PoseLitModule
 from poselit.zoo.cards import (
@@ -319,7 +320,7 @@ def export_checkpoint(
     card = ModelCard(
         name=name,
         class_path=class_path,
-        init_args=init_args,
+        init_args={key: value for key, value in init_args.items() if key not in INIT_ARGS.values()},
         weights=WeightsInfo(
             sha256=sha256_file(weights_path),
             size=weights_path.stat().st_size,
@@ -328,7 +329,7 @@ def export_checkpoint(
             hub=HubLocation(repo_id) if repo_id else None,
         ),
         description=description,
-        input=model.input_description(),
+        input=model.input_spec.to_dict(),
         training=training_info(data, run_config.recipe if run_config else None, training_data),
         metrics=tuple(metrics),
         complexity={"parameters": count_parameters(model), "gflops": round(count_gflops(model), 3)},

@@ -17,6 +17,13 @@ A config only names classes of poselit or of modules the caller has already impo
 Classes are found through the method registry (:mod:`poselit.models`), by name, and their
 arguments are checked against their whole class hierarchy
 (:func:`~poselit.models.constructor_arguments`).
+
+**The input description** (:class:`~poselit.input_spec.InputSpec`) is the card's ``input``
+block. Cards of format 1 also state it in ``init_args`` (``input_size``, ``mean``, ...),
+some fields in one place only: :func:`card_init_args` merges the two and refuses a card
+where they disagree, whichever the field. Fields stated nowhere are the class's own (its
+defaults, the backbone's ``pretrained_cfg``): :func:`card_input_spec` is the spec of the
+model a card builds.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 from poselit import __version__
 from poselit.files import load_safetensors, safetensors_shapes
+from poselit.input_spec import INIT_ARGS, InputSpec, same_value, stated_fields
 from poselit.models import BASE_CLASS_PATH, class_paths, constructor_arguments, import_class
 from poselit.models.pretrained import register_loader, register_weights_source
 from poselit.zoo import HF_SCHEME, ZOO_SCHEME
@@ -96,10 +104,15 @@ def build_module(
             f"(written by another poselit version? this is {__version__})"
         )
     args = offline_args(cls, init_args)
-    if weight_shapes is not None:
-        with torch.device("meta"):
-            check_weight_shapes(cls(**args).state_dict(), weight_shapes, where)
-    return cls(**args)
+    try:
+        if weight_shapes is not None:
+            with torch.device("meta"):
+                check_weight_shapes(cls(**args).state_dict(), weight_shapes, where)
+        return cls(**args)
+    except ZooError:
+        raise
+    except ValueError as err:  # an argument the class refuses: name the card
+        raise ZooError(f"{where}: {err}") from None
 
 
 def check_weight_shapes(
@@ -127,15 +140,14 @@ def offline_args(cls: type, init_args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 INPUT_ARGS = ("padding", "fill")
-"""Constructor arguments of the model's input description that checkpoints and cards of
-earlier versions keep beside ``init_args`` (the data module's hyper-parameters, the card's
-``input``) rather than in them."""
+"""Constructor arguments of the model's input description that checkpoints of earlier
+versions keep beside their ``hyper_parameters`` (in the data module's) rather than in them."""
 
 
 def with_input_args(cls: type, init_args: Mapping[str, Any], recorded: Mapping[str, Any]) -> dict[str, Any]:
-    """``init_args`` with the :data:`INPUT_ARGS` they lack taken from ``recorded`` (a card's
-    ``input``, a checkpoint's data-module hyper-parameters), where ``cls`` takes them: a
-    model saved before it owned its crop ``padding`` and ``fill`` crops as it was trained."""
+    """``init_args`` with the :data:`INPUT_ARGS` they lack taken from ``recorded`` (a
+    checkpoint's data-module hyper-parameters), where ``cls`` takes them: a model saved
+    before it owned its crop ``padding`` and ``fill`` crops as it was trained."""
     names = constructor_arguments(cls)
     missing = {
         key: recorded[key]
@@ -143,6 +155,40 @@ def with_input_args(cls: type, init_args: Mapping[str, Any], recorded: Mapping[s
         if key not in init_args and recorded.get(key) is not None and (names is None or key in names)
     }
     return {**init_args, **missing}
+
+
+def card_init_args(card: ModelCard, cls: type[PoseLitModule] | None = None) -> dict[str, Any]:
+    """The constructor arguments of the model ``card`` describes: its ``init_args`` with the
+    fields of its ``input`` (:class:`~poselit.input_spec.InputSpec`) as arguments, where
+    ``cls`` (default: the card's class) takes them. A field stated in both places with
+    different values is a :class:`ZooError` naming both: the model's input is decided once.
+    Where both agree, ``init_args``' value is kept (cards of format 1 rounded ``input``'s
+    means to 6 decimals)."""
+    where = str(card.source or card.name)
+    cls = cls or resolve_class(card.class_path, where)
+    names = constructor_arguments(cls)
+    args = dict(card.init_args)
+    for name, value in stated_fields(card.input, where, ZooError, prefix="input.").items():
+        arg = INIT_ARGS[name]
+        if names is not None and arg not in names:
+            continue
+        if args.get(arg) is None:
+            args[arg] = card.input[name]
+        elif not same_value(name, value, args[arg]):
+            raise ZooError(
+                f"{where}: input.{name} is {card.input[name]!r} but init_args.{arg} is {args[arg]!r}; "
+                "the model's input is decided once: make them equal (or export the card again)"
+            )
+    return args
+
+
+def card_input_spec(card: ModelCard) -> InputSpec:
+    """The :class:`~poselit.input_spec.InputSpec` of the model ``card`` builds: what its
+    ``input`` and ``init_args`` state (:func:`card_init_args`), the rest the class's own
+    (the model is built on the meta device: nothing is allocated or downloaded)."""
+    where = str(card.source or card.name)
+    with torch.device("meta"):
+        return build_module(card.class_path, card_init_args(card), where).input_spec
 
 
 def load_weights(model: PoseLitModule, tensors: Mapping[str, torch.Tensor], where: str) -> PoseLitModule:
@@ -164,20 +210,13 @@ def load_with_card(
     expect: type[PoseLitModule] | None = None,
 ) -> tuple[PoseLitModule, ModelCard]:
     """:func:`load`, also returning the card (or ``config.json``) the model was built from,
-    for what it says about the input (e.g. ``card.input["padding"]``)."""
+    for what else it says (metrics, training, ...; the input is ``model.input_spec``)."""
     card, path = download(name, revision=revision, cache_dir=cache_dir, zoo_dir=zoo_dir)
     if expect is not None:
         check_card_class(card, expect)
     shapes = safetensors_shapes(path, "zoo weights", ZooError)
     where = str(card.source or card.name)
-    for key in INPUT_ARGS:
-        if key in card.init_args and card.input.get(key) is not None and card.input[key] != card.init_args[key]:
-            raise ZooError(
-                f"{where}: input.{key} is {card.input[key]!r} but init_args.{key} is {card.init_args[key]!r}; "
-                "the model's input is decided once: make them equal (or export the card again)"
-            )
-    init_args = with_input_args(resolve_class(card.class_path, where), card.init_args, card.input)
-    model = build_module(card.class_path, init_args, where, shapes)
+    model = build_module(card.class_path, card_init_args(card), where, shapes)
     load_weights(model, load_safetensors(path, "zoo weights", ZooError), str(path))
     return model.to(device or "cpu").eval(), card
 
@@ -230,6 +269,8 @@ __all__ = [
     "INPUT_ARGS",
     "OFFLINE_ARGS",
     "build_module",
+    "card_init_args",
+    "card_input_spec",
     "check_card_class",
     "check_weight_shapes",
     "load",

@@ -1,16 +1,18 @@
 """The Hub side of an export: its ``README.md`` (a Hub model card with the measured
 metrics as ``model-index``), and publishing the folder with the commit pinned in the card.
 
-``poselit zoo publish`` uploads a folder written by ``poselit zoo export``; the token comes
-from ``huggingface_hub`` (``HF_TOKEN`` or ``hf auth login``).
+``poselit zoo publish`` uploads a folder written by ``poselit zoo export`` (and
+``model.push_to_hub`` one it exports, :mod:`poselit.zoo.push`), both through :func:`upload_export`;
+the token comes from ``huggingface_hub`` (``HF_TOKEN`` or ``hf auth login``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
-from huggingface_hub import EvalResult, HfApi, ModelCardData
+from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCardData
 
 from poselit import __version__
 from poselit.data.sources import SOURCES, DatasetSpec
@@ -170,6 +172,35 @@ def folder_files(folder: Path) -> tuple[str, ...]:
     )
 
 
+def upload_export(
+    folder: Path,
+    repo_id: str,
+    files: Sequence[str],
+    *,
+    name: str,
+    private: bool = False,
+    commit_message: str | None = None,
+    api: HfApi | None = None,
+) -> CommitInfo:
+    """Upload ``files`` of an export ``folder`` (:func:`folder_files`) to the Hub model
+    repository ``repo_id`` in one commit, creating the repository if needed; the path of
+    :func:`publish` and of ``model.push_to_hub`` (:mod:`poselit.zoo.push`).
+
+    ``name`` (the model's) goes into the default commit message; ``api`` is the Hub client
+    (default: ``HfApi``, whose token is ``HF_TOKEN`` or ``hf auth login``'s; tests pass a
+    fake). Returns the commit (``oid``, ``commit_url``).
+    """
+    api = api or HfApi(library_name="poselit", library_version=__version__)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id,
+        folder_path=folder,
+        repo_type="model",
+        commit_message=commit_message or f"Upload {name} (poselit {__version__})",
+        allow_patterns=[*files],
+    )
+
+
 def publish(
     folder: str | Path,
     repo_id: str | None = None,
@@ -210,14 +241,8 @@ def publish(
     files = folder_files(folder)
     if dry_run:
         return PublishResult(repo_id, files)
-    api = api or HfApi(library_name="poselit", library_version=__version__)
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=folder,
-        repo_type="model",
-        commit_message=commit_message or f"Upload {config.name} (poselit {__version__})",
-        allow_patterns=[*files],
+    commit = upload_export(
+        folder, repo_id, files, name=config.name, private=private, commit_message=commit_message, api=api
     )
     written = None
     if card is not None:
@@ -227,4 +252,7 @@ def publish(
     return PublishResult(repo_id, files, commit.oid, commit.commit_url, written)
 
 
-__all__ = ["HUB_TAGS", "PublishResult", "eval_results", "folder_files", "hub_readme", "metrics_tables", "publish"]
+__all__ = [
+    "HUB_TAGS", "PublishResult", "eval_results", "folder_files", "hub_readme", "metrics_tables", "publish",
+    "upload_export",
+]
