@@ -130,21 +130,21 @@ def test_skip_existing_with_jsonl_appends_one_line_per_missing_image(tmp_path, p
 
 @pytest.mark.slow
 def test_soak_killed_runs_leave_whole_outputs_and_resume_to_the_straight_runs_result(tmp_path):
-    """benchmarks/soak.py for real, small: ``poselit predict`` on 8 images and a 20-frame video,
+    """benchmarks/soak.py for real, small: ``poselit predict`` on 40 images and a 20-frame video,
     SIGKILLed once while it writes the images and once in the video, then finished."""
     done = subprocess.run(
-        [sys.executable, "benchmarks/soak.py", "--images", "8", "--frames", "20", "--kills", "2",
+        [sys.executable, "benchmarks/soak.py", "--images", "40", "--frames", "20", "--kills", "2",
          "--work", str(tmp_path / "work"), "--out", str(tmp_path / "soak.json")],
         cwd=REPO, capture_output=True, text=True, timeout=3600,
     )
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == json.loads((tmp_path / "soak.json").read_text())
-    assert (result["images"], result["frames"], result["kills"], result["kills_survived"]) == (8, 20, 2, 2)
+    assert (result["images"], result["frames"], result["kills"], result["kills_survived"]) == (40, 20, 2, 2)
     assert result["outputs_intact"] and not result["files_redone"] and not result["documents_differing_from_reference"]
     assert [fault["phase"] for fault in result["faults"]] == ["images", "video"]
     image_fault, video_fault = result["faults"]
-    assert 1 <= image_fault["documents"] < 8 and not image_fault["checked"]["problems"]
+    assert 1 <= image_fault["documents"] < 40 and not image_fault["checked"]["problems"]
     assert video_fault["documents"] == 8 and not video_fault["checked"]["video"]  # killed mid-video: no video yet
     assert any(name.startswith(".clip.") for name in video_fault["temporaries"]) and not result["temporaries_left"]
     assert 0 < result["rss_start_mb"] <= result["rss_peak_mb"] and result["rss_end_mb"] > 0

@@ -190,21 +190,25 @@ def test_latency_benchmark_names_the_missing_tflite_file_and_how_to_make_it(tmp_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO_MODELS)
-def test_converted_zoo_models_give_onnx_runtimes_keypoints_on_lsp_test_images(name, data_root, tmp_path):
-    """The converted file (``tools/onnx_to_tflite.py``) against ONNX Runtime, on the whole-image
-    crops of the first 20 LSP test images, without and with the flip test."""
+def test_converted_zoo_models_give_onnx_runtimes_keypoints_on_lsp_test_images(name, data_root):
+    """The converted file against the ONNX file it was converted from (beside it, as
+    ``tools/onnx_to_tflite.py``'s docstring makes them), on the first 20 LSP test images
+    (whole image), without and with the flip test; both files describe the zoo card's model."""
     path = converted_folder() / f"{name}.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path}: not converted here (tools/onnx_to_tflite.py)")
+    source = path.with_name(json.loads(sidecar_path(path).read_text())["source"]) if path.is_file() else path
+    if not source.is_file() or source.suffix != ".onnx":
+        pytest.skip(f"{path}: not converted here, or its ONNX file is gone (tools/onnx_to_tflite.py)")
     import poselit
-    from poselit.onnx import OnnxPoseModel, export_onnx
+    from poselit.onnx import OnnxPoseModel
 
-    model, card = poselit.zoo.load_with_card(name)
+    card = poselit.zoo.info(name)
     converted = TflitePoseModel.from_file(path, threads=1, card=card)
-    reference = OnnxPoseModel.from_file(export_onnx(model, tmp_path / "model.onnx", card=card), threads=1)
+    reference = OnnxPoseModel.from_file(source, threads=1, card=card)
     images = [str(record.image) for record in poselit.data.read_annotations("lsp:test").records[:20]]
     for flip in (False, True):
-        got, want = (Predictor(m, flip_test=flip, batch_size=8)(images) for m in (converted, reference))
+        # batch size 1 for both: ONNX Runtime's batched convolutions round differently, and argmax
+        # decoding turns 1e-6 of difference on near-equal heatmap pixels into 0.25-1 px
+        got, want = (Predictor(m, flip_test=flip, batch_size=1)(images) for m in (converted, reference))
         difference = np.abs(np.stack([p.keypoints for p in got]) - np.stack([p.keypoints for p in want]))
         assert difference.max() <= REAL_TOLERANCE, f"{name}, flip test {flip}: {difference.max():.4f} px"
         np.testing.assert_allclose(np.stack([p.scores for p in got]), np.stack([p.scores for p in want]), atol=1e-3)
