@@ -273,6 +273,34 @@ def resolve_input_spec(
     return InputSpec(**values)
 
 
+class InputSpecFields:
+    """The :class:`InputSpec` fields a model is asked for most, as its own properties
+    (``skeleton``, ``input_size``, ``padding``, ``fill``), read from its ``input_spec``: one
+    definition for every kind of model (the Lightning module, the ONNX and TFLite models)."""
+
+    input_spec: InputSpec
+
+    @property
+    def skeleton(self) -> Skeleton:
+        """The joints (``input_spec.skeleton``)."""
+        return self.input_spec.skeleton
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Crop ``(height, width)`` (``input_spec.size``)."""
+        return self.input_spec.size
+
+    @property
+    def padding(self) -> float:
+        """Margin around a person box when cropping, as in training (``input_spec.padding``)."""
+        return self.input_spec.padding
+
+    @property
+    def fill(self) -> int:
+        """Value of crop pixels outside the image (``input_spec.fill``)."""
+        return self.input_spec.fill
+
+
 @runtime_checkable
 class PoseModel(Protocol):
     """What :class:`~poselit.predict.Predictor` uses of a model: its :class:`InputSpec`, its
@@ -302,6 +330,7 @@ __all__ = [
     "IMAGENET_STD",
     "INIT_ARGS",
     "InputSpec",
+    "InputSpecFields",
     "MAX_INPUT_SIDE",
     "PoseModel",
     "check_field",

@@ -99,6 +99,7 @@ class TflitePoseModel(OnnxPoseModel):
 
     runtime = "litert"
     """What runs it (:attr:`poselit.predict.Predictor.runtime`)."""
+    runtime_label = "LiteRT"
 
     def __init__(self, interpreter: Any, metadata: OnnxMetadata, path: Path) -> None:
         self.interpreter = interpreter
@@ -139,12 +140,6 @@ class TflitePoseModel(OnnxPoseModel):
             model.check_card(card)
         return model
 
-    def to(self, device: str | torch.device) -> TflitePoseModel:
-        """Itself on the CPU; another device is a ``ValueError`` (LiteRT's CPU kernels run it)."""
-        if torch.device(device).type != "cpu":
-            raise ValueError(f"{self.path}: a TflitePoseModel runs on the CPU (LiteRT), not on {device}")
-        return self
-
     def predict_poses(self, images: torch.Tensor | np.ndarray, flip_test: bool | None = None) -> dict[str, torch.Tensor]:
         """:meth:`~poselit.models.base.PoseLitModule.predict_poses` through LiteRT, one crop per
         call (the ``flip`` signature when the flip test is on).
@@ -158,11 +153,7 @@ class TflitePoseModel(OnnxPoseModel):
             float32 ``keypoints`` ``(B, K, 2)`` in input pixels and ``scores`` ``(B, K)``, and
             for heatmap methods the ``heatmaps`` of the unmirrored images, as the ONNX file gives them.
         """
-        array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-        if array.ndim != 4 or array.shape[1:] != (3, *self.input_size):
-            raise ValueError(
-                f"{self.path}: expected images (B, 3, {self.input_size[0]}, {self.input_size[1]}), got shape {array.shape}"
-            )
+        array = self.crops_array(images)
         runner = self.runners["flip" if (self.flip_test if flip_test is None else flip_test) else "plain"]
         crops = np.ascontiguousarray(array.transpose(0, 2, 3, 1), dtype=np.float32)
         results = [runner(**{IMAGES: crop[None]}) for crop in crops]

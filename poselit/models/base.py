@@ -46,19 +46,18 @@ from poselit import geometry
 from poselit.checkpoints import CLASS_KEY, check_weights, read_state_dict
 from poselit.codecs import Codec, CoordinateCodec, HeatmapCodec
 from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING, affine_scale
-from poselit.input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, resolve_input_spec
+from poselit.input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, InputSpecFields, resolve_input_spec
 from poselit.lazy import lazy_names
 from poselit.metrics import MetricResult, pose_metrics
 from poselit.models import class_path
 from poselit.models.backbones import Backbone, create_backbone
 from poselit.models.pretrained import load_pretrained, push_to_hub, weights_file
-from poselit.skeletons import Skeleton
 
 Batch = Mapping[str, Tensor]
 LRScaling = Literal["none", "linear", "sqrt"]
 
 
-class PoseLitModule(pl.LightningModule):
+class PoseLitModule(InputSpecFields, pl.LightningModule):
     """Base LightningModule of all pose methods.
 
     Args:
@@ -140,26 +139,6 @@ class PoseLitModule(pl.LightningModule):
         ((64, 48), 128, (123.675, 116.28, 103.53))
         """
         return self._input_spec
-
-    @property
-    def skeleton(self) -> Skeleton:
-        """The joints (``input_spec.skeleton``)."""
-        return self._input_spec.skeleton
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """Crop ``(height, width)`` (``input_spec.size``)."""
-        return self._input_spec.size
-
-    @property
-    def padding(self) -> float:
-        """Margin around a person box when cropping (``input_spec.padding``)."""
-        return self._input_spec.padding
-
-    @property
-    def fill(self) -> int:
-        """Value of crop pixels outside the image (``input_spec.fill``)."""
-        return self._input_spec.fill
 
     def resolve_input_spec(self, pretrained_cfg: Mapping[str, Any] | None = None) -> InputSpec:
         """Set :attr:`input_spec` from the constructor's arguments and, for a ``mean`` or

@@ -32,8 +32,7 @@ import torch
 
 from poselit.extras import require
 from poselit.files import require_file
-from poselit.input_spec import InputSpec
-from poselit.skeletons import Skeleton
+from poselit.input_spec import InputSpec, InputSpecFields
 from poselit.zoo.cards import CONFIG_FILE, HF_SCHEME, ModelCard, ZooError
 from poselit.onnx.metadata import FLIP_TEST, IMAGES, ONNX_FILE, OUTPUTS, OnnxMetadata
 
@@ -64,7 +63,7 @@ def onnx_file_of(source: str | Path) -> Path | None:
     return path if path.is_file() or path.suffix.lower() == ".onnx" else None
 
 
-class OnnxPoseModel:
+class OnnxPoseModel(InputSpecFields):
     """An exported pose model in an ONNX Runtime session: a :class:`~poselit.input_spec.PoseModel`
     like a :class:`~poselit.models.base.PoseLitModule` (``input_spec``, ``eval``, ``to``,
     ``device``, ``flip_test``, ``predict_poses``; and ``input_size``, ``padding``, ``fill``,
@@ -77,6 +76,11 @@ class OnnxPoseModel:
         metadata: The file's metadata.
         path: The file, named in errors.
     """
+
+    runtime = "onnxruntime"
+    """What runs it (:attr:`poselit.predict.Predictor.runtime`)."""
+    runtime_label = "ONNX Runtime"
+    """Its runtime's name in messages."""
 
     def __init__(self, session: Any, metadata: OnnxMetadata, path: Path) -> None:
         self.session = session
@@ -145,24 +149,6 @@ class OnnxPoseModel:
         return self.metadata.spec
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        return self.input_spec.size
-
-    @property
-    def skeleton(self) -> Skeleton:
-        return self.input_spec.skeleton
-
-    @property
-    def padding(self) -> float:
-        """Margin around a given person box, as in training (``Predictor``'s default)."""
-        return self.input_spec.padding
-
-    @property
-    def fill(self) -> int:
-        """Value of crop pixels outside the image, as in training (``Predictor``'s default)."""
-        return self.input_spec.fill
-
-    @property
     def device(self) -> torch.device:
         return torch.device("cpu")
 
@@ -171,10 +157,19 @@ class OnnxPoseModel:
         return self
 
     def to(self, device: str | torch.device) -> OnnxPoseModel:
-        """Itself on the CPU; another device is a ``ValueError`` (the CPU provider runs it)."""
+        """Itself on the CPU; another device is a ``ValueError`` (the runtime's CPU kernels run it)."""
         if torch.device(device).type != "cpu":
-            raise ValueError(f"{self.path}: an OnnxPoseModel runs on the CPU (ONNX Runtime), not on {device}")
+            raise ValueError(f"{self.path}: {type(self).__name__} runs on the CPU ({self.runtime_label}), not on {device}")
         return self
+
+    def crops_array(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        """``images`` as a NumPy array, checked to be ``(B, 3, H, W)`` crops of ``input_size``."""
+        array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+        if array.ndim != 4 or array.shape[1:] != (3, *self.input_size):
+            raise ValueError(
+                f"{self.path}: expected images (B, 3, {self.input_size[0]}, {self.input_size[1]}), got shape {array.shape}"
+            )
+        return array
 
     def predict_poses(self, images: torch.Tensor | np.ndarray, flip_test: bool | None = None) -> dict[str, torch.Tensor]:
         """:meth:`~poselit.models.base.PoseLitModule.predict_poses` through ONNX Runtime.
@@ -189,11 +184,7 @@ class OnnxPoseModel:
             (flip-averaged as the torch model does), and for heatmap methods the
             ``heatmaps`` of the unmirrored images.
         """
-        array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-        if array.ndim != 4 or array.shape[1:] != (3, *self.input_size):
-            raise ValueError(
-                f"{self.path}: expected images (B, 3, {self.input_size[0]}, {self.input_size[1]}), got shape {array.shape}"
-            )
+        array = self.crops_array(images)
         flip = self.flip_test if flip_test is None else flip_test
         feeds = {IMAGES: np.ascontiguousarray(array, dtype=np.float32), FLIP_TEST: np.array(bool(flip))}
         outputs = {name: torch.from_numpy(value) for name, value in zip(self.output_names, self.session.run(None, feeds))}
