@@ -20,9 +20,25 @@ def test_ci_runs_the_readmes_test_command_in_a_fresh_virtual_environment():
     command = _readme_command_module().readme_command((REPO / "README.md").read_text(), "ci: test command")
     steps = command.split(" && ")
     assert steps[0] == "python3 -m venv .venv" and steps[1] == ". .venv/bin/activate"
-    assert 'python3 -m pip install -e ".[dev]"' in steps and steps[-1] == "python3 -m pytest"
+    assert 'python3 -m pip install -e ".[dev]"' in steps and steps[-1] == 'python3 -m pytest -m "slow or not slow"'
     script = (REPO / ".ci/run").read_text()
     assert 'readme_command.py README.md "ci: test command"' in script and "rm -rf .venv" in script
+
+
+def test_a_bare_pytest_leaves_the_slow_tests_out_and_the_readme_command_runs_them(tmp_path):
+    """The project's pytest settings, on a two-test project of its own (fast to collect)."""
+    (tmp_path / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests/test_two.py").write_text(
+        "import pytest\n\ndef test_quick():\n    pass\n\n@pytest.mark.slow\ndef test_long():\n    pass\n")
+
+    def collected(*marks: str) -> str:
+        return subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *marks],
+                              cwd=tmp_path, capture_output=True, text=True).stdout
+
+    default, everything = collected(), collected("-m", "slow or not slow")
+    assert "test_quick" in default and "test_long" not in default and "1 deselected" in default
+    assert "test_quick" in everything and "test_long" in everything and "deselected" not in everything
 
 
 def test_readme_command_joins_lines_drops_comments_and_names_a_missing_marker(tmp_path):

@@ -269,6 +269,35 @@ def test_dark_is_exact_on_gaussians_and_beats_taylor_on_noisy_maps() -> None:
         argmax_decode(maps, refine="dark")
 
 
+@pytest.mark.parametrize(("size", "std"), [((40, 40), 1.3), ((17, 23), 2.0), ((8, 8), 0.5)])
+def test_dark_blurs_only_around_the_maximum_what_blurring_every_map_would_give_there(size, std) -> None:
+    """The decoder blurs a window around each maximum: the 3x3 values its step reads equal
+    those of DARK as written (every whole map blurred, zero padding), peaks at the border
+    included. (DARK's rescaling to the maximum is a common factor, which the step on
+    log-differences ignores.)"""
+    import torch.nn.functional as F
+
+    from poselit.codecs_functional import _dark_neighbourhood
+
+    generator = torch.Generator().manual_seed(3)
+    height, width = size
+    centres = torch.rand(4, 14, 2, generator=generator) * torch.tensor([width - 1.0, height - 1.0])
+    maps = gaussian_heatmaps(centres, torch.ones(4, 14, dtype=torch.long), size, 1.5, stride=1)
+    maps = maps + 0.1 * torch.rand(maps.shape, generator=generator) - 0.05
+    radius = math.ceil(3 * std)
+    kernel = torch.exp(-0.5 * (torch.arange(-radius, radius + 1.0) / std) ** 2)
+    kernel = (kernel[:, None] * kernel[None, :] / kernel.sum() ** 2)[None, None]
+    blurred = F.conv2d(maps.clamp_min(0).reshape(-1, 1, *size), kernel, padding=radius).reshape(maps.shape)
+    x, y = argmax_decode(maps, refine=None)[0].long().unbind(-1)
+    around = F.pad(blurred, (1, 1, 1, 1)).unfold(2, 3, 1).unfold(3, 3, 1)  # (B, K, H, W, 3, 3)
+    expected = around[torch.arange(4)[:, None], torch.arange(14), y, x]
+    rows, columns = y[..., None] + torch.arange(-1, 2), x[..., None] + torch.arange(-1, 2)
+    inside = (((rows >= 0) & (rows < height))[..., :, None]
+              & ((columns >= 0) & (columns < width))[..., None, :])  # the step reads no others
+    assert not inside.all()  # border peaks are tried
+    assert torch.allclose(_dark_neighbourhood(maps, x, y, std)[inside], expected[inside], rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("stride", [1, 2, 4, 8])
 def test_a_codec_decodes_its_own_targets_in_input_pixels(stride) -> None:
     """``decode(encode(x)) == x`` in input pixels with Taylor refinement, whatever the

@@ -145,6 +145,6 @@ def test_soak_killed_runs_leave_whole_outputs_and_resume_to_the_straight_runs_re
     assert [fault["phase"] for fault in result["faults"]] == ["images", "video"]
     image_fault, video_fault = result["faults"]
     assert 1 <= image_fault["documents"] < 40 and not image_fault["checked"]["problems"]
-    assert video_fault["documents"] == 8 and not video_fault["checked"]["video"]  # killed mid-video: no video yet
+    assert video_fault["documents"] == 40 and not video_fault["checked"]["video"]  # killed mid-video: no video yet
     assert any(name.startswith(".clip.") for name in video_fault["temporaries"]) and not result["temporaries_left"]
     assert 0 < result["rss_start_mb"] <= result["rss_peak_mb"] and result["rss_end_mb"] > 0
