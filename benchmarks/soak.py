@@ -22,8 +22,9 @@ height width in px.
 3. **Finish**: the command once more completes the rest. Checked: it exits 0; every image
    document equals the reference run's (nothing corrupted), and no file written before it
    was written again (same inode and modification time: nothing redone); the video decodes
-   to every frame and its JSON lines equal the reference's; no temporary is left beside
-   the video (a killed video restarts from its first frame: :mod:`poselit.video`).
+   to every frame and its JSON lines equal the reference's; no temporary is left, of an
+   image's files (:func:`poselit.atomic.remove_abandoned_temporaries`) or of the video (a
+   killed video restarts from its first frame: :mod:`poselit.video`).
 
 Prints one JSON line (``--out FILE`` also writes it): images, frames, kills survived,
 outputs intact, RSS start/end/peak in MB, seconds, and the details.
@@ -212,7 +213,7 @@ def soak(work: Path, *, images: int, frames: int, kills: int, model: str, size: 
     survived = sum(fault["killed"] and not fault["checked"]["problems"] for fault in faults)
     intact = (survived == kills and not checked["problems"] and checked["documents"] == checked["pictures"] == images
               and checked["video"] and checked["video_lines"] and not differing and not redone
-              and reference_lines == video_lines and not any(name.startswith(f".{video.stem}.") for name in left))
+              and reference_lines == video_lines and not left)
     return {
         "images": images,
         "frames": frames,

@@ -7,6 +7,10 @@ is renamed over the destination only once it is complete. A write that fails hal
 half-written file behind. The file gets the permissions of any new file (``0o666`` minus
 the umask, usually ``-rw-r--r--``), not the private ``0o600`` of :mod:`tempfile`.
 
+A process killed mid-write (``SIGKILL``, power cut of the process) cannot remove its
+temporary: the name holds the writer's process id (``.NAME.PID-TOKEN.tmp``), so that a later
+run can find and remove those whose writer is gone (:func:`remove_abandoned_temporaries`).
+
 No ``fsync``: this protects against failed and interrupted writes, not against power loss.
 """
 
@@ -14,8 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from pathlib import Path
+
+#: A temporary of :func:`write_atomic`: ``.NAME.PID-TOKEN.tmp``.
+TEMPORARY_NAME = re.compile(r"\..+\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp")
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -25,7 +33,7 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     """
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         # O_EXCL: never follow or reuse an existing file; mode 0o666: the umask applies
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -53,3 +61,35 @@ def make_folder(path: str | os.PathLike) -> Path:
     except OSError as err:
         raise OSError(f"{path}: could not create the folder ({err.strerror or err})") from err
     return path
+
+
+def remove_abandoned_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of :func:`write_atomic` in ``folder`` whose writer process no
+    longer runs (killed mid-write); returns them. Those of running processes stay.
+
+    POSIX only: elsewhere nothing is removed (there is no harmless way to ask whether a process
+    id runs). A folder shared between machines may hold another machine's temporaries: a
+    process id is only asked on this one.
+    """
+    if os.name != "posix":
+        return []
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            match = TEMPORARY_NAME.fullmatch(entry.name)
+            if match and entry.is_file(follow_symlinks=False) and not _running(int(match["pid"])):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (POSIX: signal 0 checks without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

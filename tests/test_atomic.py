@@ -146,3 +146,37 @@ def test_zoo_export_into_a_folder_that_cannot_be_created_ends_in_one_line(checkp
         f"poselit: error: {out}: could not create the folder (Not a directory)"
     )
     assert blocker.read_text() == "a file"
+
+
+def test_temporaries_of_killed_writers_are_found_and_removed_and_live_ones_kept(tmp_path):
+    """A writer killed mid-write (here: a child process, ``SIGKILL``ed while its temporary
+    exists) leaves ``.NAME.PID-TOKEN.tmp``; :func:`remove_abandoned_temporaries` removes it,
+    and keeps a running writer's temporary and every other file."""
+    import signal
+
+    from poselit.atomic import TEMPORARY_NAME, remove_abandoned_temporaries
+
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, pathlib, secrets, time
+        from poselit import atomic
+        real_open = os.open
+        def open_and_stop(path, *args):  # stop between creating the temporary and filling it
+            descriptor = real_open(path, *args)
+            print(path, flush=True)
+            time.sleep(60)
+            return descriptor
+        atomic.os.open = open_and_stop
+        atomic.write_atomic(pathlib.Path({str(tmp_path)!r}) / "a.json", "{{}}")
+    """)], stdout=subprocess.PIPE, text=True)
+    abandoned = Path(child.stdout.readline().strip())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert TEMPORARY_NAME.fullmatch(abandoned.name) and abandoned.exists() and not (tmp_path / "a.json").exists()
+    live = tmp_path / f".b.json.{os.getpid()}-0123abcd.tmp"
+    live.write_text("being written")
+    kept = [tmp_path / "c.json", tmp_path / ".c.json.tmp", tmp_path / "notes.1-0123abcd.tmp"]
+    for path in kept:
+        path.write_text("mine")
+    assert remove_abandoned_temporaries(tmp_path) == [abandoned]
+    assert not abandoned.exists() and live.exists() and all(path.exists() for path in kept)
+    assert remove_abandoned_temporaries(tmp_path / "missing") == []

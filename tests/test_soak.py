@@ -92,6 +92,7 @@ def test_skip_existing_finishes_an_interrupted_run_without_redoing_it(tmp_path, 
     # as a run killed after p1 and during p3 leaves it: p3's picture without its document
     for name in ("p2.json", "p2.png", "p3.json", "p4.json", "p4.png"):
         (out / name).unlink()
+    (out / ".p3.json.999999999-0123abcd.tmp").write_text('{"ima')  # p3's document, its writer killed (no such process)
     assert pending_images(photos, out) == photos[2:]
     before = stamps(out)
     capsys.readouterr()
@@ -99,7 +100,7 @@ def test_skip_existing_finishes_an_interrupted_run_without_redoing_it(tmp_path, 
     after = stamps(out)
     assert {name: after[name] for name in ("p0.json", "p0.png", "p1.json", "p1.png")} == {
         name: before[name] for name in ("p0.json", "p0.png", "p1.json", "p1.png")}  # not written again
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == whole  # the same files as one straight run
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == whole  # the same files as one straight run, no temporary
 
 
 def test_skip_existing_reports_what_it_skipped(tmp_path, photos, tiny_cli, capsys):

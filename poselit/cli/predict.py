@@ -282,7 +282,7 @@ def predict_files(
 
     from tqdm import tqdm
 
-    from poselit.atomic import make_folder, write_atomic
+    from poselit.atomic import make_folder, remove_abandoned_temporaries, write_atomic
     from poselit.predict import document_text, draw_predictions, image_document, load_image
     from poselit.predict_results import JsonLines
     from poselit.visualize import save_image
@@ -295,6 +295,7 @@ def predict_files(
     out = Path(out)
     check_outputs_spare_inputs(planned_outputs(out, paths, jsonl=jsonl), paths)
     make_folder(out)
+    remove_abandoned_temporaries(out)  # of earlier runs killed mid-write
     written: list[Path] = []
     lines_file = JsonLines(out / "predictions.jsonl", append=append) if jsonl else nullcontext()
     with lines_file as lines, tqdm(total=len(paths), desc="predicting", unit="image", disable=not progress) as bar:
