@@ -6,7 +6,9 @@ finds those boxes: any callable that takes an image, a ``(H, W, 3)`` uint8 RGB a
 returns ``(boxes, scores)``: ``boxes`` ``(N, 4)`` ``[x, y, w, h]`` in the image's pixels (the
 centre of the top-left pixel is (0, 0)) and ``scores`` ``(N,)``, higher = surer (lists,
 NumPy arrays or torch tensors): another library's person detector fits in a few lines. The
-predictor then predicts one pose per detected person, the surest first (:func:`detect_people`).
+predictor then predicts one pose per detected person, the surest first (:func:`detect_people`),
+each with its detector's score (:attr:`~poselit.predict.PosePrediction.detection_score`, the
+``detection_score`` of the JSON documents, images and video frames alike).
 
 The default detector, :class:`MoveNetDetector`, is Google's MoveNet MultiPose Lightning (up to
 six people; its boxes only), run by ONNX Runtime on the CPU from a file of the package,
@@ -208,17 +210,19 @@ def _numpy(value: Any) -> Any:
 
 def detect_people(
     detector: PersonDetector, rgb: np.ndarray, name: str = "image", max_people: int | None = None
-) -> list[list[float]]:
-    """The person boxes ``[x, y, w, h]`` that ``detector`` finds in ``rgb``, surest first, at
-    most ``max_people``; boxes less than a pixel wide or high (nothing to crop) are dropped.
+) -> Detections:
+    """The people that ``detector`` finds in ``rgb``: boxes ``(N, 4)`` ``[x, y, w, h]`` and their
+    scores ``(N,)``, surest first, at most ``max_people``; boxes less than a pixel wide or high
+    (nothing to crop) and non-finite ones are dropped.
 
-    >>> detect_people(lambda rgb: ([[0, 0, 9, 9], [5, 5, 20, 30], [1, 1, 0.5, 8]], [0.3, 0.8, 0.9]), None)
-    [[5.0, 5.0, 20.0, 30.0], [0.0, 0.0, 9.0, 9.0]]
+    >>> boxes, scores = detect_people(lambda rgb: ([[0, 0, 9, 9], [5, 5, 20, 30], [1, 1, 0.5, 8]], [0.3, 0.8, 0.9]), None)
+    >>> boxes.tolist(), scores.tolist()
+    ([[5.0, 5.0, 20.0, 30.0], [0.0, 0.0, 9.0, 9.0]], [0.800000011920929, 0.30000001192092896])
     """
     boxes, scores = check_detections(detector(rgb), name)
     usable = np.isfinite(boxes).all(axis=1) & np.isfinite(scores) & (boxes[:, 2] >= 1) & (boxes[:, 3] >= 1)
-    order = [i for i in np.argsort(-scores, kind="stable") if usable[i]]
-    return [boxes[i].tolist() for i in order[:max_people]]
+    order = np.array([i for i in np.argsort(-scores, kind="stable") if usable[i]], np.int64)[:max_people]
+    return boxes[order], scores[order]
 
 
 def whole_image_hint(keypoints: np.ndarray, scores: np.ndarray, image_size: tuple[int, int]) -> str | None:

@@ -50,7 +50,6 @@ Predictions files are read, checked and paired with records by
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +61,15 @@ from torchmetrics import MetricCollection
 from tqdm import tqdm
 
 from poselit import prediction_files
-from poselit.data.records import AnnotationSet, PoseRecord
+from poselit.data.readers.coco import oks_people
+from poselit.data.records import AnnotationSet
 from poselit.data.sources import DatasetSpec, read_annotations
+from poselit.evaluation_protocols import MetricResult
+from poselit.lazy import lazy_names
 from poselit.metrics import pose_metrics
 from poselit.oks import CocoPeople
 from poselit.prediction_files import *  # noqa: F403 (re-exported: see __all__)
 from poselit.progress import show_progress
-from poselit.protocols import MetricResult
 from poselit.tables import Reference, Row, Table, metric_table, per_item_table, published_rows
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EvaluationReport",
+    "METRIC_ORDER",
     "coco_people",
     "evaluate_poses",
     "evaluate_predictions",
@@ -85,14 +87,29 @@ __all__ = [
 ]
 
 
+METRIC_ORDER = ("PCK", "PCP", "Visibility AP", "OKS AP")
+"""The order of a report's results, by the start of their metric's name: the dataset's PCK
+(or PCKh) first, whose ``Total`` the zoo's table and a card's ``check`` show, then the others
+(a :class:`~torchmetrics.MetricCollection` holds them in its keys' alphabetical order)."""
+
+
+def metric_rank(result: MetricResult) -> int:
+    """The position of ``result`` in :data:`METRIC_ORDER` (after them: an unknown metric)."""
+    return next((n for n, start in enumerate(METRIC_ORDER) if result.metric.startswith(start)), len(METRIC_ORDER))
+
+
 @dataclass(frozen=True)
 class EvaluationReport:
-    """The scores of one set of predictions on one dataset split."""
+    """The scores of one set of predictions on one dataset split; ``results`` are kept in
+    :data:`METRIC_ORDER`."""
 
     dataset: str
     records: int
     label: str
     results: tuple[MetricResult, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "results", tuple(sorted(self.results, key=metric_rank)))
 
     @classmethod
     def from_metrics(
@@ -214,27 +231,9 @@ def evaluate_poses(
 
 def coco_people(annotations: AnnotationSet) -> tuple[CocoPeople, CocoPeople] | None:
     """``(records, ignore regions)`` of COCO-format annotations as COCO's keypoint evaluation
-    sees them, image keys ranked as the COCO image ids sort; None unless every record
-    and region has its :attr:`~poselit.data.records.PoseRecord.coco` fields with an ``area``."""
-    people = annotations.records + annotations.ignored
-    if not annotations.records or any(p.coco is None or p.coco.area is None for p in people):
-        return None
-    ids = sorted({p.coco.image_id for p in people}, key=lambda i: (isinstance(i, str), i))  # type: ignore[union-attr]
-    rank = {image_id: n for n, image_id in enumerate(ids)}
-    joints = annotations.records[0].skeleton.num_joints  # also the shape of an empty list of regions
-    return _people(annotations.records, rank, joints), _people(annotations.ignored, rank, joints)
-
-
-def _people(records: Sequence[PoseRecord], rank: Mapping[Any, int], k: int) -> CocoPeople:
-    coco = [r.coco for r in records]
-    return CocoPeople(
-        image=np.array([rank[c.image_id] for c in coco], np.int64),  # type: ignore[union-attr]
-        keypoints=np.stack([r.keypoints for r in records]).astype(np.float64) if records else np.zeros((0, k, 2)),
-        visibility=np.stack([r.visibility for r in records]) if records else np.zeros((0, k)),
-        area=np.array([c.area for c in coco], np.float64),  # type: ignore[union-attr]
-        box=np.array([c.box or (math.nan,) * 4 for c in coco], np.float64).reshape(-1, 4),  # type: ignore[union-attr]
-        crowd=np.array([c.crowd for c in coco], bool),  # type: ignore[union-attr]
-    )
+    sees them (:func:`~poselit.data.readers.coco.oks_people`, which the datasets of the test
+    loop use too), or None unless every record and region has an ``area``."""
+    return oks_people(annotations.records, annotations.ignored)
 
 
 def test_reports(model: PoseLitModule, datamodule: PoseDataModule) -> list[EvaluationReport]:
@@ -287,3 +286,7 @@ def evaluate_predictions(
         annotations, keypoints, scores, threshold=threshold, sigmas=sigmas, dataset=str(DatasetSpec.parse(spec)),
         label=label, progress=progress,
     )
+
+
+# Renamed, importable here under its old name for one release (with a DeprecationWarning).
+__getattr__, __dir__ = lazy_names(__name__, moved={"Prediction": "poselit.prediction_files:SavedPrediction"})

@@ -9,7 +9,7 @@ Parts are found by joint **name** (:class:`~poselit.skeletons.Skeleton`), never 
 
 The protocol choices, each taken from the public evaluation code the papers used, are
 described with the rules that implement them: PCKh/PCK, AUC, PCP and the visibility AP in
-:mod:`poselit.protocols` (constants and pure functions), COCO's OKS AP/AR in
+:mod:`poselit.evaluation_protocols` (constants and pure functions), COCO's OKS AP/AR in
 :mod:`poselit.oks` (pycocotools' steps in NumPy). This module holds the
 :class:`torchmetrics.Metric` classes that count with them; every name of those two modules
 is importable from here too.
@@ -31,9 +31,9 @@ from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
-from poselit import oks, protocols
+from poselit import evaluation_protocols, oks
+from poselit.evaluation_protocols import *  # noqa: F403 (re-exported: see __all__)
 from poselit.oks import *  # noqa: F403 (re-exported: see __all__)
-from poselit.protocols import *  # noqa: F403 (re-exported: see __all__)
 from poselit.skeletons import DEFAULT_OKS_SIGMA, Skeleton, get_skeleton, oks_sigmas
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
     "PCP",
     "VisibilityAP",
     "pose_metrics",
-    *protocols.__all__,
+    *evaluation_protocols.__all__,
     *oks.__all__,
 ]
 
@@ -80,7 +80,7 @@ class PCK(_ResultMetric):
     A joint is correct when ``||pred - target|| / norm <= threshold``. The normaliser comes
     with every record: the head size for MPII (the metric is then called PCKh), the torso
     for LSP, the box for COCO-format data. One pass over the threshold grid gives the
-    headline score and the AUC. See :mod:`poselit.protocols` for the protocol choices.
+    headline score and the AUC. See :mod:`poselit.evaluation_protocols` for the protocol choices.
 
     Args:
         skeleton: Joint layout (names give the table's parts and the Total's joints).
@@ -388,9 +388,9 @@ def pose_metrics(
     sigmas: Sequence[float] | None = None,
 ) -> MetricCollection:
     """The metrics of a dataset's protocol: ``pck`` (PCK/PCKh + AUC), ``pcp`` when the
-    skeleton has limbs, ``visibility_ap`` when the model outputs joint ``scores``, and
-    ``oks`` (:class:`KeypointAP`, with OKS ``sigmas``) for COCO-format data, given its
-    ignore regions ``coco`` (possibly none).
+    skeleton has limbs (LSP and MPII's protocol: not for COCO-format data), ``visibility_ap``
+    when the model outputs joint ``scores``, and ``oks`` (:class:`KeypointAP`, with OKS
+    ``sigmas``) for COCO-format data, given its ignore regions ``coco`` (possibly none).
 
     Update with keyword arguments, each metric takes what it needs::
 
@@ -398,7 +398,7 @@ def pose_metrics(
     """
     skeleton = get_skeleton(skeleton)
     metrics: dict[str, Metric] = {"pck": PCK(skeleton, threshold)}
-    if pcp_sticks(skeleton):
+    if pcp_sticks(skeleton) and coco is None:
         metrics["pcp"] = PCP(skeleton)
     if scores:
         metrics["visibility_ap"] = VisibilityAP()

@@ -51,7 +51,8 @@ times). It costs one more forward pass per such person.
 **People in any photo** (``detector=``): a person detector (:mod:`poselit.detect`; the
 default, :func:`poselit.detect.default_detector`, runs offline) finds the people of each image
 given without a box, and each detected person gets a pose, the surest first, at most
-``max_people``; an image where it finds nobody gets no pose. A box given for an image is
+``max_people``, with the detector's score (:attr:`PosePrediction.detection_score`, the
+documents' ``detection_score``); an image where it finds nobody gets no pose. A box given for an image is
 used as it is. Without a detector, a whole-image pose that looks like a small person or
 several people (:func:`poselit.detect.whole_image_hint`) is warned about, once per predictor.
 
@@ -72,7 +73,8 @@ image ``<out>/<image stem>.png`` (downscaled to
       "people": [
         {"box": {"center": [x, y], "scale": s},         # the person box used (MPII convention)
          "keypoints": [[x, y], ...],                    # K joints, original-image pixels
-         "scores": [s, ...]}                            # K per-joint scores, higher = surer
+         "scores": [s, ...],                            # K per-joint scores, higher = surer
+         "detection_score": 0.87}                       # only when a person detector found them
       ]
     }
 
@@ -91,7 +93,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
@@ -138,6 +140,7 @@ class _Person:
     to_input: np.ndarray
     crop: np.ndarray
     rgb: np.ndarray | None = None  # the image, kept for a second pass
+    detection_score: float | None = None  # the detector's, when it found the person
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -395,16 +398,18 @@ class Predictor:
         for i, (image, image_boxes) in enumerate(zip(images, boxes)):
             name = names[i] if names else str(image) if isinstance(image, (str, os.PathLike)) else f"image[{i}]"
             rgb = load_image(image, color_order=color_order, name=name)
-            detected = image_boxes is None and self.detector is not None
-            if detected:  # boxes [x, y, w, h], surest first
-                image_boxes = detect_people(self.detector, rgb, name, self.max_people)
-            image_format = "xywh" if detected else box_format
-            for box in box_list(image_boxes, name):
+            detection_scores: list[float | None] = []
+            if image_boxes is None and self.detector is not None:  # boxes [x, y, w, h], surest first
+                image_boxes, scores = detect_people(self.detector, rgb, name, self.max_people)
+                detection_scores = scores.tolist()
+            image_format = "xywh" if detection_scores else box_format
+            for n, box in enumerate(box_list(image_boxes, name)):
                 if box is None:
                     center, scale = whole_image_box(rgb.shape[:2], self.padding, self.input_spec.size)
                 else:
                     center, scale = person_box(box, rgb.shape[:2], box_format=image_format, name=name)
-                yield self._crop(rgb, name, i, center, scale, keep_image=box is None and self.refine)
+                person = self._crop(rgb, name, i, center, scale, keep_image=box is None and self.refine)
+                yield replace(person, detection_score=detection_scores[n]) if detection_scores else person
             done(1)
 
     def _crop(
@@ -465,6 +470,7 @@ class Predictor:
                 affine=to_original[i].astype(np.float32),
                 crop=p.crop if return_heatmaps else None,
                 heatmaps=None if heatmaps is None else heatmaps[i],
+                detection_score=p.detection_score,
             )
             for i, p in enumerate(people)
         ]

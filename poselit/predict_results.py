@@ -56,6 +56,8 @@ class PosePrediction:
         heatmaps: The ``(K, h', w')`` heatmaps of the unflipped crop, with
             ``return_heatmaps`` and a heatmap method only (for
             :func:`~poselit.visualize.draw_heatmaps`).
+        detection_score: The person detector's score of the box, when a detector found
+            the person (:mod:`poselit.detect`); ``None`` for a given box or the whole image.
     """
 
     keypoints: np.ndarray
@@ -69,6 +71,7 @@ class PosePrediction:
     affine: np.ndarray
     crop: np.ndarray | None = None
     heatmaps: np.ndarray | None = None
+    detection_score: float | None = None
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -76,11 +79,13 @@ class PosePrediction:
 
     def person_dict(self) -> dict[str, Any]:
         """The person's entry of a JSON document (``people`` in :mod:`poselit.predict`); coordinates
-        rounded to 0.01 px, scores to 4 decimals."""
+        rounded to 0.01 px, scores to 4 decimals; ``detection_score`` only when a detector
+        found the person."""
         return {
             "box": {"center": _rounded(self.center, 2), "scale": round(self.scale, 6)},
             "keypoints": _rounded(self.keypoints, 2),
             "scores": _rounded(self.scores, 4),
+            **({} if self.detection_score is None else {"detection_score": round(float(self.detection_score), 4)}),
         }
 
     def to_dict(self) -> dict[str, Any]:

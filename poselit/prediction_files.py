@@ -22,12 +22,13 @@ from scipy.optimize import linear_sum_assignment
 
 from poselit.data.records import AnnotationSet
 from poselit.files import load_json
+from poselit.lazy import lazy_names
 from poselit.skeletons import LSP, LSP_TO_MPII, MPII, Skeleton, get_skeleton
 
 __all__ = [
-    "Prediction",
     "PredictionError",
     "PredictionFile",
+    "SavedPrediction",
     "align_predictions",
     "image_matches",
     "joint_slots",
@@ -45,8 +46,10 @@ class PredictionError(ValueError):
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """One entry of a predictions file, before it is matched to a record."""
+class SavedPrediction:
+    """One entry of a predictions file (read back from a saved file, before it is matched to
+    a record); the live result of a model is :class:`~poselit.predict_results.PosePrediction`.
+    ``Prediction``, its former name, works for one release and warns."""
 
     where: str
     keypoints: np.ndarray
@@ -61,7 +64,7 @@ class Prediction:
 class PredictionFile:
     """A parsed predictions file (the schema is in :mod:`poselit.evaluate`)."""
 
-    predictions: tuple[Prediction, ...]
+    predictions: tuple[SavedPrediction, ...]
     dataset: str | None = None
     skeleton: str | None = None
     label: str | None = None
@@ -144,7 +147,7 @@ def parse_predictions(data: Any, where: str = "<predictions>") -> PredictionFile
     return PredictionFile(entries, path=where, **meta)
 
 
-def _parse_entry(entry: Any, where: str) -> Prediction:
+def _parse_entry(entry: Any, where: str) -> SavedPrediction:
     if not isinstance(entry, Mapping) or "keypoints" not in entry:
         raise PredictionError(f"{where}: expected an object with 'keypoints' and 'source', 'index' or 'image'")
     source, index, image = entry.get("source"), entry.get("index"), entry.get("image")
@@ -166,7 +169,7 @@ def _parse_entry(entry: Any, where: str) -> Prediction:
     scores = None if entry.get("scores") is None else _numbers(entry["scores"], where, "scores")
     if scores is not None and scores.shape != (len(keypoints),):
         raise PredictionError(f"{where}: {len(keypoints)} keypoints but scores of shape {scores.shape}")
-    return Prediction(where, keypoints, source, index, scores, image, center)
+    return SavedPrediction(where, keypoints, source, index, scores, image, center)
 
 
 def _numbers(value: Any, where: str, name: str) -> np.ndarray:
@@ -217,7 +220,7 @@ def align_predictions(
         )
     keyed = [(p, _record_index(p, by_key, len(keys))) for p in file.predictions if p.image is None]
     by_image = [p for p in file.predictions if p.image is not None]
-    matched: dict[int, Prediction] = {}
+    matched: dict[int, SavedPrediction] = {}
     for p, i in keyed + image_matches(by_image, annotations):
         if i in matched:
             raise PredictionError(
@@ -250,13 +253,15 @@ def align_predictions(
     return keypoints, scores
 
 
-def image_matches(predictions: Sequence[Prediction], annotations: AnnotationSet) -> list[tuple[Prediction, int]]:
+def image_matches(
+    predictions: Sequence[SavedPrediction], annotations: AnnotationSet
+) -> list[tuple[SavedPrediction, int]]:
     """Predictions that name their ``image``, each paired with a record of that image: the
     only one, or (several people) by nearest box ``center``, one prediction per record."""
     records: dict[str, list[int]] = {}
     for i, record in enumerate(annotations.records):
         records.setdefault(Path(record.image).name, []).append(i)
-    groups: dict[str, list[Prediction]] = {}
+    groups: dict[str, list[SavedPrediction]] = {}
     for p in predictions:
         groups.setdefault(p.image, []).append(p)  # type: ignore[arg-type]
     pairs = []
@@ -282,7 +287,7 @@ def image_matches(predictions: Sequence[Prediction], annotations: AnnotationSet)
     return pairs
 
 
-def _record_index(p: Prediction, by_key: Mapping[str, int], n: int) -> int:
+def _record_index(p: SavedPrediction, by_key: Mapping[str, int], n: int) -> int:
     if p.source is not None:
         key = source_key(p.source)
         if key not in by_key:
@@ -313,3 +318,7 @@ def predictions_document(
         entries.append(entry)
     meta = {"dataset": dataset, "skeleton": annotations.skeleton.name, "label": label}
     return {**{k: v for k, v in meta.items() if v is not None}, "predictions": entries}
+
+
+# Renamed names, importable under their old names for one release (with a DeprecationWarning).
+__getattr__, __dir__ = lazy_names(__name__, moved={"Prediction": "poselit.prediction_files:SavedPrediction"})

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from poselit.protocols import PCK_PARTS, PCP_COLUMNS, MetricResult
+from poselit.evaluation_protocols import PCK_PARTS, PCP_COLUMNS, MetricResult
 
 Value = float | int | None
 

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from poselit.atomic import make_folder, write_atomic
+from poselit.evaluation_protocols import MetricResult
 from poselit.extras import require
-from poselit.protocols import MetricResult
 from poselit.skeletons import Side, Skeleton
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def pck_curves(
     results: MetricResult | EvaluationReport | Sequence[MetricResult | EvaluationReport],
 ) -> list[tuple[str, MetricResult]]:
     """``(label, result)`` of every PCK curve in evaluation results: a
-    :class:`~poselit.protocols.MetricResult` with a curve is labelled by its metric, an
+    :class:`~poselit.evaluation_protocols.MetricResult` with a curve is labelled by its metric, an
     :class:`~poselit.evaluate.EvaluationReport` by its label (its PCK/PCKh result)."""
     items = [results] if isinstance(results, MetricResult) or hasattr(results, "results") else list(results)
     curves = []

@@ -66,6 +66,8 @@ def test_one_pose_per_detected_person_surest_first_at_most_max_people():
     detector = FakeDetector()
     poses = Predictor(constant_model(), detector=detector, runtime="torch")(image)
     assert centres(poses) == expected_centres([BOXES[1], BOXES[2], BOXES[0]], image.shape[:2])
+    assert [pose.detection_score for pose in poses] == pytest.approx([0.9, 0.6, 0.3])
+    assert [person["detection_score"] for person in poses[0].to_dict()["people"]] == [0.9]
     assert [pose.scale for pose in poses] == pytest.approx([person_box(b, (300, 400))[1] for b in (BOXES[1], BOXES[2], BOXES[0])])
     two = Predictor(constant_model(), detector=detector, max_people=2, runtime="torch")(image)
     assert centres(two) == centres(poses)[:2]
@@ -76,6 +78,8 @@ def test_one_pose_per_detected_person_surest_first_at_most_max_people():
     )
     assert detector.calls == 1 and boxed.image_index == 0 and centres([boxed]) == expected_centres([[5, 5, 50, 60]], (300, 400))
     assert [pose.image_index for pose in detected] == [1, 1, 1]
+    assert boxed.detection_score is None and "detection_score" not in boxed.to_dict()["people"][0]  # a given box
+    assert [pose.detection_score for pose in detected] == pytest.approx([0.9, 0.6, 0.3])
     assert Predictor(constant_model(), detector=FakeDetector([], []), runtime="torch")(image) == []
 
 
@@ -88,8 +92,10 @@ def test_detections_are_checked_and_unusable_boxes_dropped():
         check_detections(([[0, 0, 1, 1]], [0.5, 0.5]))
     boxes, scores = check_detections(([], []))
     assert boxes.shape == (0, 4) and scores.shape == (0,)
-    found = detect_people(lambda rgb: ([[0, 0, 0.5, 10], [0, 0, 10, np.nan], [1, 2, 3, 4]], [0.9, 0.8, 0.1]), None)
-    assert found == [[1.0, 2.0, 3.0, 4.0]]
+    boxes, scores = detect_people(lambda rgb: ([[0, 0, 0.5, 10], [0, 0, 10, np.nan], [1, 2, 3, 4]], [0.9, 0.8, 0.1]), None)
+    assert boxes.tolist() == [[1.0, 2.0, 3.0, 4.0]] and scores.tolist() == pytest.approx([0.1])
+    boxes, scores = detect_people(lambda rgb: ([], []), None, max_people=2)
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
     image = np.zeros((50, 50, 3), np.uint8)
     with pytest.raises(ValueError, match=r"^image\[0\]: a person detector must return"):
         Predictor(constant_model(), detector=lambda rgb: None, runtime="torch")(image)
@@ -186,6 +192,7 @@ def test_cli_detect_and_max_people(tmp_path, cli_stand_ins, capsys):
     assert main([*run, "--out", str(tmp_path / "out"), "--max-people", "1"]) == 0
     [person] = json.loads((tmp_path / "out" / "photo.json").read_text())["people"]
     np.testing.assert_allclose(person["box"]["center"], person_box([99.5, 59.5, 100, 180], (300, 500))[0], atol=2.5)
+    assert person["detection_score"] == pytest.approx(0.9)  # the tiny ONNX detector's
     assert json.loads((tmp_path / "out" / "dark.json").read_text())["people"] == []
     assert main([*run[:-1], "--out", str(tmp_path / "o2"), "--max-people", "2"]) == 2
     assert capsys.readouterr().err.strip() == "poselit: error: --max-people N limits the people --detect finds: add --detect"

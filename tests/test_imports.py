@@ -15,6 +15,7 @@ import ast
 import importlib
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "poselit"
@@ -27,17 +28,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundations: data, geometry, skeletons, codecs, metrics, files",
         (
             "poselit", "poselit.atomic", "poselit.checkpoints", "poselit.codecs", "poselit.codecs_functional", "poselit.complexity",
-            "poselit.data", "poselit.extras", "poselit.files", "poselit.geometry", "poselit.input_spec", "poselit.lazy",
-            "poselit.metrics", "poselit.oks", "poselit.prediction_files", "poselit.progress",
-            "poselit.protocols", "poselit.reproduce", "poselit.skeletons", "poselit.smoothing",
-            "poselit.tables", "poselit.tfjs",
+            "poselit.data", "poselit.evaluation_protocols", "poselit.extras", "poselit.files", "poselit.geometry",
+            "poselit.input_spec", "poselit.lazy", "poselit.metrics", "poselit.oks", "poselit.prediction_files",
+            "poselit.progress", "poselit.reproduce", "poselit.skeletons", "poselit.smoothing", "poselit.tables", "poselit.tfjs",
+            "poselit.protocols",  # deprecated path of poselit.evaluation_protocols, re-exporting it
         ),
     ),
     (
         "models: backbones, methods, their training and evaluation",
         (
-            "poselit.models", "poselit.backbones", "poselit.backbone_weights", "poselit.callbacks",
-            "poselit.evaluate", "poselit.visualize",
+            "poselit.models", "poselit.backbone_weights", "poselit.callbacks", "poselit.evaluate", "poselit.visualize",
+            "poselit.backbones",  # deprecated path of poselit.models.backbones, re-exporting it
         ),
     ),
     ("zoo: cards, downloads, loading, export", ("poselit.zoo",)),
@@ -55,7 +56,28 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 longer name places one elsewhere; the bare ``poselit`` is the root package alone): a module
 imports from its own layer or lower ones, never from a higher one. A new module is placed
 here, or its test fails. A module kept at an old path for a release belongs to the layer of
-what it re-exports."""
+what it re-exports (:data:`DEPRECATED_MODULES`)."""
+
+DEPRECATED_MODULES: dict[str, str] = {
+    "poselit.backbones": "poselit.models.backbones",
+    "poselit.onnx_model": "poselit.onnx",
+    "poselit.protocols": "poselit.evaluation_protocols",
+    "poselit.zoo.onnx": "poselit.onnx",
+    "poselit.zoo.table": "poselit.zoo.listing",
+}
+"""Modules kept at an old path for one release (each warns on import): ``{old: new}``."""
+
+DEPRECATED_NAMES: dict[str, tuple[str, ...]] = {
+    "poselit.data.datamodule": ("Stage",),
+    "poselit.evaluate": ("Prediction",),
+    "poselit.models.base": ("flip_back_heatmaps", "flip_back_keypoints", "to_image_coords"),
+    "poselit.models.bulat": ("Stage",),
+    "poselit.models.luvizon": ("input_to_normalized", "normalized_to_input"),
+    "poselit.models.luvizon_regression": ("input_to_normalized", "normalized_to_input"),
+    "poselit.prediction_files": ("Prediction",),
+}
+"""Names kept under an old name or at an old place for one release (each use warns):
+``{module: names}``."""
 
 
 def module_names() -> dict[str, Path]:
@@ -193,6 +215,25 @@ def test_the_cycle_finder_finds_circles_through_packages():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_nothing_in_the_package_uses_a_deprecated_path():
+    """The old paths are for the package's users, for one release: no module of the package
+    imports a deprecated module (but the module itself, re-exporting the new one) or a
+    deprecated name, so that none of them warns from inside the package and each can go."""
+    modules = module_names()
+    graph = import_graph()
+    users = sorted(f"{source} -> {target}" for source, targets in graph.items() for target in targets
+                   if target in DEPRECATED_MODULES)
+    assert not users, "imports of deprecated modules:\n" + "\n".join(users)
+    names = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                old = set(DEPRECATED_NAMES.get(node.module or "", ())) & {alias.name for alias in node.names}
+                names.extend(f"{name}: from {node.module} import {n}" for n in sorted(old))
+    assert not names, "imports of deprecated names:\n" + "\n".join(names)
+    assert set(DEPRECATED_MODULES) <= set(modules) and set(DEPRECATED_NAMES) <= set(modules)
+
+
 def test_card_and_download_code_import_nothing_of_the_models():
     """Reading cards and fetching weights must not build (or import) a network."""
     graph = import_graph()
@@ -238,7 +279,9 @@ def test_every_exported_name_is_defined():
     for name in sorted(module_names()):
         if name.endswith("__main__"):
             continue
-        module = importlib.import_module(name)
+        with warnings.catch_warnings():  # the deprecated paths warn on import (tests/test_deprecations.py)
+            warnings.filterwarnings("ignore", r"poselit\.", DeprecationWarning)
+            module = importlib.import_module(name)
         absent = [n for n in getattr(module, "__all__", ()) if not hasattr(module, n)]
         if absent:
             missing[name] = absent

@@ -193,6 +193,24 @@ def test_the_spec_resolves_explicit_arguments_then_the_backbones_pretrained_cfg_
         PoseLitModule(input_size=(0, 64))
 
 
+@pytest.mark.parametrize("method", ["bulat", "belagiannis", "luvizon"])
+def test_every_method_on_a_timm_backbone_takes_its_normalisation_unless_given(method):
+    """No method keeps a ``mean`` / ``std`` of its own: on a timm backbone built without
+    them, the model normalises as the backbone's ``pretrained_cfg`` says (MoveNet's
+    backbone: x / 127.5 - 1, not the defaults' ImageNet values); the papers' trunks state
+    the papers' normalisation the same way, and an explicit value wins over both."""
+    from poselit.models import METHODS, import_class
+
+    cls, tiny = import_class(METHODS[method].class_path), METHODS[method].tiny
+    movenet = cls(**{**tiny, "backbone": "poselit_tf_mobilenetv2_100"})
+    assert movenet.input_spec.mean == movenet.input_spec.std == (127.5, 127.5, 127.5)
+    assert movenet.hparams["mean"] == (127.5, 127.5, 127.5)  # recorded: a checkpoint rebuilds the same model
+    given = cls(**{**tiny, "backbone": "poselit_tf_mobilenetv2_100", "mean": (1.0, 2.0, 3.0), "std": (4.0, 5.0, 6.0)})
+    assert (given.input_spec.mean, given.input_spec.std) == ((1.0, 2.0, 3.0), (4.0, 5.0, 6.0))
+    paper = {"bulat": IMAGENET_MEAN, "belagiannis": (128.0,) * 3, "luvizon": (127.5,) * 3}[method]
+    assert cls(**tiny).input_spec.mean == InputSpec(mean=paper).mean  # the tiny's trunk: the paper's, or resnet18
+
+
 def test_input_description_is_deprecated_for_input_spec():
     model = PoseLitModule(input_size=(64, 48), fill=128)
     with pytest.warns(DeprecationWarning, match=r"input_description\(\) is deprecated: use model.input_spec"):

@@ -82,10 +82,12 @@ def test_finetune_notebook_runs_on_coco_mini_and_exports_a_17_joint_model(data_r
     assert len(train["annotations"]) + len(val["annotations"]) == len(source["annotations"])
 
     model = poselit.zoo.load(str(work / "export"))
-    assert model.skeleton.joints == COCO.joints and model.input_size == (128, 128)
+    assert model.skeleton.joints == COCO.joints and model.input_size == (160, 160)  # bulat-mobilenetv2-lsp's
+    assert type(model).__name__ == "BulatCascade"
     card = HubModelCard.load(work / "export" / "README.md")  # the measured metrics, for the Hub
     metrics = {(r.dataset_type, r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
-    assert 0 <= metrics["coco", "val", "PCK@0.2 Total"] <= 100
+    assert 0 <= metrics["coco", "val", "PCK@0.2 Total"] <= 100 and 0 <= metrics["coco", "val", "OKS AP"] <= 100
+    assert not any(name.startswith("PCP") for _, _, name in metrics)  # LSP/MPII's protocol, not COCO's
     # no zoo card was written (update_zoo=False), so the Hub README's example loads the folder
     (example,) = re.findall(r'poselit\.Predictor\.from_zoo\("([^"]+)"\)', card.text)
     assert (tmp_path / example).resolve() == (work / "export").resolve()

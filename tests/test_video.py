@@ -17,7 +17,7 @@ import torch
 from poselit.cli import main
 from poselit.geometry import PIXEL_STD
 from poselit.data.synthetic import random_pose, render_figure
-from poselit.predict import PosePrediction, Predictor, whole_image_box
+from poselit.predict import PosePrediction, Predictor, person_box, whole_image_box
 from poselit.skeletons import LSP
 from poselit.smoothing import OneEuroFilter
 from poselit.video import (
@@ -123,7 +123,7 @@ def test_the_crop_follows_the_moving_figure_and_falls_back_to_the_whole_frame_wh
             assert side == pytest.approx((previous.max(0) - previous.min(0)).max() * stub.padding, rel=1e-5)
     for frame, truth in zip(frames, poses):
         if truth is not None:  # every joint found, the figure crossing 69 px of the frame
-            np.testing.assert_allclose(frame.pose.keypoints, truth, atol=1e-4)
+            np.testing.assert_allclose(frame.people[0].keypoints, truth, atol=1e-4)
     assert frames[-1].time == pytest.approx((FRAMES - 1) / FPS)
 
 
@@ -131,7 +131,7 @@ def test_smoothing_filters_tracked_frames_and_restarts_after_a_loss():
     images, poses = walking_figure(hidden=(10,))
     rgb = [cv2.cvtColor(i, cv2.COLOR_BGR2RGB) for i in images]
     frames = list(track(CropStub(poses), rgb, fps=FPS, smoothing=OneEuroFilter(min_cutoff=0.5, beta=0.0)))
-    errors = [np.abs(f.pose.keypoints - truth).max() if truth is not None else None for f, truth in zip(frames, poses)]
+    errors = [np.abs(f.people[0].keypoints - truth).max() if truth is not None else None for f, truth in zip(frames, poses)]
     assert errors[0] < 1e-4 and errors[11] < 1e-4  # first frame of a track: the raw joints
     assert 0.5 < errors[5] < STEP * 5  # a slow filter lags behind the moving figure
     assert errors[10] is None and frames[10].lost
@@ -180,6 +180,7 @@ def test_predict_video_writes_an_annotated_video_and_one_json_line_per_frame(tmp
     assert line["skeleton"]["joints"] == list(LSP.joints) and len(line["people"]) == 1
     person = line["people"][0]
     assert len(person["keypoints"]) == len(person["scores"]) == LSP.num_joints and set(person["box"]) == {"center", "scale"}
+    assert "detection_score" not in person  # tracked, not detected
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["clip.jsonl", VIDEO])  # no temporaries left
 
 
@@ -263,6 +264,47 @@ def test_outputs_never_overwrite_the_input(tmp_path, predictor):
         predict_video(predictor, clip, tmp_path)
 
 
+DETECTED = ([[10, 10, 30, 50], [60, 5, 40, 60], [90, 20, 20, 40]], [0.5, 0.8, 0.3])
+"""What :class:`ScriptedDetector` finds: boxes ``[x, y, w, h]`` and scores."""
+
+
+class ScriptedDetector:
+    """A person detector that finds :data:`DETECTED` in every image but its ``nobody``-th (from 1)."""
+
+    def __init__(self, nobody: int) -> None:
+        self.nobody, self.calls = nobody, 0
+
+    def __call__(self, rgb: np.ndarray):
+        self.calls += 1
+        return ([], []) if self.calls == self.nobody else DETECTED
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> TinyHeatmapModel:
+    torch.manual_seed(0)
+    return TinyHeatmapModel(skeleton="lsp", input_size=(64, 64))
+
+
+def test_with_a_detector_each_frame_gives_one_pose_per_detected_person(tmp_path, tiny_model):
+    clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=5)[0])
+    detector = ScriptedDetector(nobody=3)
+    detecting = Predictor(tiny_model, detector=detector, max_people=2, runtime="torch")
+    result = predict_video(detecting, clip, tmp_path / "out", model="tiny")
+    lines = read_lines(result.frames_file)
+    assert detector.calls == result.frames == count_frames(result.video) == 5
+    assert [len(line["people"]) for line in lines] == [2, 2, 0, 2, 2]  # the 2 surest of 3; nobody in frame 2
+    assert [line["lost"] for line in lines] == [False, False, True, False, False] and result.lost == 1
+    surest = [person_box(DETECTED[0][i], (HEIGHT, WIDTH))[0].tolist() for i in (1, 0)]
+    for line in lines:
+        assert [person["detection_score"] for person in line["people"]] == pytest.approx([0.8, 0.5][: len(line["people"])])
+        for person, center in zip(line["people"], surest):
+            assert person["box"]["center"] == pytest.approx(center, abs=0.01)
+    assert (lines[2]["image"], lines[2]["width"], lines[2]["skeleton"]["joints"]) == (str(clip), WIDTH, list(LSP.joints))
+    with pytest.raises(ValueError, match=r"^smoothing follows the one tracked person of a video; with a person detector"):
+        predict_video(detecting, clip, tmp_path / "smoothed", smoothing=OneEuroFilter())
+    assert not (tmp_path / "smoothed").exists()  # refused before anything is written
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -300,6 +342,25 @@ def test_cli_predict_on_a_video_and_an_image_writes_both_kinds_of_output(tmp_pat
     assert f"wrote {out / VIDEO} ({CODEC.description}" in captured.out and f"and {out / 'clip.jsonl'}" in captured.out
     assert "clip.MP4" in captured.err and f"{FRAMES}/{FRAMES}" in captured.err  # the progress bar
     assert cli_predictor[0]["name"] == "tiny" and cli_predictor[0]["refine"] is False
+
+
+def test_cli_detect_finds_the_people_of_images_and_video_frames(tmp_path, tiny_model, monkeypatch, capsys):
+    detector = ScriptedDetector(nobody=3)  # the image, then frames 0, 1 (nobody), 2, 3
+    monkeypatch.setattr("poselit.detect.default_detector", lambda **options: detector)
+    monkeypatch.setattr(Predictor, "from_zoo", classmethod(lambda cls, name, **options: cls(tiny_model, **{**options, "runtime": "torch"})))
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    write_video(inputs / "clip.mp4", walking_figure(frames=4)[0])
+    cv2.imwrite(str(inputs / "photo.png"), walking_figure(frames=1)[0][0])
+    assert predict_cli(str(inputs), "--out", str(out), "--detect", "--max-people", "1", "--quiet") == 0
+    [person] = json.loads((out / "photo.json").read_text())["people"]
+    assert person["detection_score"] == pytest.approx(0.8)
+    lines = read_lines(out / "clip.jsonl")
+    assert [[p["detection_score"] for p in line["people"]] for line in lines] == [[0.8], [], [0.8], [0.8]]
+    assert f"{inputs / 'clip.mp4'}: 4 frames (nobody found in 1): wrote" in capsys.readouterr().out
+    assert predict_cli(str(inputs), "--out", str(tmp_path / "o2"), "--detect", "--smooth") == 2
+    assert capsys.readouterr().err.startswith("poselit: error: smoothing follows the one tracked person of a video")
+    assert not (tmp_path / "o2").exists()  # not even the image was written
 
 
 def test_cli_video_options_set_smoothing_tracking_and_refine(tmp_path, cli_predictor, monkeypatch):
@@ -388,7 +449,7 @@ def test_auto_picks_the_first_codec_browsers_play_and_falls_back_to_mp4v(monkeyp
     assert CODEC == (playable[0] if playable else CODECS[-1])
     wheels = {dist.metadata["Name"].lower() for dist in metadata.distributions()} & {"opencv-python", "opencv-python-headless"}
     assert not wheels or CODEC.browsers  # as the docs say: OpenCV's wheels (this project's dependency) have VP8
-    monkeypatch.setattr("poselit.video.can_write", lambda codec: False)
+    monkeypatch.setattr("poselit.video.io.can_write", lambda codec: False)
     assert video_codec().name == "mp4v" and not video_codec().browsers
     with pytest.raises(ValueError, match="video codec 'vp9': unknown; expected auto or one of h264, vp8, mp4v"):
         video_codec("vp9")
@@ -402,7 +463,7 @@ def test_cli_video_codec_choices_are_the_library_codecs():
 
 def test_cli_says_when_the_video_is_in_a_codec_browsers_do_not_play(tmp_path, cli_predictor, capsys, monkeypatch):
     clip = write_video(tmp_path / "clip.avi", walking_figure(frames=2)[0], "MJPG")
-    monkeypatch.setattr("poselit.video.can_write", lambda codec: codec.name == "mp4v")
+    monkeypatch.setattr("poselit.video.io.can_write", lambda codec: codec.name == "mp4v")
     assert predict_cli(str(clip), "--out", str(tmp_path / "out"), "--quiet") == 0
     note = "(MPEG-4 Part 2 in MP4 (mp4v), which browsers do not play: this OpenCV writes neither H.264 nor VP8)"
     assert f"wrote {tmp_path / 'out' / 'clip.mp4'} {note}" in capsys.readouterr().out

@@ -139,9 +139,12 @@ def wandb_loggers(logger: Any) -> list[Namespace]:
 
 
 def without_wandb(logger: Any) -> Any:
-    """A logger config with every ``WandbLogger`` replaced by a ``CSVLogger`` in its save_dir."""
+    """A logger config with every ``WandbLogger`` replaced by a ``CSVLogger`` in its save_dir;
+    in a list that holds a ``CSVLogger`` already, dropped (two CSV loggers of one folder
+    would write the same files)."""
     if isinstance(logger, list):
-        return [without_wandb(item) for item in logger]
+        has_csv = any(str(getattr(item, "class_path", "")).endswith("CSVLogger") for item in logger)
+        return [without_wandb(item) for item in logger if not (has_csv and wandb_loggers(item))]
     if wandb_loggers(logger):
         save_dir = (logger.get("init_args") or Namespace()).get("save_dir") or "runs"
         return Namespace(
@@ -149,6 +152,20 @@ def without_wandb(logger: Any) -> Any:
             init_args=Namespace(save_dir=save_dir, name="csv"),
         )
     return logger
+
+
+def logs_under_root(logger: Any, root: str | os.PathLike | None) -> None:
+    """Give every logger config of ``trainer.logger`` (one or a list) whose ``save_dir`` is
+    left at its default (none, or ``WandbLogger``'s ``"."``) the trainer's
+    ``default_root_dir`` ``root``: its logs and, for the first logger, the checkpoints
+    (Lightning saves them under the first logger's folder) then go where
+    ``--trainer.default_root_dir`` says."""
+    if root is None:
+        return
+    for item in logger if isinstance(logger, list) else [logger]:
+        if isinstance(item, Namespace) and isinstance(item.get("init_args"), Namespace):
+            if item.init_args.get("save_dir") in (None, "."):
+                item.init_args.save_dir = str(root)
 
 
 def prepare_wandb_loggers(loggers: Sequence[Any]) -> None:
@@ -208,6 +225,7 @@ class PoseLightningCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        logs_under_root(config.trainer.logger, config.trainer.default_root_dir)
         if wandb_disabled():
             config.trainer.logger = without_wandb(config.trainer.logger)
             return
@@ -231,6 +249,22 @@ class PoseLightningCLI(LightningCLI):
                 f"{Path(save_dir) / 'wandb'} ('wandb sync' uploads it; WANDB_MODE=disabled logs to CSV)",
                 file=sys.stderr,
             )
+
+    def instantiate_classes(self) -> None:
+        """Instantiate the model, data and trainer; a dataset the data module cannot find or
+        read while linking its skeleton into the model (COCO-format data: from the file)
+        stops with a :class:`RecipeError`, in one line."""
+        try:
+            super().instantiate_classes()
+        except (FileNotFoundError, ValueError) as err:
+            raise RecipeError(str(err)) from err
+
+    def after_fit(self) -> None:
+        """Say where the checkpoints are: the first ``ModelCheckpoint``'s folder and best file."""
+        callback = self.trainer.checkpoint_callback
+        if callback is not None and callback.dirpath and self.trainer.is_global_zero:
+            best = f" (best: {callback.best_model_path})" if callback.best_model_path else ""
+            print(f"poselit: checkpoints in {callback.dirpath}{best}")
 
     def _check_inputs(self) -> None:
         """Stop before anything runs on a missing dataset, or on an ``init_from`` or

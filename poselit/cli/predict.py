@@ -7,7 +7,8 @@ a file the run reads (:func:`check_outputs_spare_inputs`); the document's schema
 or an ONNX file run by ONNX Runtime (:func:`poselit.onnx.onnx_file_of`), with the
 same outputs. A video (a file of
 :data:`VIDEO_SUFFIXES`) gives an annotated video and one JSON line per frame, one person
-tracked (:func:`poselit.video.predict_video`); a video that cannot be read to its end is an
+tracked, or with ``--detect`` every person the detector finds in each frame
+(:func:`poselit.video.predict_video`); a video that cannot be read to its end is an
 error, its frames up to there written. Every file is whole whenever the run stops, killed
 too; ``--skip-existing`` resumes a run (:func:`pending_images`; a video killed half-way is
 done again from its start). LightningCLI's ``predict`` (on a recipe's datasets) is
@@ -63,7 +64,7 @@ def add_predict_commands(subparsers: Any) -> None:
         description=(
             "Predict poses in images and videos with a zoo model or an exported model, and write one JSON per "
             "image and the annotated images; for a video (" + " ".join(VIDEO_SUFFIXES) + "), the annotated video "
-            "and one JSON line per frame, one person tracked. Schema and --boxes format: python -m pydoc "
+            "and one JSON line per frame, one person tracked (with --detect: every person of each frame). Schema and --boxes format: python -m pydoc "
             "poselit.predict; videos: python -m pydoc poselit.video. "
             "LightningCLI's predict on a recipe's datasets is another command: 'poselit predict-recipe -c RECIPE.yaml'."
         ),
@@ -92,11 +93,12 @@ def add_predict_commands(subparsers: Any) -> None:
     )
     predict.add_argument(
         "--detect", action="store_true",
-        help="find the people in each image without a --boxes entry (the default person detector, offline: "
-        "python -m pydoc poselit.detect) and predict one pose each, the surest first; images only",
+        help="find the people in each image without a --boxes entry and in each video frame (the default person "
+        "detector, offline: python -m pydoc poselit.detect) and predict one pose each, the surest first, with its "
+        "detection_score in the JSON",
     )
     predict.add_argument(
-        "--max-people", type=int, metavar="N", help="with --detect: at most N people per image, the surest"
+        "--max-people", type=int, metavar="N", help="with --detect: at most N people per image or frame, the surest"
     )
     _add_run_options(predict)
     _add_video_options(predict)
@@ -141,9 +143,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def _add_video_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``predict`` for videos: tracking and smoothing."""
     video = parser.add_argument_group(
-        "videos", "one person tracked from frame to frame (python -m pydoc poselit.video)"
+        "videos", "one person tracked from frame to frame, or with --detect every person of each frame "
+        "(python -m pydoc poselit.video); smoothing and tracking options are for tracking"
     )
-    video.add_argument("--smooth", action="store_true", help="smooth the joints over time (One Euro filter)")
+    video.add_argument("--smooth", action="store_true", help="smooth the joints over time (One Euro filter; not with --detect)")
     defaults = OneEuroFilter()
     video.add_argument(
         "--min-cutoff", type=float, metavar="HZ",
@@ -407,7 +410,8 @@ def smoothing_filter(args: argparse.Namespace) -> OneEuroFilter | None:
 
 
 def predict_videos(predictor: Predictor, videos: Sequence[Path], args: argparse.Namespace) -> None:
-    """Track the person through each video, write its outputs into ``--out`` and say so.
+    """Track the person through each video (with a detector: find every person of each frame),
+    write its outputs into ``--out`` and say so.
 
     A video that ends before the frame count its header announces is an error after its
     frames are written (:class:`~poselit.video.VideoReadError`, like an unreadable one).
@@ -432,15 +436,16 @@ def predict_videos(predictor: Predictor, videos: Sequence[Path], args: argparse.
         played = "" if codec.browsers else ", which browsers do not play" + (
             "" if args.video_codec == codec.name else ": this OpenCV writes neither H.264 nor VP8"
         )
+        lost = "nobody found" if predictor.detector is not None else "person lost"
         print(
-            f"{path}: {result.frames} frames (person lost in {result.lost}): wrote {result.video} "
+            f"{path}: {result.frames} frames ({lost} in {result.lost}): wrote {result.video} "
             f"({codec.description}{played}) and {result.frames_file}"
         )
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Handler of ``poselit predict INPUT...``: images, then videos."""
-    from poselit.video import video_codec
+    from poselit.video import check_smoothing, video_codec
 
     paths = list_images(args.images, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
     videos = [p for p in paths if is_video(p)]
@@ -453,9 +458,10 @@ def run_predict(args: argparse.Namespace) -> int:
     check_outputs_spare_inputs(planned_outputs(args.out, images, videos, jsonl=args.jsonl, video_suffix=suffix), read)
     boxes = read_boxes(args.boxes) if args.boxes else None
     predictor = _predictor(args)
+    if videos:
+        check_smoothing(predictor, smoothing_filter(args))  # before any image is written
     if images:
         _predict_and_report(args, predictor, images, boxes)
-    predictor.detector = None  # videos: one person tracked from the whole frame (--detect is for images)
     predict_videos(predictor, videos, args)
     return 0
 

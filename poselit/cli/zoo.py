@@ -126,7 +126,7 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
 def run_list(args: argparse.Namespace) -> int:
     """``poselit zoo list``: one row per card."""
     from poselit.zoo.catalog import folder_label, info, list_models
-    from poselit.zoo.table import TABLE_COLUMNS, summary_row, text_table
+    from poselit.zoo.listing import TABLE_COLUMNS, summary_row, text_table
 
     cards = [info(name, zoo_dir=args.zoo_dir) for name in list_models(args.pattern, zoo_dir=args.zoo_dir)]
     if not cards:
@@ -139,7 +139,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     """``poselit zoo compare``: the models' results on a split beside the papers' rows."""
     from poselit.zoo.catalog import info, list_models
-    from poselit.zoo.table import comparison_table
+    from poselit.zoo.listing import comparison_table
 
     names = list(dict.fromkeys(n for p in args.names or [None] for n in list_models(p, zoo_dir=args.zoo_dir)))
     if args.names and not names:
@@ -292,7 +292,7 @@ def run_table(args: argparse.Namespace) -> int:
     """``poselit zoo table``: regenerate (or ``--check``) the zoo's README.md table."""
     from poselit.zoo.cards import README_FILE
     from poselit.zoo.catalog import zoo_folder
-    from poselit.zoo.table import table_is_current, write_table
+    from poselit.zoo.listing import table_is_current, write_table
 
     if args.check:
         current = table_is_current(args.zoo_dir)

@@ -31,9 +31,12 @@ from poselit.data.sampling import ConcatPoseDataset, ResumableDataLoader, Seeded
 from poselit.data.sources import DatasetSpec, default_data_root, read_annotations, source
 from poselit.data.transforms import AugmentConfig
 from poselit.geometry import DEFAULT_FILL, DEFAULT_PADDING
+from poselit.lazy import lazy_names
 from poselit.skeletons import Skeleton, get_skeleton
 
-Stage = Literal["fit", "validate", "test", "predict"]
+LoopStage = Literal["fit", "validate", "test", "predict"]
+"""Lightning's loop stage, as ``setup`` receives it; not a cascade's training stage
+(:data:`poselit.models.bulat.CascadeStage`)."""
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
@@ -180,7 +183,7 @@ class PoseDataModule(pl.LightningDataModule):
         return {"train": self.train_specs, "val": self.val_specs, "test": self.test_specs}[stage]
 
     @staticmethod
-    def parts(stage: str | None) -> tuple[str, ...]:
+    def parts(stage: LoopStage | None) -> tuple[str, ...]:
         """The dataset parts (``train`` / ``val`` / ``test``) a trainer stage reads."""
         return {
             "fit": ("train", "val"),
@@ -190,7 +193,7 @@ class PoseDataModule(pl.LightningDataModule):
             None: ("train", "val", "test"),
         }[stage]
 
-    def check(self, stage: str | None = None) -> None:
+    def check(self, stage: LoopStage | None = None) -> None:
         """Fail fast, before any training, on an unknown dataset name or a missing path."""
         for part in self.parts(stage):
             for spec in self.specs(part):
@@ -212,7 +215,7 @@ class PoseDataModule(pl.LightningDataModule):
         sets = [self.read(s) for s in self.train_specs]
         return split_holdout(sets, self.hparams.holdout, self.hparams.holdout_seed)
 
-    def setup(self, stage: str | None = None) -> None:
+    def setup(self, stage: LoopStage | None = None) -> None:
         for part in self.parts(stage):
             if part not in self.datasets:
                 self.datasets[part] = [self.make_dataset(a, part == "train") for a in self.annotations(part)]
@@ -294,3 +297,7 @@ class PoseDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader | list[DataLoader]:
         return self._eval_loaders("test")
+
+
+# Renamed, importable under its old name for one release (with a DeprecationWarning).
+__getattr__, __dir__ = lazy_names(__name__, moved={"Stage": "poselit.data.datamodule:LoopStage"})

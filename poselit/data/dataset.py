@@ -16,7 +16,14 @@ key            type / shape         meaning
 ``norm``       float32 ()           PCK normaliser in input pixels (0 = unknown)
 ``affine``     float32 (2, 3)       input pixels -> original-image pixels
 ``index``      int64 ()             position of the record in the dataset
+``area``       float32 ()           COCO-format evaluation samples only: the annotated
+                                    ``area`` (original pixels squared), OKS's scale
+``image_id``   int64 ()             with ``area``: the image's key in :attr:`PoseDataset.oks`
 =============  ===================  =====================================================
+
+``area`` and ``image_id`` come with the evaluation samples (``train=False``) of COCO-format
+records that all have an ``area``, so that the test loop scores COCO's OKS AP as
+``poselit eval`` does (:attr:`PoseDataset.oks` holds the people and ignore regions).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from poselit.data.readers.coco import oks_people
 from poselit.data.records import AnnotationSet, PoseRecord
 from poselit.data.transforms import AugmentConfig, AugmentParams, build_photometric, sample_augment
 from poselit.geometry import (
@@ -184,6 +192,12 @@ class PoseDataset(Dataset):
         on_bad_image: ``"raise"`` stops at a missing, truncated, too large or otherwise
             unreadable image (:func:`read_image`); ``"skip"`` warns, counts it in
             :attr:`num_skipped` and returns the next readable sample.
+
+    Attributes:
+        oks: COCO-format records (all with an ``area``) as COCO's keypoint evaluation sees
+            them, with the ignore regions of an :class:`~poselit.data.AnnotationSet`:
+            ``(people, ignore regions)`` (:func:`~poselit.data.readers.coco.oks_people`);
+            ``None`` for other data.
     """
 
     def __init__(
@@ -215,6 +229,7 @@ class PoseDataset(Dataset):
         self.padding = check_padding(padding)
         self.fill = check_fill(fill)
         self.on_bad_image = on_bad_image
+        self.oks = oks_people(self.records, getattr(records, "ignored", ()))
         # A spawn-context counter is inherited by forked DataLoader workers and can also be
         # sent to spawned ones (macOS/Windows workers, DDP spawn); a fork-context one cannot.
         self._skipped = multiprocessing.get_context("spawn").Value("i", 0)
@@ -262,6 +277,15 @@ class PoseDataset(Dataset):
             "norm": torch.tensor(record.norm * affine_scale(to_input), dtype=torch.float32),
             "affine": torch.from_numpy(invert_affine(to_input).astype(np.float32)),
             "index": torch.tensor(index, dtype=torch.int64),
+            **(self.oks_fields(index) if self.oks is not None and not self.train else {}),
+        }
+
+    def oks_fields(self, index: int) -> dict[str, torch.Tensor]:
+        """The ``area`` and ``image_id`` of record ``index`` (COCO-format data, :attr:`oks`)."""
+        people = self.oks[0]  # type: ignore[index]
+        return {
+            "area": torch.tensor(people.area[index], dtype=torch.float32),
+            "image_id": torch.tensor(people.image[index], dtype=torch.int64),
         }
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:

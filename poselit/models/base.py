@@ -253,10 +253,24 @@ class PoseLitModule(InputSpecFields, pl.LightningModule):
     # --- evaluation ---------------------------------------------------------------------
 
     def _metrics(self, stage: str, dataloader_idx: int):
+        """The metrics of one evaluation dataset's protocol, made at its first batch: with
+        COCO's OKS AP (and no PCP) for COCO-format data, whose dataset holds the people and
+        ignore regions (:attr:`~poselit.data.dataset.PoseDataset.oks`) and whose samples
+        carry ``area`` and ``image_id``."""
         key = f"{stage}_{dataloader_idx}"
         if key not in self.eval_metrics:
-            self.eval_metrics[key] = pose_metrics(self.skeleton, scores=True).to(self.device)
+            people = getattr(self._eval_dataset(stage, dataloader_idx), "oks", None)
+            coco = None if people is None else people[1]
+            self.eval_metrics[key] = pose_metrics(self.skeleton, scores=True, coco=coco).to(self.device)
         return self.eval_metrics[key]
+
+    def _eval_dataset(self, stage: str, dataloader_idx: int) -> Any:
+        """The dataset of the trainer's ``stage`` loader ``dataloader_idx`` (None without one)."""
+        if self._trainer is None:
+            return None
+        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        return getattr(loaders[dataloader_idx], "dataset", None) if dataloader_idx < len(loaders) else None
 
     def _evaluate(self, batch: Batch, stage: str, dataloader_idx: int) -> dict[str, Tensor]:
         """Loss and metric updates of one evaluation batch; returns the (flip-tested)
@@ -272,6 +286,7 @@ class PoseLitModule(InputSpecFields, pl.LightningModule):
             visibility=batch["visibility"],
             norm=batch["norm"] * affine_scale(affine.float()),
             scores=outputs["scores"].float(),
+            **({"area": batch["area"], "image": batch["image_id"]} if "area" in batch else {}),
         )
         return {"keypoints": outputs["keypoints"].detach(), "scores": outputs["scores"].detach()}
 
@@ -280,6 +295,11 @@ class PoseLitModule(InputSpecFields, pl.LightningModule):
         return stage if dataloader_idx == 0 else f"{stage}{dataloader_idx}"
 
     def _log_metrics(self, stage: str) -> None:
+        """Log the metrics of the ``stage`` epoch that ends and keep their results in
+        :attr:`results` (in place of the last epoch's), then drop them: the next evaluation
+        makes those of its own datasets (:meth:`_metrics`), whose protocol may differ."""
+        for key in [key for key in self.results if key.split("/", 1)[0].rstrip("0123456789") == stage]:
+            del self.results[key]
         for key, metrics in list(self.eval_metrics.items()):
             if not key.startswith(f"{stage}_"):
                 continue
@@ -292,7 +312,7 @@ class PoseLitModule(InputSpecFields, pl.LightningModule):
                 self.log_dict({k: float(v) for k, v in values.items()}, sync_dist=False, add_dataloader_idx=False)
                 if name == "pck":
                     self.log(f"{prefix}/pck", result.columns["Total"], prog_bar=True, add_dataloader_idx=False)
-            metrics.reset()
+            del self.eval_metrics[key]
 
     def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         return self._evaluate(batch, "val", dataloader_idx)

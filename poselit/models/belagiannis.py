@@ -193,9 +193,12 @@ class BelagiannisRecurrent(BackbonePoseModule):
     feature fused in by a top-down neck (``neck_channels``), is both the skip and the deep
     feature, through
     1x1 convolution + ReLU adapters to 128 and 512 channels (N(0, 0.01) like the rest); the
-    heatmaps then have that stride and :attr:`codec` has it. Give such a model
-    its own ``mean`` / ``std`` (e.g. :data:`~poselit.models.base.IMAGENET_MEAN` / ``_STD``
-    for ImageNet weights).
+    heatmaps then have that stride and :attr:`codec` has it.
+
+    **Input normalisation**: a ``mean`` / ``std`` not given is what the backbone's
+    ``pretrained_cfg`` names (:func:`~poselit.input_spec.resolve_input_spec`): the paper's
+    ``(I - 128) / 256`` with the paper's trunk, whose config states it, and e.g. ImageNet's
+    for a timm model with ImageNet weights, so a recipe on such a backbone states neither.
 
     **Deviations** from the released code, on purpose:
 
@@ -238,11 +241,10 @@ class BelagiannisRecurrent(BackbonePoseModule):
         stride: Another backbone's feature stride, hence the heatmaps' (``None``: the
             stride nearest to the paper's 4; the paper's trunk has stride 4 only).
         input_size: Input crop ``(height, width)``; the paper's is 248 x 248.
-        mean: Per-channel mean, 0-255 units (the original: ``(I - 128) / 256``).
-        std: Per-channel divisor, 0-255 units.
         **kwargs: The backbone's weights and neck (:class:`~poselit.models.base.BackbonePoseModule`)
             and the shared arguments (:class:`~poselit.models.base.PoseLitModule`: skeleton,
-            padding, fill, flip test, optimiser, scheduler, ``init_from``).
+            padding, fill, ``mean`` and ``std`` (see above), flip test, optimiser, scheduler,
+            ``init_from``).
     """
 
     def __init__(
@@ -260,11 +262,9 @@ class BelagiannisRecurrent(BackbonePoseModule):
         backbone: str = DEFAULT_BACKBONE,
         stride: int | None = None,
         input_size: tuple[int, int] = (248, 248),
-        mean: Sequence[float] = (128.0, 128.0, 128.0),
-        std: Sequence[float] = (256.0, 256.0, 256.0),
         **kwargs: Any,
     ) -> None:
-        super().__init__(input_size=input_size, mean=mean, std=std, **kwargs)
+        super().__init__(input_size=input_size, **kwargs)
         _check_args(
             num_iterations=num_iterations,
             occlusion=occlusion,

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from poselit.codecs import DetectionRegressionCodec, Refine
 from poselit.geometry import DEFAULT_PADDING
+from poselit.lazy import lazy_names
 from poselit.models import bulat_subnetworks
 from poselit.models.backbones import Backbone
 from poselit.models.base import BackbonePoseModule, Batch
@@ -28,10 +29,13 @@ from poselit.models.bulat_subnetworks import *  # noqa: F403 (re-exported: see _
 
 __all__ = [
     "BulatCascade",
+    "CascadeStage",
     *bulat_subnetworks.__all__,
 ]
 
-Stage = Literal["detector", "regressor", "joint"]
+CascadeStage = Literal["detector", "regressor", "joint"]
+"""The cascade's training stage (:attr:`BulatCascade.stage`); not Lightning's loop stage
+(:data:`poselit.data.datamodule.LoopStage`)."""
 Variant = Literal["residual", "vgg"]
 
 DEFAULT_BACKBONES: dict[str, str] = {"residual": "resnet152", "vgg": "poselit_vgg16_fcn"}
@@ -188,7 +192,7 @@ class BulatCascade(BackbonePoseModule):
         *,
         variant: Variant = "residual",
         backbone: str | None = None,
-        stage: Stage = "joint",
+        stage: CascadeStage = "joint",
         detection_radius: float | None = None,
         regression_std: float = 5.0,
         refine: Refine | None = "quarter_offset",
@@ -250,18 +254,18 @@ class BulatCascade(BackbonePoseModule):
             self.regressor = VGGRegressor(3 + num_joints, num_joints)
             self.multiple = _lcm(32, self.regressor.multiple)
         self._check_size(self.input_size, "input_size")
-        self._stage: Stage = "joint"
+        self._stage: CascadeStage = "joint"
         self.stage = stage
 
     # --- the training schedule ----------------------------------------------------------
 
     @property
-    def stage(self) -> Stage:
+    def stage(self) -> CascadeStage:
         """The training stage; setting it (re)applies the freezing of that stage."""
         return self._stage
 
     @stage.setter
-    def stage(self, value: Stage) -> None:
+    def stage(self, value: CascadeStage) -> None:
         if value not in ("detector", "regressor", "joint"):
             raise ValueError(f"stage must be 'detector', 'regressor' or 'joint', got {value!r}")
         self._stage = value
@@ -404,3 +408,7 @@ def _strided_backbone(build: Callable[..., Backbone], name: str, stride: int, di
     if not dilation:
         _undilate_(trunk)
     return trunk
+
+
+# Renamed, importable under its old name for one release (with a DeprecationWarning).
+__getattr__, __dir__ = lazy_names(__name__, moved={"Stage": "poselit.models.bulat:CascadeStage"})

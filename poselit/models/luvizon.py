@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +34,6 @@ __all__ = [
 ]
 
 DEFAULT_BACKBONE = "poselit_luvizon_stem"
-INPUT_MEAN = (127.5, 127.5, 127.5)
-INPUT_STD = (127.5, 127.5, 127.5)  # (x / 255 - 0.5) * 2 == (x - 127.5) / 127.5
 
 # Keras' BatchNormalization(scale=False) defaults, as in the authors' code and the stem.
 KerasBatchNorm = partial(BatchNormNoScale, eps=1e-3, momentum=0.01)
@@ -171,6 +169,12 @@ class LuvizonSoftArgmax(BackbonePoseModule):
     occlusion flags unused), and joints outside the crop are dropped from the coordinate
     loss (``remove_outer_joints``; soft-argmax cannot reach them anyway).
 
+    Input normalisation: a ``mean`` / ``std`` not given is what the backbone's
+    ``pretrained_cfg`` names (:func:`~poselit.input_spec.resolve_input_spec`): the paper's
+    ``(x / 255 - 0.5) * 2`` with the paper's stem, whose config states it, and e.g.
+    ImageNet's for a timm model with ImageNet weights, so a recipe on such a backbone states
+    neither.
+
     Parameters (K = 8, Nc = 2, kernel 5, width 576; independent of the input size):
     14,669,952 for Nj = 16 (MPII, the paper's setting) and 14,618,112 for Nj = 14 (LSP). The
     stem has 1,035,456; each block has 1,305,216 in Block-A, 346,752 in Block-B's separable
@@ -218,16 +222,14 @@ class LuvizonSoftArgmax(BackbonePoseModule):
             regression alone learns slowly from ImageNet weights on LSP (the paper trains
             120 epochs on MPII first); this gives every map pixel a target.
         regularization_sigma: Standard deviation of those Gaussians, map pixels.
-        mean: Per-channel mean in 0-255 units; the default with ``std`` gives the paper's
-            ``(x / 255 - 0.5) * 2``.
-        std: Per-channel divisor in 0-255 units.
         optimizer: Optimiser factory; default ``RMSprop(lr=1e-3, alpha=0.9)``: the paper's
             RMSprop and learning rate with Keras' decay ``rho=0.9`` (torch's default is 0.99).
             In a recipe: ``class_path: torch.optim.RMSprop``, ``init_args: {lr: 0.001,
             alpha: 0.9}``; LightningCLI shows the default so (``--print_config``).
         **kwargs: The backbone's weights and neck (:class:`~poselit.models.base.BackbonePoseModule`)
             and the shared arguments (:class:`~poselit.models.base.PoseLitModule`: skeleton,
-            input size, padding, fill, flip test, scheduler, ``init_from``).
+            input size, padding, fill, ``mean`` and ``std`` (see above), flip test,
+            scheduler, ``init_from``).
     """
 
     def __init__(
@@ -243,8 +245,6 @@ class LuvizonSoftArgmax(BackbonePoseModule):
         presence_weight: float = 1.0,
         heatmap_regularization: float = 0.0,
         regularization_sigma: float = 1.0,
-        mean: Sequence[float] = INPUT_MEAN,
-        std: Sequence[float] = INPUT_STD,
         optimizer: OptimizerCallable = lambda params: torch.optim.RMSprop(params, lr=1e-3, alpha=0.9),
         **kwargs: Any,
     ) -> None:
@@ -252,7 +252,7 @@ class LuvizonSoftArgmax(BackbonePoseModule):
             # The same factory, picklable (ddp_spawn pickles the model); the lambda stays the
             # signature's default because LightningCLI reads it as class_path + init_args.
             optimizer = partial(torch.optim.RMSprop, lr=1e-3, alpha=0.9)
-        super().__init__(mean=mean, std=std, optimizer=optimizer, **kwargs)
+        super().__init__(optimizer=optimizer, **kwargs)
         _check_args(num_blocks, kernel_size, num_context, alpha, width, stride, self.input_size)
         self.num_blocks = num_blocks
         self.num_context = num_context

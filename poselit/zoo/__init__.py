@@ -22,7 +22,7 @@ One module per job, each importing only what it needs (the public names of each,
 - :mod:`~poselit.zoo.loading`: building a module from a card and loading its weights;
 - :mod:`~poselit.zoo.export`: Lightning checkpoint -> export folder + card (with metrics);
 - :mod:`~poselit.zoo.publishing`: the Hub README, uploading, pinning the commit;
-- :mod:`~poselit.zoo.table`: the zoo table (``zoo/README.md``).
+- :mod:`~poselit.zoo.listing`: the zoo's listing of its cards (``zoo/README.md``).
 
 The card format and the downloads import nothing of the models. The zoo sits on top of
 the models: :mod:`~poselit.zoo.loading` fills their hooks (:mod:`poselit.models.pretrained`)
@@ -46,7 +46,7 @@ HF_SCHEME = "hf://"
 ZOO_SCHEME = "zoo:"
 """A card of the zoo named as a weights source: ``init_from: zoo:NAME``."""
 
-SUBMODULES = ("cards", "catalog", "hub", "loading", "export", "publishing", "table")
+SUBMODULES = ("cards", "catalog", "hub", "loading", "export", "publishing", "listing")
 """The modules whose public names (their ``__all__``) are offered here."""
 
 _TARGETS = {**submodule_targets(__name__, SUBMODULES), "list": f"{__name__}.catalog:list_models"}

@@ -49,7 +49,7 @@ from poselit.zoo.catalog import zoo_folder
 from poselit.zoo.hub import sha256_file
 from poselit.zoo.loading import build_module, load_weights, offline_args, resolve_class, with_input_args
 from poselit.zoo.publishing import hub_readme
-from poselit.zoo.table import write_table
+from poselit.zoo.listing import write_table
 
 
 def checkpoint_model_args(

@@ -31,7 +31,7 @@ from poselit.zoo.cards import (
 )
 from poselit.zoo.catalog import zoo_folder
 from poselit.zoo.hub import existing_weights, verify_sha256
-from poselit.zoo.table import write_table
+from poselit.zoo.listing import write_table
 
 HUB_TAGS = ("pose-estimation", "keypoint-detection", "human-pose-estimation", "pytorch-lightning")
 HEADLINE_COLUMNS = ("Total", "AUC", "AP")

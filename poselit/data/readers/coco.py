@@ -21,8 +21,9 @@ in COCO's order (so COCO data and zoo models agree on the skeleton's name):
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from poselit.data.readers.common import collect, require_array, require_field
 from poselit.data.records import AnnotationError, AnnotationSet, CocoInstance, PoseRecord
 from poselit.files import load_json
 from poselit.geometry import PIXEL_STD, box_from_keypoints, box_xywh_to_center_scale
+from poselit.oks import CocoPeople
 from poselit.skeletons import Skeleton, skeleton_from_spec
 
 
@@ -217,3 +219,31 @@ def _area(annotation: Mapping, where: str) -> float | None:
     if isinstance(area, bool) or not isinstance(area, (int, float)) or not 0 <= area < float("inf"):
         raise AnnotationError(f"{where}: field 'area' must be a number >= 0, got {area!r}")
     return float(area)
+
+
+def oks_people(
+    records: Sequence[PoseRecord], ignored: Sequence[PoseRecord] = ()
+) -> tuple[CocoPeople, CocoPeople] | None:
+    """``(records, ignore regions)`` as COCO's keypoint evaluation (OKS AP) sees them, with
+    integer image keys shared by both and ranked as the COCO image ids sort; ``None`` unless
+    every record and region has its :attr:`~poselit.data.records.PoseRecord.coco` fields
+    with an ``area`` (data of another format, or a COCO-format file without areas)."""
+    people = [*records, *ignored]
+    if not records or any(p.coco is None or p.coco.area is None for p in people):
+        return None
+    ids = sorted({p.coco.image_id for p in people}, key=lambda i: (isinstance(i, str), i))  # type: ignore[union-attr]
+    rank = {image_id: n for n, image_id in enumerate(ids)}
+    joints = records[0].skeleton.num_joints  # also the shape of an empty list of regions
+    return _people(records, rank, joints), _people(ignored, rank, joints)
+
+
+def _people(records: Sequence[PoseRecord], rank: Mapping[Any, int], k: int) -> CocoPeople:
+    coco = [r.coco for r in records]
+    return CocoPeople(
+        image=np.array([rank[c.image_id] for c in coco], np.int64),  # type: ignore[union-attr]
+        keypoints=np.stack([r.keypoints for r in records]).astype(np.float64) if records else np.zeros((0, k, 2)),
+        visibility=np.stack([r.visibility for r in records]) if records else np.zeros((0, k)),
+        area=np.array([c.area for c in coco], np.float64),  # type: ignore[union-attr]
+        box=np.array([c.box or (math.nan,) * 4 for c in coco], np.float64).reshape(-1, 4),  # type: ignore[union-attr]
+        crowd=np.array([c.crowd for c in coco], bool),  # type: ignore[union-attr]
+    )
