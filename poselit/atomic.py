@@ -8,8 +8,10 @@ half-written file behind. The file gets the permissions of any new file (``0o666
 the umask, usually ``-rw-r--r--``), not the private ``0o600`` of :mod:`tempfile`.
 
 A process killed mid-write (``SIGKILL``, power cut of the process) cannot remove its
-temporary: the name holds the writer's process id (``.NAME.PID-TOKEN.tmp``), so that a later
-run can find and remove those whose writer is gone (:func:`remove_abandoned_temporaries`).
+temporary: the name (:func:`temporary_path`, also used by writers that stream into their
+temporary, such as :class:`poselit.video.io.VideoOutputs`) holds the writer's process id, so
+that a later run can find and remove those whose writer is gone
+(:func:`remove_abandoned_temporaries`).
 
 No ``fsync``: this protects against failed and interrupted writes, not against power loss.
 """
@@ -22,8 +24,26 @@ import re
 import secrets
 from pathlib import Path
 
-#: A temporary of :func:`write_atomic`: ``.NAME.PID-TOKEN.tmp``.
-TEMPORARY_NAME = re.compile(r"\..+\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp")
+#: A temporary of :func:`temporary_path`: ``.NAME.PID-TOKEN.tmp`` or ``.STEM.PID-TOKEN.tmp.SUFFIX``.
+TEMPORARY_NAME = re.compile(r"\..+\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp(\.[^.]+)?")
+
+
+def temporary_path(path: Path, *, keep_suffix: bool = False) -> Path:
+    """Where a writer of ``path`` writes before renaming it into place: beside it (the same
+    file system, so that the rename is atomic), hidden, ``.NAME.PID-TOKEN.tmp``. The writer's
+    process id tells :func:`remove_abandoned_temporaries` whether it still runs; a random
+    token keeps two writers of one process apart. The ``.tmp`` ending keeps readers of a
+    folder's ``*.json`` from taking a temporary for a result; ``keep_suffix`` puts the
+    suffix last instead (``.STEM.PID-TOKEN.tmp.SUFFIX``), for writers that pick the format
+    by it (OpenCV a video's container).
+
+    >>> temporary_path(Path("out/photo.json")).name  # doctest: +ELLIPSIS
+    '.photo.json....tmp'
+    >>> temporary_path(Path("out/clip.mp4"), keep_suffix=True).name  # doctest: +ELLIPSIS
+    '.clip....tmp.mp4'
+    """
+    stem, suffix = (path.stem, path.suffix) if keep_suffix else (path.name, "")
+    return path.with_name(f".{stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{suffix}")
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -33,7 +53,7 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     """
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    temporary = temporary_path(path)
     try:
         # O_EXCL: never follow or reuse an existing file; mode 0o666: the umask applies
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -64,7 +84,7 @@ def make_folder(path: str | os.PathLike) -> Path:
 
 
 def remove_abandoned_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries of :func:`write_atomic` in ``folder`` whose writer process no
+    """Remove the temporaries (:func:`temporary_path`) in ``folder`` whose writer process no
     longer runs (killed mid-write); returns them. Those of running processes stay.
 
     POSIX only: elsewhere nothing is removed (there is no harmless way to ask whether a process

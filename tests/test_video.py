@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import subprocess
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,9 +28,7 @@ from poselit.video import (
     VideoReadError,
     VideoResult,
     can_write,
-    lock,
     predict_video,
-    remove_abandoned,
     track,
     tracking_box,
     video_codec,
@@ -71,6 +71,13 @@ def count_frames(path: Path) -> int:
         count += 1
     capture.release()
     return count
+
+
+def dead_process_id() -> int:
+    """The process id of a process that has ended (a killed run's, for its temporaries)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 def read_lines(path: Path) -> list[dict]:
@@ -470,29 +477,18 @@ def test_cli_says_when_the_video_is_in_a_codec_browsers_do_not_play(tmp_path, cl
     assert count_frames(tmp_path / "out" / "clip.mp4") == 2
 
 
-def test_abandoned_temporaries_are_removed_and_a_live_runs_kept(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    abandoned = [out / ".clip.0123abcd.tmp.jsonl", out / ".clip.0123abcd.tmp.webm", out / ".clip.0123abcd.tmp.mp4"]
-    live = [out / ".clip.89abcdef.tmp.jsonl", out / ".clip.89abcdef.tmp.mp4"]
-    others = [out / ".clip2.0123abcd.tmp.jsonl", out / ".photo.png.0123abcd.tmp", out / "clip.jsonl"]
-    for path in abandoned + live + others:
-        path.write_text("partial")
-    with live[0].open("rb") as running:  # a run still writing holds the lock of its lines file
-        assert lock(running)
-        assert sorted(remove_abandoned(out / "clip.jsonl")) == sorted(abandoned)
-    assert all(path.exists() for path in live + others) and not any(path.exists() for path in abandoned)
-    assert sorted(remove_abandoned(out / "clip.jsonl")) == sorted(live)  # its run is gone: abandoned now
-
-
 def test_a_killed_video_restarts_and_a_finished_one_is_skipped(tmp_path, cli_predictor, capsys):
     clip = write_video(tmp_path / "clip.mp4", walking_figure(frames=4)[0])
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".clip.0123abcd.tmp.jsonl").write_text('{"frame": 0}\n{"fra')  # left by a killed run
-    (out / f".clip.0123abcd.tmp{CODEC.suffix}").write_bytes(b"\x00" * 100)
+    killed = dead_process_id()
+    (out / f".clip.{killed}-0123abcd.tmp.jsonl").write_text('{"frame": 0}\n{"fra')  # left by a killed run
+    (out / f".clip.{killed}-0123abcd.tmp{CODEC.suffix}").write_bytes(b"\x00" * 100)
+    live = out / f".clip.{os.getpid()}-89abcdef.tmp.jsonl"  # another run into the folder, still writing
+    live.write_text('{"frame": 0}\n')
     assert predict_cli(str(clip), "--out", str(out), "--quiet", "--skip-existing") == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(["clip.jsonl", VIDEO])  # restarted, leftovers gone
+    assert sorted(p.name for p in out.iterdir()) == sorted(["clip.jsonl", VIDEO, live.name])  # restarted, leftovers gone
+    live.unlink()
     assert count_frames(out / VIDEO) == len(read_lines(out / "clip.jsonl")) == 4
     stamps = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
     capsys.readouterr()

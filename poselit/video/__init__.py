@@ -33,13 +33,14 @@ Outputs, in ``out_dir``, named after the video (``clip.mp4`` -> ``clip.*``):
   ``time`` in seconds and whether it is ``lost``; keypoints are the smoothed ones when
   smoothing is on.
 
-Both files are written under temporary names beside their destination (``.clip.*.tmp.*``)
-and renamed into place when the video ends, however it ends: a video that stops early, a
-frame that fails or an interrupt leaves both complete and valid up to the last frame
-processed (none processed: no file). A killed process leaves only the temporaries; the
-next run on that video removes them (:func:`remove_abandoned`) and **starts it again**
-from its first frame, not resuming: a killed video file has no index to append to, and
-each frame's crop and smoothing depend on all frames before it.
+Both files are written under temporary names beside their destination
+(``.clip.PID-TOKEN.tmp.*``, :func:`poselit.atomic.temporary_path`) and renamed into place
+when the video ends, however it ends: a video that stops early, a frame that fails or an
+interrupt leaves both complete and valid up to the last frame processed (none processed: no
+file). A killed process leaves only the temporaries; the next run into that folder removes
+those whose process is gone (:func:`~poselit.atomic.remove_abandoned_temporaries`) and
+**starts the video again** from its first frame, not resuming: a killed video file has no
+index to append to, and each frame's crop and smoothing depend on all frames before it.
 
 **Bad input**: a video that is missing or cannot be opened or decoded raises
 :class:`VideoReadError` naming it, before anything is written. One that ends before its
@@ -65,7 +66,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from poselit.atomic import make_folder
+from poselit.atomic import make_folder, remove_abandoned_temporaries
 from poselit.predict import (
     PosePrediction,
     Predictor,
@@ -87,10 +88,8 @@ from poselit.video.io import (
     VideoOutputs,
     VideoReadError,
     can_write,
-    lock,
     open_video,
     output_paths,
-    remove_abandoned,
     video_codec,
 )
 from poselit.visualize import draw_label
@@ -259,7 +258,7 @@ def predict_video(
     lost = 0
     with open_video(path) as (info, frames):
         make_folder(out)
-        remove_abandoned(lines_path)
+        remove_abandoned_temporaries(out)
         shown = show_progress(progress, info.frames or PROGRESS_MIN_ITEMS)
         with VideoOutputs(video_path, lines_path, info.fps, info.size, codec) as outputs, tqdm(
             total=info.frames, desc=path.name, unit="frame", disable=not shown
@@ -297,10 +296,8 @@ __all__ = [
     "check_smoothing",
     "detect",
     "frame_document",
-    "lock",
     "output_paths",
     "predict_video",
-    "remove_abandoned",
     "track",
     "tracking_box",
     "video_codec",

@@ -6,20 +6,18 @@ Codecs: :data:`CODECS`, tried in order by :func:`video_codec` (``"auto"``: the f
 installed OpenCV writes and browsers play). Reading: :func:`open_video` (its header's
 :class:`VideoInfo` and RGB frames; :class:`VideoReadError` naming a video that is missing,
 unreadable or changes frame size). Writing: :class:`VideoOutputs`, under temporary names beside
-the destination, renamed into place at the end; :func:`remove_abandoned` removes those that
-killed runs left.
+the destination (:func:`poselit.atomic.temporary_path`), renamed into place at the end;
+:func:`poselit.atomic.remove_abandoned_temporaries` removes those that killed runs left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import glob
 import itertools
 import json
 import math
 import os
-import secrets
 import sys
 import tempfile
 import warnings
@@ -30,10 +28,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows: an open file cannot be removed, which protects a live run's
-    fcntl = None  # type: ignore[assignment]
+from poselit.atomic import temporary_path
 
 FOURCC = "mp4v"
 """MPEG-4 Part 2, which every OpenCV build with FFmpeg writes: the annotated videos' last
@@ -192,44 +187,16 @@ def open_video(path: Path) -> Iterator[tuple[VideoInfo, Iterator[np.ndarray]]]:
 # --- writing ------------------------------------------------------------------------------
 
 
-def lock(file: Any) -> bool:
-    """Take an open file's exclusive lock without waiting: ``False`` when another process
-    holds it (until it ends, however: ``SIGKILL`` too); always ``True`` without ``fcntl``."""
-    if fcntl is None:
-        return True
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
-def remove_abandoned(lines: Path) -> list[Path]:
-    """Remove the temporaries that killed runs left of a video's outputs (``lines``: its JSON
-    lines), those of each unlocked lines temporary (:class:`VideoOutputs` locks its own)."""
-    stem, removed = glob.escape(lines.stem), []
-    for candidate in lines.parent.glob(f".{stem}.{'[0-9a-f]' * 8}.tmp.jsonl"):
-        with contextlib.suppress(OSError), candidate.open("rb") as file:  # Windows: an open file stays
-            if lock(file):
-                token = candidate.name[len(lines.stem) + 2 :].split(".")[0]
-                for temporary in lines.parent.glob(f".{stem}.{token}.tmp.*"):
-                    temporary.unlink()
-                    removed.append(temporary)
-    return removed
-
-
 class VideoOutputs:
     """A video's annotated video and JSON lines, written under temporary names beside them
-    (the lines locked, :func:`remove_abandoned`); :meth:`close` moves them into place if a
-    frame was written (a video of no frame is no valid file), else removes them."""
+    (:func:`poselit.atomic.temporary_path`); :meth:`close` moves them into place if a frame
+    was written (a video of no frame is no valid file), else removes them."""
 
     def __init__(self, video: Path, lines: Path, fps: float, size: tuple[int, int], codec: VideoCodec) -> None:
         self.paths = (video, lines)
-        token = secrets.token_hex(4)  # the suffix stays last: OpenCV picks the container by it
-        self.temporaries = tuple(p.with_name(f".{p.stem}.{token}.tmp{p.suffix}") for p in self.paths)
+        self.temporaries = tuple(temporary_path(path, keep_suffix=True) for path in self.paths)
         self.frames = 0
         self.lines = self.temporaries[1].open("w", encoding="utf-8")
-        lock(self.lines)
         with quiet_stderr():
             fourcc = cv2.VideoWriter_fourcc(*codec.fourcc)
             self.video = cv2.VideoWriter(str(self.temporaries[0]), fourcc, fps, (size[1], size[0]))
@@ -275,10 +242,8 @@ __all__ = [
     "VideoReadError",
     "can_write",
     "header_counts",
-    "lock",
     "open_video",
     "output_paths",
     "read_frames",
-    "remove_abandoned",
     "video_codec",
 ]
