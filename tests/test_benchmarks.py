@@ -37,6 +37,7 @@ def test_train_step_benchmark_smoke_measures_both_precisions_and_formats():
             assert row["observed"][loop]["channels_last"] == row["channels_last"], (row["channels_last"], loop)
         assert row["observed"]["lightning"]["trainer_precision"] == {"32": "32-true"}.get(row["precision"], row["precision"])
     assert len(result["speedups"]) == 2 and result["smoke"] and result["cpu_count"] >= 1
+    assert len(result["load_average"]) == 3 and all(load >= 0 for load in result["load_average"])
 
 
 def test_plot_training_merges_resumed_logs_and_writes_the_png(tmp_path):

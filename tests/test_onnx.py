@@ -321,3 +321,30 @@ def test_zoo_export_format_onnx_writes_model_onnx_beside_the_weights(tmp_path):
     with torch.no_grad():
         expected = model.predict_poses(images)
     assert (runtime.predict_poses(images)["keypoints"] - expected["keypoints"]).abs().max() <= KEYPOINT_TOLERANCE
+
+
+def test_tensorflow_same_padding_is_exported_as_constants(tmp_path):
+    """A backbone with TensorFlow's 'SAME' padding (MoveNet's, timm's ``Conv2dSame``) is
+    exported with padding computed once for the input size: no shape arithmetic for it left
+    in the graph (``Ceil``), no ``Pad`` naming an empty input (which keeps ONNX Runtime from
+    fusing it into its convolution), and the same poses as the model's own."""
+    import onnx
+
+    method = METHODS["luvizon"]
+    torch.manual_seed(0)
+    model = method.load()(**{**method.tiny, "backbone": "poselit_tf_mobilenetv2_100", "pretrained": False})
+    model = as_if_trained(model, crops(model, 4, seed=1))
+    path = export_onnx(model, tmp_path / "same.onnx")
+
+    def nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+        branches = [a.g for node in graph.node for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+        return [*graph.node, *(node for branch in branches for node in nodes(branch))]
+
+    graph_nodes = nodes(onnx.load(path).graph)
+    assert {"Pad", "Conv"} <= {node.op_type for node in graph_nodes} and "Ceil" not in {n.op_type for n in graph_nodes}
+    assert all(node.input[-1] for node in graph_nodes if node.input)
+    images = crops(model, 2, seed=2)
+    with torch.no_grad():
+        expected = model.predict_poses(images, flip_test=True)
+    got = OnnxPoseModel.from_file(path, threads=1).predict_poses(images, flip_test=True)
+    assert (got["keypoints"] - expected["keypoints"]).abs().max() <= KEYPOINT_TOLERANCE

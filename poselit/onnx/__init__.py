@@ -15,7 +15,15 @@ running a file with ONNX Runtime (:mod:`poselit.onnx.runtime`).
 clone); importing this package needs neither.
 """
 
-from poselit.onnx.export import CHANNEL_BLOCK, DEFAULT_OPSET, export_onnx, export_zoo_onnx, onnx_path, pad_conv_inputs
+from poselit.onnx.export import (
+    CHANNEL_BLOCK,
+    DEFAULT_OPSET,
+    export_onnx,
+    export_zoo_onnx,
+    fix_same_padding,
+    onnx_path,
+    pad_conv_inputs,
+)
 from poselit.onnx.metadata import FLIP_TEST, FORMAT, IMAGES, ONNX_FILE, OUTPUTS, PRECISIONS, OnnxMetadata
 from poselit.onnx.runtime import LOAD_ERRORS, OnnxPoseModel, onnx_file_of
 
@@ -35,5 +43,6 @@ __all__ = [
     "export_zoo_onnx",
     "onnx_file_of",
     "onnx_path",
+    "fix_same_padding",
     "pad_conv_inputs",
 ]

@@ -26,7 +26,7 @@ import torch
 
 from poselit import __version__
 from poselit.atomic import make_folder
-from poselit.onnx.export import CHANNEL_BLOCK, DEFAULT_OPSET, export_onnx
+from poselit.onnx.export import CHANNEL_BLOCK, DEFAULT_OPSET, GRAPH_REVISION, export_onnx
 from poselit.onnx.metadata import OnnxMetadata
 from poselit.onnx.runtime import OnnxPoseModel
 from poselit.zoo.cards import ZooError
@@ -44,7 +44,7 @@ def model_key(model: PoseLitModule) -> str:
     """A hash (24 hex digits) of what an exported graph of ``model`` depends on: its class,
     input description, constructor settings (``hparams``) and codec (two models with the
     same weights may decode differently, e.g. ``refine``), weights and buffers, the poselit
-    version, opset and channel block.
+    version, opset, channel block and graph revision.
 
     >>> import poselit
     >>> model = poselit.zoo.load("luvizon-tiny-lsp-demo")
@@ -55,8 +55,8 @@ def model_key(model: PoseLitModule) -> str:
     digest = hashlib.sha256()
     describe = OnnxMetadata.of_model(model).to_props()
     settings = [dict(getattr(model, "hparams", {})), repr(getattr(model, "codec", None))]
-    digest.update(json.dumps([describe, settings, __version__, DEFAULT_OPSET, CHANNEL_BLOCK], sort_keys=True,
-                             default=str).encode())
+    revision = [__version__, DEFAULT_OPSET, CHANNEL_BLOCK, GRAPH_REVISION]
+    digest.update(json.dumps([describe, settings, *revision], sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())

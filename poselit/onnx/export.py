@@ -54,6 +54,16 @@ and that one 7x7 convolution took 23% of the network's time outside the blocked 
 The export pads such inputs with zero channels (and the weights with zeros): the same
 numbers, computed blocked (:func:`pad_conv_inputs`).
 
+**TensorFlow's 'SAME' padding, fixed.** A backbone with TF padding (e.g. MoveNet's,
+``poselit_tf_mobilenetv2_100``) pads each stride-2 convolution's input by an amount timm
+computes from the input's size at every call (``Conv2dSame``): traced, that is a chain of
+shape operations and a ``Pad`` whose amounts are not constants, so ONNX Runtime can fold
+neither; it made ``luvizon-mobilenetv2-movenet-lsp`` 1.2x (1 thread) to 1.8x (2 threads)
+slower in ONNX Runtime than in LiteRT. The input size is fixed, so the export computes each
+amount once (:func:`fix_same_padding`) and the runtime fuses the constant ``Pad`` into its
+convolution (once :func:`drop_empty_trailing_inputs` has left out the tracer's empty third
+input, which stops that fusion).
+
 **Quantized files** (``calibration=``, ``poselit zoo export NAME --format onnx --int8``):
 each branch's convolutions in int8 (:mod:`poselit.onnx.quantize`); the metadata's
 ``precision`` says so.
@@ -67,7 +77,7 @@ import copy
 import io
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +97,10 @@ if TYPE_CHECKING:
 
 DEFAULT_OPSET = 17
 """ONNX opset of exported graphs (ONNX Runtime 1.13 and later run it)."""
+
+GRAPH_REVISION = 2
+"""Raised whenever the export writes another graph for the same model (2: constant 'SAME'
+padding, no empty trailing inputs), so that :func:`poselit.onnx.cache.model_key` no longer finds earlier exports."""
 
 CHANNEL_BLOCK = 8
 """Input channels of a convolution are padded to a multiple of this (ONNX Runtime's NCHWc
@@ -143,6 +157,77 @@ def pad_conv_inputs(model: nn.Module, block: int = CHANNEL_BLOCK) -> nn.Module:
     return model
 
 
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's 'SAME' padding of one axis: (before, after), the odd pixel after, so that
+    the output has ``ceil(size / stride)`` positions.
+
+    >>> same_padding(160, 3, 2), same_padding(80, 3, 1), same_padding(161, 3, 2)
+    ((0, 1), (1, 1), (1, 1))
+    """
+    total = max((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class _ConstantlyPaddedConv(nn.Module):
+    """``conv`` (padding 0) on its input padded by constant amounts ``(left, right, top,
+    bottom)``: a timm ``Conv2dSame`` for one input size."""
+
+    def __init__(self, conv: nn.Conv2d, pads: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0, conv.dilation,
+                              conv.groups, conv.bias is not None)
+        self.conv.load_state_dict(conv.state_dict())
+        self.pads = pads
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.pad(x, self.pads))
+
+
+def fix_same_padding(model: nn.Module, images: Tensor) -> nn.Module:
+    """A copy of ``model`` in which each of timm's ``Conv2dSame`` (TensorFlow's 'SAME'
+    padding, computed from the input's size at every call) pads by the constant amounts it
+    computes for ``images``' size, found by running ``model(images)`` once: the same output
+    for inputs of that size, and a graph whose padding a runtime can fuse (see the module
+    docs). ``model`` itself when it has none.
+
+    >>> from timm.layers import Conv2dSame
+    >>> net = nn.Sequential(Conv2dSame(3, 8, 3, stride=2), nn.ReLU(), Conv2dSame(8, 4, 3, stride=1))
+    >>> x = torch.randn(1, 3, 20, 20)
+    >>> fixed = fix_same_padding(net, x)
+    >>> [m.pads for m in fixed if hasattr(m, "pads")]
+    [(0, 1, 0, 1), (1, 1, 1, 1)]
+    >>> bool(torch.allclose(net(x), fixed(x), atol=1e-6))
+    True
+    """
+    from timm.layers import Conv2dSame
+
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def record(name: str) -> Callable[[nn.Module, tuple[Tensor, ...]], None]:
+        def hook(module: nn.Module, args: tuple[Tensor, ...]) -> None:
+            sizes[name] = tuple(args[0].shape[-2:])
+        return hook
+
+    hooks = [module.register_forward_pre_hook(record(name)) for name, module in model.named_modules()
+             if type(module) is Conv2dSame]
+    if not hooks:
+        return model
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    model = copy.deepcopy(model)
+    for name, (height, width) in sizes.items():
+        parent_name, _, child = name.rpartition(".")
+        parent, conv = model.get_submodule(parent_name), model.get_submodule(name)
+        (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+        pads = (*same_padding(width, kw, sw, dw), *same_padding(height, kh, sh, dh))
+        setattr(parent, child, _ConstantlyPaddedConv(conv, pads))
+    return model
+
+
 class _PoseGraph(nn.Module):
     """``predict_poses`` with a fixed flip-test setting, as a traceable module."""
 
@@ -186,7 +271,7 @@ def export_onnx(
     try:
         example = torch.zeros(2, 3, *model.input_size, device=model.device)
         outputs = [name for name in OUTPUTS if name in model.codec.outputs]  # what its codec decodes into
-        fast = pad_conv_inputs(model)
+        fast = pad_conv_inputs(fix_same_padding(model, example))
         plain, flipped = (_trace(_PoseGraph(fast, flip, outputs), example, opset) for flip in (False, True))
     finally:
         model.train(training)
@@ -274,7 +359,35 @@ def _trace(graph: _PoseGraph, example: Tensor, opset: int) -> onnx.ModelProto:
             output_names=list(graph.outputs),
             dynamic_axes={name: {0: "batch"} for name in names},
         )
-    return onnx.load_from_string(buffer.getvalue())
+    proto = onnx.load_from_string(buffer.getvalue())
+    drop_empty_trailing_inputs(proto.graph)
+    return proto
+
+
+def drop_empty_trailing_inputs(graph: onnx.GraphProto) -> int:
+    """Leave out the empty names that the tracer writes for optional inputs at the end of a
+    node's inputs (``Pad(x, pads, "")``), in ``graph`` and its subgraphs; returns how many.
+
+    The same graph for ONNX, but ONNX Runtime fuses a ``Pad`` into the ``Conv`` after it
+    only when every input the ``Pad`` names is a constant, and an empty name is not: with
+    them left out, the constant 'SAME' padding of :func:`fix_same_padding` costs nothing.
+
+    >>> import onnx
+    >>> graph = onnx.helper.make_graph([onnx.helper.make_node("Pad", ["x", "pads", ""], ["y"])], "g", [], [])
+    >>> drop_empty_trailing_inputs(graph), list(graph.node[0].input)
+    (1, ['x', 'pads'])
+    """
+    import onnx
+
+    dropped = 0
+    for node in graph.node:
+        while node.input and not node.input[-1]:
+            node.input.pop()
+            dropped += 1
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                dropped += drop_empty_trailing_inputs(attribute.g)
+    return dropped
 
 
 def _switch_on_flip_test(
