@@ -146,7 +146,7 @@ def test_sample_predictions_draw_the_annotation_and_each_model_per_person(tmp_pa
 
 def test_readme_latency_table_is_the_committed_measurement():
     """The README's side-by-side speed table is ``latency.py --ratios`` of the committed run."""
-    result = "benchmarks/results/latency_side_by_side_cpu.json"
+    result = "benchmarks/results/latency_tflite_cpu.json"
     done = subprocess.run([sys.executable, "benchmarks/latency.py", "--ratios", result],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout in (REPO / "README.md").read_text(), (
