@@ -543,14 +543,19 @@ def test_predict_is_for_images_and_predict_recipe_is_lightnings(monkeypatch, cap
 
 
 def test_readme_quickstart_runs_on_a_photo(tmp_path, monkeypatch):
-    """The README's quickstart, as written, on a bundled sample copied to photo.jpg."""
+    """The README's quickstart, as written: on a bundled sample photo, and on the user's own
+    photo once its path replaces the sample's."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     quickstart = readme.split("## Quickstart", 1)[1]
     code = re.search(r"```python\n(.*?)```", quickstart, re.S).group(1)
     assert len(code.strip().splitlines()) < 10  # "in under ten lines"
-    Image.open(SAMPLES / "astronaut.jpg").save(tmp_path / "photo.jpg")
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md#quickstart", "exec"), {})
+    assert Image.open(tmp_path / "pose.png").size == Image.open(SAMPLES / "camera.jpg").size
+    Image.open(SAMPLES / "astronaut.jpg").save(tmp_path / "photo.jpg")
+    own = re.sub(r'SAMPLES / "camera.jpg"', '"photo.jpg"', code)
+    assert own != code
+    exec(compile(own, "README.md#quickstart", "exec"), {})
     assert Image.open(tmp_path / "pose.png").size == (512, 512)
 
 
