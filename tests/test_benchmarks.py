@@ -21,6 +21,7 @@ def _run(*args: str, cwd: Path = REPO) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # about a minute on 2 cores: CI runs it, the quick run leaves it out
 def test_train_step_benchmark_smoke_measures_both_precisions_and_formats():
     result = _run("benchmarks/train_step.py", "recipes/cpu/luvizon.yaml", "--smoke", "--sizes", "64")
     rows = result["rows"]
@@ -74,6 +75,7 @@ def test_precision_check_trains_fp32_and_bf16_from_the_same_start_per_seed():
     assert runs[0]["validation_fp32"]["val/pck"] == pytest.approx(runs[0]["validation"]["val/pck"], abs=1e-2)
 
 
+@pytest.mark.slow  # about a minute on 2 cores: CI runs it, the quick run leaves it out
 def test_latency_benchmark_splits_end_to_end_time_into_stages():
     result = _run("benchmarks/latency.py", "luvizon-tiny-lsp-demo", "--smoke", "--variants", "fp32", "bf16-cl",
                   "--threads", "1", "--flip", "both")
@@ -88,6 +90,7 @@ def test_latency_benchmark_splits_end_to_end_time_into_stages():
     assert result["images"] == 3 and result["smoke"]
 
 
+@pytest.mark.slow  # about a minute on 2 cores: CI runs it, the quick run leaves it out
 def test_latency_table_of_a_result_has_a_row_per_model_and_variant(tmp_path):
     result = _run("benchmarks/latency.py", "luvizon-tiny-lsp-demo", "--smoke", "--variants", "fp32", "onnx",
                   "--threads", "1", "--flip", "both")
@@ -101,6 +104,7 @@ def test_latency_table_of_a_result_has_a_row_per_model_and_variant(tmp_path):
     assert f"| {onnx['ms']['end_to_end']:.1f} |" in lines[3]
 
 
+@pytest.mark.slow  # about a minute on 2 cores: CI runs it, the quick run leaves it out
 def test_latency_benchmark_writes_the_default_settings_figure_into_the_card(tmp_path):
     for path in (REPO / "zoo").glob("luvizon-tiny-lsp-demo.*"):
         shutil.copy(path, tmp_path)

@@ -68,6 +68,7 @@ def test_quickstart_runs_and_saves_a_pose(tmp_path, kernel):
     assert cv2.imread(str(tmp_path / "astronaut_pose.png")).shape == (512, 512, 3)
 
 
+@pytest.mark.slow  # about a minute on 2 cores: CI runs it, the quick run leaves it out
 def test_finetune_notebook_runs_on_coco_mini_and_exports_a_17_joint_model(data_root, tmp_path, monkeypatch, kernel):
     monkeypatch.setenv("POSELIT_DATA", str(data_root.resolve()))
     monkeypatch.setenv("POSELIT_NOTEBOOK_SMOKE", "1")
