@@ -164,7 +164,9 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
     >>> same_padding(160, 3, 2), same_padding(80, 3, 1), same_padding(161, 3, 2)
     ((0, 1), (1, 1), (1, 1))
     """
-    total = max((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    from timm.layers import get_same_padding  # the amount timm's Conv2dSame pads by at run time
+
+    total = get_same_padding(size, kernel, stride, dilation)
     return total // 2, total - total // 2
 
 
