@@ -20,7 +20,7 @@ from PIL import Image
 
 import poselit.zoo
 from poselit.cli import main
-from poselit.cli.predict import DEMO_MODEL
+from poselit.cli.predict import DEMO_IMAGES, DEMO_MODEL
 from poselit.data import read_annotations
 from poselit.data.dataset import ImageReadError, PoseDataset
 from poselit.data.records import PoseRecord
@@ -505,11 +505,18 @@ def test_cli_predict_jsonl_and_errors(tmp_path, fake_zoo, capsys):
     assert "no such image or folder" in capsys.readouterr().err
 
 
-def test_cli_demo_runs_on_the_bundled_samples(tmp_path, fake_zoo):
+def test_cli_demo_finds_the_people_of_the_bundled_full_body_photos(tmp_path, fake_zoo):
+    """``poselit demo``: the default detector finds one person in each single-person photo
+    and both people in ``park.jpg`` (the man on the building left of the woman)."""
     assert main(["demo", "--out", str(tmp_path), "--quiet", "--device", "cpu"]) == 0
-    samples = sorted(p.stem for p in SAMPLES.glob("*.jpg"))
-    assert samples == ["astronaut", "camera"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.{e}" for s in samples for e in ("json", "png"))
+    stems = [Path(name).stem for name in DEMO_IMAGES]
+    assert stems == ["jumping", "walking", "park"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.{e}" for s in stems for e in ("json", "png"))
+    people = {stem: json.loads((tmp_path / f"{stem}.json").read_text())["people"] for stem in stems}
+    assert [len(people[stem]) for stem in stems] == [1, 1, 2]
+    assert all(person["detection_score"] >= 0.2 for found in people.values() for person in found)
+    man, woman = sorted(people["park"], key=lambda person: person["box"]["center"][0])
+    assert man["box"]["center"][1] < woman["box"]["center"][1]  # he stands on the building, higher up
     assert fake_zoo == [(DEMO_MODEL, "cpu")]
 
 
@@ -518,6 +525,7 @@ def test_bundled_samples_are_small_and_have_a_stated_licence():
     for image in SAMPLES.glob("*.jpg"):
         assert image.stat().st_size < 100_000
         assert f"`{image.name}`" in sources
+    assert "Copyright (c) 2022, perfanalytics" in (SAMPLES / "LICENSE-sports2d.txt").read_text()  # BSD-3: the notice travels
 
 
 def test_predict_is_for_images_and_predict_recipe_is_lightnings(monkeypatch, capsys):
@@ -551,9 +559,9 @@ def test_readme_quickstart_runs_on_a_photo(tmp_path, monkeypatch):
     assert len(code.strip().splitlines()) < 10  # "in under ten lines"
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md#quickstart", "exec"), {})
-    assert Image.open(tmp_path / "pose.png").size == Image.open(SAMPLES / "camera.jpg").size
+    assert Image.open(tmp_path / "pose.png").size == Image.open(SAMPLES / "walking.jpg").size
     Image.open(SAMPLES / "astronaut.jpg").save(tmp_path / "photo.jpg")
-    own = re.sub(r'SAMPLES / "camera.jpg"', '"photo.jpg"', code)
+    own = re.sub(r'SAMPLES / "walking.jpg"', '"photo.jpg"', code)
     assert own != code
     exec(compile(own, "README.md#quickstart", "exec"), {})
     assert Image.open(tmp_path / "pose.png").size == (512, 512)

@@ -34,10 +34,10 @@ DEFAULT_OUT = "runs/predict"
 DEMO_MODEL = "bulat-mobilenetv2-lsp"
 """The zoo model ``poselit demo`` runs by default: the best on LSP test (PCK@0.2)."""
 
-DEMO_IMAGES = ("astronaut.jpg", "camera.jpg")
-"""The bundled samples ``poselit demo`` runs on (:data:`poselit.predict.SAMPLES`; origins and
-licences in ``SOURCES.md``). Full-body photos would suit the models better; none with a
-licence to redistribute is bundled yet (issue 27)."""
+DEMO_IMAGES = ("jumping.jpg", "walking.jpg", "park.jpg")
+"""The bundled full-body photos ``poselit demo`` runs on (:data:`poselit.predict.SAMPLES`;
+origins and licences in ``SOURCES.md``): one person each in the first two, two people in
+``park.jpg``, each found by the default person detector."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 """Image files: what a folder given to ``poselit predict`` is searched for (case-insensitive)."""
@@ -106,10 +106,11 @@ def add_predict_commands(subparsers: Any) -> None:
 
     demo = subparsers.add_parser(
         "demo",
-        help="run a zoo model on the bundled sample images and write the annotated results",
-        description="Predict poses in the bundled full-body sample photos ("
+        help="find the people in the bundled full-body photos, predict their poses and write the annotated results",
+        description="Find the people in the bundled full-body sample photos ("
         + ", ".join(DEMO_IMAGES)
-        + " in poselit/assets/samples; origins and licences in SOURCES.md there) and say where the pictures are.",
+        + " in poselit/assets/samples; origins and licences in SOURCES.md there) with the default person "
+        "detector, predict each one's pose, and say where the pictures are.",
     )
     demo.add_argument(
         "--model", default=DEMO_MODEL, help=f"zoo model name, export folder or ONNX file (default: {DEMO_MODEL})"
@@ -117,7 +118,7 @@ def add_predict_commands(subparsers: Any) -> None:
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     _add_run_options(demo)
     demo.set_defaults(
-        func=run_demo, padding=None, fill=None, box_format="xywh", jsonl=False, detect=False, max_people=None,
+        func=run_demo, padding=None, fill=None, box_format="xywh", jsonl=False, detect=True, max_people=None,
         skip_existing=False,
     )
 
@@ -467,7 +468,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Handler of ``poselit demo``: predict on :data:`DEMO_IMAGES`, then name the pictures to open."""
+    """Handler of ``poselit demo``: the people of :data:`DEMO_IMAGES` (found by the default
+    detector), then the names of the pictures to open."""
     from poselit.predict import SAMPLES
 
     written = _predict_and_report(args, _predictor(args), [SAMPLES / name for name in DEMO_IMAGES], None)
