@@ -167,3 +167,21 @@ def test_decoding_benchmark_validates_once_per_refinement(tmp_path):
     assert [row["refine"] for row in model["rows"]] == ["quarter_offset", "taylor", "dark", None]
     for row in model["rows"]:
         assert 0 <= row["val/pck"] <= 100 and row["seconds"] > 0
+
+
+@pytest.mark.slow  # two virtual environments with pip: ~20 s
+def test_install_benchmark_measures_a_fresh_environment(tmp_path):
+    """``benchmarks/install.py``'s measurement on a stand-in install (an empty wheel-free step):
+    a new environment, its size and largest folders, the check run in it, then removed."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import install
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    env = tmp_path / "env"
+    result = install.measure([["-c", "import sys"]], env, check="print(14)")
+    assert result["predicts"] and result["commands"] == ["python -c import sys"]
+    assert result["environment_gb"] > 0 and "pip" in result["largest_mb"]  # venv's own pip, measured
+    assert not env.exists()
+    failed = install.measure([["-c", "import sys"]], env, check="import poselit_nowhere")
+    assert not failed["predicts"] and "poselit_nowhere" in failed["error"][0]
