@@ -166,6 +166,25 @@ def test_timm_backbone_gets_an_adapter_to_the_block_width():
     assert isinstance(LuvizonSoftArgmax(num_blocks=1).adapter, nn.Identity)  # the paper's stem: 576 ch
 
 
+
+def test_a_model_cut_after_k_blocks_predicts_what_its_kth_block_did(tmp_path):
+    """``num_blocks=k`` + the weights of a deeper model: its pose is the deeper model's
+    k-th block's (every block is supervised, so that is a pose already)."""
+    options = dict(skeleton="lsp", backbone="resnet18", width=32, input_size=(64, 64))
+    torch.manual_seed(0)
+    deep = LuvizonSoftArgmax(num_blocks=3, **options).eval()
+    torch.save(deep.state_dict(), tmp_path / "deep.pt")
+    cut = LuvizonSoftArgmax(num_blocks=2, **options).eval()
+    report = cut.load_compatible_weights(tmp_path / "deep.pt")
+    assert not report["missing"] and not report["reshaped"]
+    images = cut.normalize(uint8_images(2, 64))
+    with torch.no_grad():
+        second = deep(images)["stages"][1]
+        outputs = cut(images)
+    assert torch.allclose(outputs["stages"][-1].coords, second.coords)
+    assert torch.allclose(outputs["scores"], torch.sigmoid(second.presence))
+    assert len(outputs["stages"]) == 2 and cut.blocks[-1].remap is None  # the last block projects nothing back
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
