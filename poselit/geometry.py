@@ -170,15 +170,23 @@ def apply_affine(points: Array, affine: Array) -> Array:
     return points @ affine[..., :2].swapaxes(-1, -2) + affine[..., None, :, 2]
 
 
-def to_image_coords(keypoints: Tensor, affine: Tensor) -> Tensor:
+def to_image_coords(keypoints: Array, affine: Array) -> Array:
     """``(B, K, 2)`` keypoints in model-input pixels -> original-image pixels, through each
-    crop's ``(B, 2, 3)`` input -> original ``affine`` (torch tensors): the one way back, for
-    the training loop's predict step and metrics, :class:`~poselit.predict.Predictor` and so
-    the ONNX runtime alike.
+    crop's ``(B, 2, 3)`` input -> original ``affine``: the one way back, for the training
+    loop's predict step and metrics (torch tensors) and :class:`~poselit.predict.Predictor`
+    with every runtime (NumPy: a few microseconds, where torch's per-operation dispatch
+    took a third of a millisecond per image).
 
     Computed where ``affine`` is, in float32 (float64 for a float64 affine) whatever the
     model's precision: a bfloat16 keypoint would be off by up to a pixel in a large image.
+
+    >>> import numpy as np
+    >>> to_image_coords(np.array([[[10.0, 20.0]]]), np.array([[[2.0, 0.0, 5.0], [0.0, 2.0, 1.0]]]))
+    array([[[25., 41.]]])
     """
+    if isinstance(affine, np.ndarray):
+        dtype = np.float64 if affine.dtype == np.float64 else np.float32
+        return apply_affine(np.asarray(keypoints, dtype), affine.astype(dtype, copy=False))
     float64 = affine.is_floating_point() and affine.element_size() == 8
     affine = affine.double() if float64 else affine.float()
     return apply_affine(keypoints.to(affine), affine)
@@ -210,9 +218,17 @@ def flip_back_heatmaps(heatmaps: Tensor, flip_index: Tensor) -> Tensor:
 
 
 def invert_affine(affine: np.ndarray) -> np.ndarray:
-    """Inverse of a ``(..., 2, 3)`` affine (``input -> original`` from ``original -> input``)."""
+    """Inverse of a ``(..., 2, 3)`` affine (``input -> original`` from ``original -> input``),
+    in closed form (the 2x2 adjugate over the determinant; ``np.linalg.inv``'s set-up cost
+    was most of the time on one crop).
+
+    >>> affine = np.array([[2.0, 0.0, 4.0], [0.0, 4.0, 8.0]])
+    >>> invert_affine(affine) @ [6.0, 12.0, 1.0]  # the point that ``affine`` takes to (6, 12)
+    array([1., 1.])
+    """
     affine = np.asarray(affine, dtype=np.float64)
-    linear_inv = np.linalg.inv(affine[..., :2])
+    (a, b), (c, d) = np.moveaxis(affine[..., :2], (-2, -1), (0, 1))
+    linear_inv = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / (a * d - b * c)[..., None, None]
     translation = -(linear_inv @ affine[..., 2:])
     return np.concatenate([linear_inv, translation], axis=-1)
 

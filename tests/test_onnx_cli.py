@@ -42,6 +42,8 @@ def exported(tmp_path_factory) -> Path:
     return folder
 
 
+SAMPLE_COUNT = len(list(SAMPLES.glob("*.jpg")))  # the bundled photos that `poselit predict SAMPLES` reads
+
 def one_line_error(capsys) -> str:
     """The command's stderr, checked to be one ``poselit: error:`` line."""
     err = capsys.readouterr().err
@@ -53,7 +55,7 @@ def predict(model: str | Path, out: Path, *extra: str) -> dict[str, dict]:
     """``poselit predict`` on the sample images: ``{file name: document}`` of the JSON outputs."""
     assert main(["predict", str(SAMPLES), "--model", str(model), "--out", str(out), "--quiet", "--device", "cpu",
                  *extra]) == 0
-    assert sorted(p.suffix for p in out.iterdir()) == [".json", ".json", ".png", ".png"]
+    assert sorted(p.suffix for p in out.iterdir()) == [".json"] * SAMPLE_COUNT + [".png"] * SAMPLE_COUNT
     return {p.name: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
 
 
@@ -67,10 +69,12 @@ def test_zoo_export_by_name_writes_the_cards_model(exported):
 @pytest.mark.parametrize("flip", [[], ["--no-flip"]], ids=["flip", "no-flip"])
 def test_predict_with_the_onnx_file_or_folder_gives_the_torch_documents(exported, tmp_path, flip, capsys):
     torch_documents = predict(MODEL, tmp_path / "torch", "--runtime", "torch", *flip)
-    assert "2 images (torch): wrote 4 files" in capsys.readouterr().out
+    assert f"{SAMPLE_COUNT} images (torch): wrote {2 * SAMPLE_COUNT} files" in capsys.readouterr().out
     for model in (exported / "model.onnx", exported):
         documents = predict(model, tmp_path / model.name, *flip)
-        assert f"2 images (onnxruntime): wrote 4 files to {tmp_path / model.name}" in capsys.readouterr().out
+        assert f"{SAMPLE_COUNT} images (onnxruntime): wrote {2 * SAMPLE_COUNT} files to {tmp_path / model.name}" in (
+            capsys.readouterr().out
+        )
         assert documents.keys() == torch_documents.keys()
         for name, document in documents.items():
             expected = torch_documents[name]
