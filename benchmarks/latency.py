@@ -425,10 +425,10 @@ def ratio_table(result: dict[str, Any], threads: int = 1) -> str:
     for r in rows:
         name = r["model"] if r["method"] == "MoveNet" else f"`{r['model']}`"
         flip = "-" if r["method"] == "MoveNet" else ("on" if r["flip_test"] else "off")
-        ratios = r["ratio_to"]
+        ratios = [r["ratio_to"].get(f"movenet-{name}") for name in ("lightning", "thunder")]  # a run may lack one
         lines.append(
             f"| {name} | {RUNTIME_NAMES[r['variant']]} | {flip} | {r['ms']['end_to_end']:.1f} | "
-            f"{ratios['movenet-lightning']:.2f} | {ratios['movenet-thunder']:.2f} |"
+            + " | ".join("-" if ratio is None else f"{ratio:.2f}" for ratio in ratios) + " |"
         )
     return "\n".join(lines) + "\n"
 
