@@ -166,7 +166,6 @@ def test_timm_backbone_gets_an_adapter_to_the_block_width():
     assert isinstance(LuvizonSoftArgmax(num_blocks=1).adapter, nn.Identity)  # the paper's stem: 576 ch
 
 
-
 def test_a_model_cut_after_k_blocks_predicts_what_its_kth_block_did(tmp_path):
     """``num_blocks=k`` + the weights of a deeper model: its pose is the deeper model's
     k-th block's (every block is supervised, so that is a pose already)."""
@@ -184,6 +183,7 @@ def test_a_model_cut_after_k_blocks_predicts_what_its_kth_block_did(tmp_path):
     assert torch.allclose(outputs["stages"][-1].coords, second.coords)
     assert torch.allclose(outputs["scores"], torch.sigmoid(second.presence))
     assert len(outputs["stages"]) == 2 and cut.blocks[-1].remap is None  # the last block projects nothing back
+
 
 @pytest.mark.parametrize(
     "kwargs, message",

@@ -44,6 +44,7 @@ def exported(tmp_path_factory) -> Path:
 
 SAMPLE_COUNT = len(list(SAMPLES.glob("*.jpg")))  # the bundled photos that `poselit predict SAMPLES` reads
 
+
 def one_line_error(capsys) -> str:
     """The command's stderr, checked to be one ``poselit: error:`` line."""
     err = capsys.readouterr().err

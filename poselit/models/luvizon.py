@@ -208,7 +208,8 @@ class LuvizonSoftArgmax(BackbonePoseModule):
             block's output is a pose, a trained model can be cut after its first ``k``
             blocks: ``num_blocks=k`` with ``init_from`` the trained weights (the matching
             tensors load, the rest is left out) and a short fine-tune; this is how the zoo's
-            ``luvizon-mobilenetv2-movenet-2blocks-lsp`` was made (docs/performance.md).
+            ``luvizon-mobilenetv2-movenet-2blocks-lsp`` and ``-1block-lsp`` were made
+            (docs/performance.md).
         kernel_size: Kernel of every separable convolution in the blocks (paper: 5).
         num_context: Context maps per joint ``Nc`` (paper: 2; 0 regresses the part maps only).
         alpha: Eq. 6's weight of the part-map position (paper: 0.8).
