@@ -2,7 +2,8 @@
 
 Everything that opens a checkpoint goes through :func:`read_checkpoint`: resuming and
 testing checks (:func:`check_checkpoint`), ``init_from`` (:func:`check_weights`,
-:func:`read_state_dict`) and ``poselit zoo export``. Nothing is unpickled
+:func:`read_state_dict`) and ``poselit zoo export`` (with ``--average``, the mean of
+several checkpoints' weights: :func:`average_state_dicts`). Nothing is unpickled
 (``weights_only=True``): a file holding other objects is refused, and so is a damaged one,
 naming the file rather than torch's internals. What a weights file is (a checkpoint or a
 safetensors file) is read from its content, never from its name.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -107,6 +108,43 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return checkpoint.get("state_dict", checkpoint)
 
 
+def average_state_dicts(states: Sequence[Mapping[str, Tensor]], sources: Sequence[str]) -> dict[str, Tensor]:
+    """The element-wise mean of state dicts of one network: weight averaging of checkpoints
+    along one run's low-learning-rate trajectory, as in stochastic weight averaging (Izmailov
+    et al. 2018, "Averaging Weights Leads to Wider Optima and Better Generalization").
+
+    Floating-point tensors (batch norm's running statistics included) are averaged in
+    float32 and returned in the first state dict's dtype; other tensors (batch norm's step
+    counters) are the first's. Every state dict must have the first's keys and shapes;
+    ``sources`` name them in the errors.
+
+    >>> a, b = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}, {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(5)}
+    >>> average_state_dicts([a, b], ["a.ckpt", "b.ckpt"])
+    {'w': tensor([2., 4.]), 'n': tensor(3)}
+    """
+    if len(states) != len(sources) or not states:
+        raise ValueError(f"expected one source name per state dict, got {len(states)} state dicts and {len(sources)} names")
+    first, first_source = states[0], sources[0]
+    for state, source in zip(states[1:], sources[1:]):
+        missing, extra = sorted(first.keys() - state.keys()), sorted(state.keys() - first.keys())
+        if missing or extra:
+            raise CheckpointError(
+                f"{source}: not the network of {first_source}, cannot average them: "
+                f"{len(missing)} tensors missing (e.g. {missing[:1]}), {len(extra)} unexpected (e.g. {extra[:1]})"
+            )
+        for key, tensor in first.items():
+            if state[key].shape != tensor.shape:
+                raise CheckpointError(
+                    f"{source}: {key} has shape {tuple(state[key].shape)}, {first_source} {tuple(tensor.shape)}: "
+                    "not the same network, cannot average them"
+                )
+    return {
+        key: torch.stack([state[key].float() for state in states]).mean(0).to(tensor.dtype)
+        if tensor.is_floating_point() else tensor.clone()
+        for key, tensor in first.items()
+    }
+
+
 def check_weights(path: str | Path, method: str | type) -> None:
     """Stop before training when ``path`` (``init_from``) cannot initialise ``method``.
 
@@ -159,6 +197,7 @@ __all__ = [
     "CLASS_KEY",
     "CONFIG_KEY",
     "CheckpointError",
+    "average_state_dicts",
     "check_checkpoint",
     "check_weights",
     "read_checkpoint",

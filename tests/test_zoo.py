@@ -221,6 +221,50 @@ def test_export_without_a_class_in_the_checkpoint_needs_class_path_and_forces_of
     assert zoo.load(NAME).hparams["pretrained"] is False
 
 
+def shifted_checkpoint(checkpoint: Path, out: Path, shift: float) -> Path:
+    """``checkpoint`` with every floating-point tensor of its model moved by ``shift``."""
+    data = torch.load(checkpoint, weights_only=True)
+    data["state_dict"] = {k: v + shift if v.is_floating_point() else v + 7 for k, v in data["state_dict"].items()}
+    torch.save(data, out)
+    return out
+
+
+def test_export_with_average_writes_the_mean_of_the_checkpoints_weights_and_names_them(checkpoint, zoo_dir, tmp_path):
+    later = shifted_checkpoint(checkpoint, tmp_path / "later.ckpt", 0.5)
+    export(checkpoint, tmp_path / "out", "--average", str(later))
+    exported = load_file(tmp_path / "out" / "model.safetensors")
+    original = torch.load(checkpoint, weights_only=True)["state_dict"]
+    for key, tensor in original.items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(exported[key], tensor + 0.25)  # the mean of x and x + 0.5
+        else:
+            assert torch.equal(exported[key], tensor)  # batch norm's counters: the first checkpoint's
+    assert zoo.info(NAME).training["averaged_with"] == ["later.ckpt"]
+
+
+def test_average_refuses_another_network_naming_the_file_and_the_tensor(checkpoint, tmp_path, capsys):
+    data = torch.load(checkpoint, weights_only=True)
+    key = next(k for k, v in data["state_dict"].items() if v.ndim == 4)
+    data["state_dict"][key] = torch.zeros(1, 1, 1, 1)
+    torch.save(data, tmp_path / "other.ckpt")
+    args = ["zoo", "export", str(checkpoint), "--name", NAME, "--out", str(tmp_path / "out"), "--no-card"]
+    assert main([*args, "--average", str(tmp_path / "other.ckpt")]) != 0
+    message = capsys.readouterr().err
+    assert "other.ckpt" in message and key in message and "cannot average" in message
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_export_set_changes_a_setting_and_refuses_an_unknown_or_network_changing_one(checkpoint, zoo_dir, tmp_path, crops):
+    export(checkpoint, tmp_path / "out", "--set", "flip_test=false")
+    assert zoo.info(NAME).init_args["flip_test"] is False
+    assert zoo.load(NAME).flip_test is False
+    with pytest.raises(zoo.ZooError, match="--set nonsense: LuvizonSoftArgmax has no such argument"):
+        zoo.export_checkpoint(checkpoint, NAME, tmp_path / "bad", set_args={"nonsense": 1})
+    with pytest.raises(zoo.ZooError, match="weights do not fit"):
+        zoo.export_checkpoint(checkpoint, NAME, tmp_path / "bad", set_args={"width": 16})
+    assert not (tmp_path / "bad").exists()
+
+
 def test_checkpoints_are_never_unpickled(tmp_path):
     torch.save({"state_dict": {}, "callbacks": FakeHub()}, tmp_path / "pickled.ckpt")
     with pytest.raises(CheckpointError, match="FakeHub.*weights_only=True only"):
@@ -304,6 +348,9 @@ def test_export_finds_the_runs_config_in_the_checkpoint_or_above_it_or_says_it_d
     card = zoo.export_checkpoint(ckpt, NAME, out, update_zoo=False)
     assert (out / "recipe.yaml").read_text() == "trainer: {max_epochs: 9}\n"  # the checkpoint's own first
     assert card.training["recipe"] == "recipes/x.yaml"
+    data["poselit_config"]["recipes"] = [str(Path.cwd() / "recipes" / "x.yaml")]  # run from another folder
+    torch.save(data, ckpt)
+    assert zoo.export_checkpoint(ckpt, NAME, out, update_zoo=False).training["recipe"] == "recipes/x.yaml"
 
     data.pop("poselit_config")
     torch.save(data, ckpt)

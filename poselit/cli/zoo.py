@@ -80,6 +80,16 @@ def add_zoo_command(subparsers: Any) -> argparse.ArgumentParser:
         "--recipe", help="training configuration to include (default: the run's, stored in the checkpoint by "
         "'poselit fit', else its config.yaml)"
     )
+    only(
+        "--average", nargs="+", default=[], metavar="CKPT",
+        help="other checkpoints of the same run: export the mean of their weights and CKPT's (weight averaging, "
+        "as SWA); CKPT gives the rest. Choose the set on held-out people, not on test data",
+    )
+    only(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="change a constructor argument that leaves the weights as they are, e.g. refine=dark (a decoding "
+        "chosen on held-out people after training); VALUE is read as YAML; repeatable",
+    )
     only("--evaluate", action="append", default=[], metavar="DATASET", help="measure on a split, e.g. lsp:test; repeatable")
     only("--batch-size", type=int, default=16, help="batch size of --evaluate")
     only("--metrics", action="append", default=[], metavar="JSON",
@@ -251,6 +261,8 @@ def _export_checkpoint(args: argparse.Namespace) -> int:
         update_zoo=not args.no_card,
         ship=args.ship,
         batch_size=args.batch_size,
+        average=args.average,
+        set_args=dict(map(parse_assignment, args.set)),
     )
     if args.format == "onnx":
         from poselit.onnx import export_zoo_onnx
@@ -269,6 +281,20 @@ def _export_checkpoint(args: argparse.Namespace) -> int:
     if not args.no_card:
         print(f"wrote zoo card {card.source} and {card.source.parent / README_FILE}")  # type: ignore[union-attr]
     return 0
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set``, the value read as YAML.
+
+    >>> parse_assignment("refine=dark"), parse_assignment("flip_test=false")
+    (('refine', 'dark'), ('flip_test', False))
+    """
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set {text}: expected KEY=VALUE, e.g. refine=dark")
+    return key.strip(), yaml.safe_load(value)
 
 
 def run_publish(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save
 
 from poselit.atomic import make_folder, write_atomic
-from poselit.checkpoints import CONFIG_KEY, read_checkpoint, saved_class_path
+from poselit.checkpoints import CONFIG_KEY, average_state_dicts, read_checkpoint, read_state_dict, saved_class_path
 from poselit.complexity import count_gflops, count_parameters
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.sources import DatasetSpec
@@ -121,7 +121,7 @@ def find_recipe(checkpoint: Path, data: Mapping[str, Any]) -> RunConfig | None:
     older versions, or of other scripts); ``None`` when there is neither."""
     stored = data.get(CONFIG_KEY)
     if isinstance(stored, Mapping) and isinstance(stored.get("yaml"), str):
-        recipes = [str(r) for r in stored.get("recipes") or []]
+        recipes = [_display_path(Path(r)) for r in stored.get("recipes") or []]
         return RunConfig(stored["yaml"], ", ".join(recipes) or None, f"stored in {checkpoint}")
     for folder in recipe_folders(checkpoint):
         if (folder / "config.yaml").is_file():
@@ -139,10 +139,13 @@ def missing_recipe_message(checkpoint: Path) -> str:
     )
 
 
-def training_info(checkpoint: Mapping[str, Any], recipe: str | None, data: Sequence[str] | None) -> dict[str, Any]:
+def training_info(
+    checkpoint: Mapping[str, Any], recipe: str | None, data: Sequence[str] | None, averaged_with: Sequence[str] = ()
+) -> dict[str, Any]:
     """The card's ``training``: recipe, training datasets (``NAME:SPLIT[@PATH]`` as the data
     module named them: a path says the data were not the standard files, e.g. generated
-    ones) and Lightning's epoch and step counters at save time."""
+    ones), Lightning's epoch and step counters at save time and, for weights averaged over
+    several checkpoints, the other files' names (``averaged_with``)."""
     if data is None:
         data = (checkpoint.get("datamodule_hyper_parameters") or {}).get("train") or []
     return without_none(
@@ -151,6 +154,7 @@ def training_info(checkpoint: Mapping[str, Any], recipe: str | None, data: Seque
             "data": [str(DatasetSpec.parse(s)) for s in data] or None,
             "epoch": checkpoint.get("epoch"),
             "global_step": checkpoint.get("global_step"),
+            "averaged_with": list(averaged_with) or None,
         }
     )
 
@@ -241,6 +245,8 @@ def export_checkpoint(
     ship: bool = False,
     batch_size: int = 16,
     check_records: int = 100,
+    average: Sequence[str | Path] = (),
+    set_args: Mapping[str, Any] | None = None,
 ) -> ModelCard:
     """Turn a Lightning checkpoint into a Hub-ready folder and write or update its zoo card.
 
@@ -276,6 +282,14 @@ def export_checkpoint(
         batch_size: Batch size of the ``evaluate`` runs.
         check_records: People of the first ``evaluate`` split measured again on their own
             for the card's ``check`` (see :data:`~poselit.zoo.cards.CHECK_FIELDS`).
+        average: Other checkpoints (or weights files) of the same network: the export's
+            weights are the mean of ``checkpoint``'s and theirs
+            (:func:`~poselit.checkpoints.average_state_dicts`); ``checkpoint`` gives
+            everything else (hyper-parameters, recipe, counters). The card's ``training``
+            names them (``averaged_with``).
+        set_args: Constructor arguments to change, e.g. ``{"refine": "dark"}``: settings
+            chosen on held-out people after training (decoding, flip test). The weights
+            must still load strictly, so an argument that changes the network fails.
 
     Returns:
         The card as written to the zoo (``source`` set), or the export's card.
@@ -294,7 +308,16 @@ def export_checkpoint(
     data = read_checkpoint(checkpoint)
     if "state_dict" not in data:
         raise ZooError(f"{checkpoint}: not a Lightning checkpoint (no 'state_dict')")
+    if average:
+        states = [data["state_dict"], *(read_state_dict(path) for path in average)]
+        data = {**data, "state_dict": average_state_dicts(states, [str(checkpoint), *map(str, average)])}
     class_path, init_args = checkpoint_model_args(data, class_path, str(checkpoint))
+    unknown = sorted(set(set_args or {}) - set(init_args))
+    if unknown:
+        raise ZooError(
+            f"--set {unknown[0]}: {class_path.rsplit('.', 1)[-1]} has no such argument; it has {', '.join(sorted(init_args))}"
+        )
+    init_args = {**init_args, **(set_args or {})}
     model = build_module(class_path, init_args, str(checkpoint))
     load_weights(model, data["state_dict"], str(checkpoint))
     run_config = RunConfig.from_file(Path(recipe)) if recipe else find_recipe(checkpoint, data)
@@ -330,7 +353,9 @@ def export_checkpoint(
         ),
         description=description,
         input=model.input_spec.to_dict(),
-        training=training_info(data, run_config.recipe if run_config else None, training_data),
+        training=training_info(
+            data, run_config.recipe if run_config else None, training_data, [Path(path).name for path in average]
+        ),
         metrics=tuple(metrics),
         complexity={"parameters": count_parameters(model), "gflops": round(count_gflops(model), 3)},
         check=check,
