@@ -211,14 +211,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    """What a measurement ran on: CPU model and count, architecture, torch version, the GPU
+    """What a measurement ran on: CPU model and count, the widest vector instructions torch
+    uses on it (``AVX512``, ``AVX2``: one "AMD EPYC" name covers both kinds), architecture,
+    torch version, the GPU
     where one is present, and the load average over the last 1, 5 and 15 minutes when this is
     called (at the end of a measurement: ~1 per busy thread of the benchmark itself; more
     means other work shared the machine)."""
     gpu = {"gpu": torch.cuda.get_device_name(0)} if torch.cuda.is_available() else {}
     load = {"load_average": [round(x, 2) for x in os.getloadavg()]} if hasattr(os, "getloadavg") else {}
-    return {"cpu_count": os.cpu_count(), "cpu": cpu_name(), "machine": platform.machine(), "torch": torch.__version__,
-            **gpu, **load}
+    return {"cpu_count": os.cpu_count(), "cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(), "torch": torch.__version__, **gpu, **load}
 
 
 def cpu_name() -> str:
