@@ -392,9 +392,10 @@ def record_in_cards(result: dict[str, Any], zoo_dir: Path | None = None) -> list
             continue
         row = max(rows, key=lambda r: r["threads"])
         card = info(name, zoo_dir=zoo_dir)
+        capability = f" ({result['cpu_capability']})" if "cpu_capability" in result else ""  # older results lack it
         how = (f"benchmarks/latency.py: end to end (decode, crop, network with flip test, mapping back), batch 1, "
                f"ONNX Runtime (Predictor's default), {row['threads']} thread(s), median of {result['images']} {result['image_source']}; "
-               f"{result['cpu']}{' (' + result['cpu_capability'] + ')' if 'cpu_capability' in result else ''}, torch {result['torch']}")
+               f"{result['cpu']}{capability}, torch {result['torch']}")
         complexity = {**card.complexity, "cpu_ms": row["ms"]["end_to_end"], "cpu_ms_measured": how}
         write_card(dataclasses.replace(card, complexity=complexity), card.source)
         written.append(name)

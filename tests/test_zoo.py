@@ -254,7 +254,7 @@ def test_average_refuses_another_network_naming_the_file_and_the_tensor(checkpoi
     assert not (tmp_path / "out").exists()  # nothing written
 
 
-def test_export_set_changes_a_setting_and_refuses_an_unknown_or_network_changing_one(checkpoint, zoo_dir, tmp_path, crops):
+def test_export_set_changes_a_setting_and_refuses_an_unknown_or_network_changing_one(checkpoint, zoo_dir, tmp_path):
     export(checkpoint, tmp_path / "out", "--set", "flip_test=false")
     assert zoo.info(NAME).init_args["flip_test"] is False
     assert zoo.load(NAME).flip_test is False

@@ -312,12 +312,13 @@ def export_checkpoint(
         states = [data["state_dict"], *(read_state_dict(path) for path in average)]
         data = {**data, "state_dict": average_state_dicts(states, [str(checkpoint), *map(str, average)])}
     class_path, init_args = checkpoint_model_args(data, class_path, str(checkpoint))
-    unknown = sorted(set(set_args or {}) - set(init_args))
+    set_args = dict(set_args or {})
+    unknown = sorted(set_args.keys() - init_args.keys())
     if unknown:
         raise ZooError(
             f"--set {unknown[0]}: {class_path.rsplit('.', 1)[-1]} has no such argument; it has {', '.join(sorted(init_args))}"
         )
-    init_args = {**init_args, **(set_args or {})}
+    init_args = {**init_args, **set_args}
     model = build_module(class_path, init_args, str(checkpoint))
     load_weights(model, data["state_dict"], str(checkpoint))
     run_config = RunConfig.from_file(Path(recipe)) if recipe else find_recipe(checkpoint, data)
