@@ -139,6 +139,7 @@ def test_a_json_that_is_not_a_tfjs_model_is_refused(tmp_path: Path) -> None:
 
 
 def test_import_of_folded_batch_norms_reproduces_the_network(tmp_path: Path) -> None:
+    torch.manual_seed(0)
     original = random_statistics(timm.create_model("mobilenetv2_050"))
     path = write_tfjs(tmp_path, folded_tfjs_weights(original, quantization=None))  # float16: tested above
     state = import_tfjs_folded(path, "mobilenetv2_050")
@@ -151,7 +152,9 @@ def test_import_of_folded_batch_norms_reproduces_the_network(tmp_path: Path) -> 
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected, got = original.forward_features(images), imported.forward_features(images)
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    # Folding rounds each layer in float32: over 17 blocks that reaches ~2e-4 on ReLU6 outputs
+    # (range 0-6), against errors of order 1 from a wrong layout, padding or bias.
+    torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-4)
 
 
 def test_import_into_another_network_names_the_first_mismatching_tensor(tmp_path: Path) -> None:
