@@ -254,6 +254,22 @@ def test_average_refuses_another_network_naming_the_file_and_the_tensor(checkpoi
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+def test_reexport_keeps_the_measured_cpu_time_only_for_the_same_computation(checkpoint, zoo_dir, tmp_path):
+    """New weights in the same network keep the card's ``cpu_ms`` (time does not depend on
+    weight values); a changed argument (here the flip test) drops it, as it changes the time."""
+    export(checkpoint, tmp_path / "a")
+    first_sha256 = zoo.info(NAME).weights.sha256
+    path = zoo_dir / f"{NAME}.yaml"
+    timing = {"cpu_ms": 12.5, "cpu_ms_measured": "benchmarks/latency.py --cards"}
+    zoo.write_card(replace(zoo.read_card(path), complexity={**zoo.read_card(path).complexity, **timing}), path)
+    export(shifted_checkpoint(checkpoint, tmp_path / "later.ckpt", 0.5), tmp_path / "b")
+    card = zoo.info(NAME)
+    assert card.weights.sha256 != first_sha256  # new weights
+    assert card.complexity["cpu_ms"] == 12.5 and card.complexity["cpu_ms_measured"] == timing["cpu_ms_measured"]
+    export(checkpoint, tmp_path / "c", "--set", "flip_test=false")
+    assert "cpu_ms" not in zoo.info(NAME).complexity and "cpu_ms_measured" not in zoo.info(NAME).complexity
+
+
 def test_export_set_changes_a_setting_and_refuses_an_unknown_or_network_changing_one(checkpoint, zoo_dir, tmp_path):
     export(checkpoint, tmp_path / "out", "--set", "flip_test=false")
     assert zoo.info(NAME).init_args["flip_test"] is False

@@ -398,14 +398,34 @@ def add_to_zoo(
     return card
 
 
+#: The ``complexity`` fields measured by timing (``benchmarks/latency.py --cards``), not by export.
+TIMING_FIELDS = ("cpu_ms", "cpu_ms_measured")
+
+
+def same_computation(previous: ModelCard, new: ModelCard) -> bool:
+    """Whether two cards run the same computation with different weight values: the same
+    module and arguments (decoding included), input, weight dtype, parameter count and
+    GFLOPs. A dense network's time does not depend on its weight values, so a latency
+    measured for one holds for the other."""
+
+    def computation(card: ModelCard) -> tuple:
+        cost = card.complexity
+        return (card.class_path, dict(card.init_args), dict(card.input), card.weights.dtype,
+                cost.get("parameters"), cost.get("gflops"))
+
+    return computation(previous) == computation(new)
+
+
 def merged_card(previous: ModelCard, new: ModelCard) -> ModelCard:
     """``new`` keeping what ``previous`` knew and ``new`` does not: description, license,
-    citation, and (for the same weights) metrics and the pinned Hub location."""
+    citation, (for the same weights) metrics and the pinned Hub location, and (for the
+    same computation, :func:`same_computation`) the measured CPU time."""
     same = previous.weights.sha256 == new.weights.sha256
     hub = new.weights.hub
     old_hub = previous.weights.hub
     if same and old_hub and (hub is None or hub.repo_id == old_hub.repo_id):
         hub = old_hub
+    timing = {key: previous.complexity[key] for key in TIMING_FIELDS if key in previous.complexity}
     return replace(
         new,
         description=new.description or previous.description,
@@ -413,6 +433,7 @@ def merged_card(previous: ModelCard, new: ModelCard) -> ModelCard:
         citation=new.citation or previous.citation,
         metrics=new.metrics or (previous.metrics if same else ()),
         weights=replace(new.weights, hub=hub),
+        complexity={**new.complexity, **(timing if same_computation(previous, new) else {})},
     )
 
 
@@ -426,4 +447,5 @@ __all__ = [
     "merged_card",
     "quick_check",
     "missing_recipe_message",
+    "same_computation",
 ]
