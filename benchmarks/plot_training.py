@@ -6,8 +6,19 @@ Each run is a folder written by a recipe with a ``CSVLogger`` and the
 clock goes on counting across them), the rows with both ``val/pck`` and
 ``time/cpu_hours`` are plotted, one line per run, and the points are printed as JSON.
 
-    python benchmarks/plot_training.py luvizon=/runs/cpu/luvizon bulat=/runs/cpu/bulat \\
+    python benchmarks/plot_training.py luvizon=/runs/cpu/luvizon bulat=/runs/cpu/bulat \
         --out docs/training_curves.png
+
+``NAME+=FOLDER`` continues curve ``NAME`` with a run that started from its end (a new run
+with ``init_from``, whose clock starts again at zero): its CPU-hours are shifted by the
+curve's last point. Run folders do not outlive their machine, so the points are kept in the
+repository: ``--stored FILE`` reads the curves of an earlier ``--json FILE`` first (a run
+folder named again replaces its stored curve; ``+=`` extends it), and ``--json FILE``
+writes all curves plotted::
+
+    python benchmarks/plot_training.py --stored benchmarks/results/training_curves.json \
+        bulat+=/runs/bulat_anneal2 --json benchmarks/results/training_curves.json \
+        --out benchmarks/results/cpu_training_curves.png
 """
 
 from __future__ import annotations
@@ -58,16 +69,52 @@ def plot(curves: dict[str, list[tuple[float, float]]], out: Path, title: str) ->
     return out
 
 
+def read_stored(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """The curves of a JSON file this script wrote (``--json``): ``{"curves": {NAME: [[h, pck], ...]}}``."""
+    try:
+        curves = json.loads(path.read_text())["curves"]
+        return {name: [(float(h), float(p)) for h, p in points] for name, points in curves.items()}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a curves file written by plot_training.py --json ({err})") from None
+
+
+def add_run(curves: dict[str, list[tuple[float, float]]], spec: str) -> None:
+    """Add ``NAME=FOLDER`` (a new curve; a bare folder is named after itself) or
+    ``NAME+=FOLDER`` (continuing ``NAME``: CPU-hours shifted by its last point) to ``curves``."""
+    name, plus, folder = spec.partition("+=")
+    if not plus:
+        name, equals, folder = spec.partition("=")
+        if not equals:
+            name, folder = Path(spec).name, spec
+        curves[name] = read_curve(Path(folder))
+        return
+    if name not in curves:
+        raise ValueError(f"{spec}: no curve {name!r} to continue (known: {', '.join(curves) or 'none'})")
+    offset = curves[name][-1][0]
+    curves[name] = curves[name] + [(offset + hours, pck) for hours, pck in read_curve(Path(folder))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="NAME=RUN_FOLDER (or a folder, named after itself)")
+    parser.add_argument("runs", nargs="*", help="NAME=RUN_FOLDER (or a folder, named after itself), or NAME+=RUN_FOLDER")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--stored", type=Path, help="curves written earlier with --json, plotted first")
+    parser.add_argument("--json", type=Path, help="also write the curves here (for --stored next time)")
     parser.add_argument("--title", default="Validation PCK@0.2 (held-out people) during training")
     args = parser.parse_args()
-    runs = dict(r.split("=", 1) if "=" in r else (Path(r).name, r) for r in args.runs)
-    curves = {name: read_curve(Path(folder)) for name, folder in runs.items()}
+    try:
+        curves = read_stored(args.stored) if args.stored else {}
+        for spec in args.runs:
+            add_run(curves, spec)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"plot_training.py: {err}") from None
+    if not curves:
+        raise SystemExit("plot_training.py: nothing to plot: name run folders or --stored FILE")
     plot(curves, args.out, args.title)
-    print(json.dumps({"out": str(args.out), "curves": {k: [[round(h, 4), round(p, 2)] for h, p in v] for k, v in curves.items()}}))
+    result = {"out": str(args.out), "curves": {k: [[round(h, 4), round(p, 2)] for h, p in v] for k, v in curves.items()}}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
