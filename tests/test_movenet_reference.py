@@ -158,13 +158,14 @@ def _script(*args: str) -> subprocess.CompletedProcess:
                           env={"PATH": "/usr/bin:/bin", "WANDB_MODE": "disabled"})
 
 
-@pytest.mark.parametrize("script", [["benchmarks/movenet_lsp.py", "--smoke"],
-                                    ["benchmarks/latency.py", "movenet-lightning", "--smoke"]])
-def test_benchmarks_without_the_movenet_files_stop_with_one_line_saying_how_to_make_them(script, tmp_path):
+@pytest.mark.parametrize("script, file", [(["benchmarks/movenet_lsp.py", "--smoke"], "movenet-lightning"),
+                                          (["benchmarks/latency.py", "movenet-lightning", "--smoke"], "movenet-lightning"),
+                                          (["benchmarks/teacher_agreement.py", "--smoke"], "movenet-thunder")])
+def test_benchmarks_without_the_movenet_files_stop_with_one_line_saying_how_to_make_them(script, file, tmp_path):
     done = _script(*script, "--movenet-dir", str(tmp_path))
     assert done.returncode != 0 and done.stdout == ""
     (line,) = done.stderr.strip().splitlines()
-    assert f"{tmp_path}/movenet-lightning.tflite: no such MoveNet model file; make it with tools/movenet_tflite.py" in line
+    assert f"{tmp_path}/{file}.tflite: no such MoveNet model file; make it with tools/movenet_tflite.py" in line
 
 
 def _need_movenet_files() -> None:
@@ -308,3 +309,64 @@ def test_the_rewritten_graph_converts_to_tflite_and_computes_what_the_fused_ops_
     depthwise = np.eye(4)[None, None] * weights["dw/w"]  # (3, 3, 4, 1) -> (3, 3, 4, 4) diagonal
     expected = _conv_same(hidden, depthwise) + weights["dw/b"]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+# --- benchmarks/teacher_agreement.py -----------------------------------------------------
+
+
+def test_movenet_in_a_box_maps_its_keypoints_back_through_the_box_crop():
+    """``in_box`` crops the square of side 200 * scale * padding around the centre: the
+    input's centre is the box centre, its left edge the box's left edge."""
+    movenet = load("benchmarks/movenet.py")
+    output = np.zeros((17, 3), np.float32)
+    output[:2, :2] = [[0.5, 0.5], [0.5, 0.0]]
+    model = movenet.MoveNet("fake.tflite", interpreter=FakeInterpreter(output, size=100))
+    keypoints, _ = model.in_box(np.zeros((300, 400, 3), np.uint8), np.array([150.0, 120.0]), 0.5, 1.25)
+    side = 200 * 0.5 * 1.25  # input pixel centres at integers: x = -0.5 is the box's left edge
+    np.testing.assert_allclose(keypoints[:2], [[150, 120], [150 - side / 2, 120]], atol=1e-3)
+
+
+def test_agreement_scores_labels_as_given_and_counts_the_confident_joints(synthetic_lsp):
+    import poselit.data
+    from poselit.skeletons import LSP
+
+    teacher = load("benchmarks/teacher_agreement.py")
+    annotations = poselit.data.read_annotations(f"lsp:train@{synthetic_lsp}")
+    labels = np.stack([r.keypoints for r in annotations.records])
+    scores = np.ones(labels.shape[:2], np.float32)
+    scores[:, LSP.index("left_knee")] = 0.1  # one of the 12 shared joints never confident
+    row = teacher.agreement("synth", annotations, labels, scores, 0.6)
+    assert row["dataset"] == "synth" and row["people"] == 4 and row["PCK@0.2"] == 100.0
+    annotated = sum(int((r.visibility > 0).sum()) for r in teacher.shared_only(annotations).records)
+    knees = sum(int(r.visibility[LSP.index("left_knee")] > 0) for r in annotations.records)
+    assert row["confident_share"] == pytest.approx(100 * (annotated - knees) / annotated, abs=0.01)
+    assert row["confident_PCK@0.2"] == 100.0
+    far = labels + 1000  # every joint far off: no agreement, however confident
+    assert teacher.agreement("synth", annotations, far, scores, 0.6)["PCK@0.2"] == 0.0
+
+
+def test_the_held_out_row_scores_the_people_the_recipes_hold_out(synthetic_lsp):
+    import poselit.data
+    from poselit.data.datamodule import split_holdout
+
+    teacher = load("benchmarks/teacher_agreement.py")
+    named = {"a": poselit.data.read_annotations(f"lsp:train@{synthetic_lsp}"),
+             "b": poselit.data.read_annotations(f"lsp:test@{synthetic_lsp}")}
+    labels = {id(r): r.keypoints for a in named.values() for r in a.records}
+    _, held_out = split_holdout(list(named.values()), 3, 7)
+
+    class LabelsOfHeldOut:  # agrees with the labels of the held-out people only
+        def in_box(self, image, center, scale, padding):
+            record = next(r for a in named.values() for r in a.records if (r.center == center).all() and r.scale == scale)
+            keypoints = np.zeros((17, 2), np.float32) + (0 if any(record is h for h in held_out.records) else 1000)
+            from poselit.skeletons import COCO, LSP
+            for j, name in enumerate(LSP.joints):
+                if name in COCO.joints:
+                    keypoints[COCO.index(name)] += labels[id(record)][j]
+            return keypoints, np.ones(17, np.float32)
+
+    rows = teacher.measure(named, LabelsOfHeldOut(), 1.25, 0.6, 3, 7)
+    assert [r["dataset"] for r in rows] == ["a", "b", "held-out: 3 of a + b (seed 7)"]
+    assert rows[2]["PCK@0.2"] == 100.0 and rows[2]["people"] == 3 and sum(rows[2]["from"].values()) == 3
+    for row, name in zip(rows, named):  # 4 people each, 3 held out in all: every set has others, far off
+        assert 0 <= row["PCK@0.2"] < 100 and (row["PCK@0.2"] > 0) == (rows[2]["from"][name] > 0)

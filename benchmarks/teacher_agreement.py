@@ -1,0 +1,146 @@
+"""How far MoveNet agrees with the training labels: is it a teacher for LSP-extended?
+
+LSP-extended's 10,000 people were labelled on Amazon Mechanical Turk and are called noisier
+than LSP's. Issue 23 proposes MoveNet Thunder (88.1 PCK@0.2 on LSP test from the whole
+image) as a teacher that could relabel them. Before any training run, this measures what
+such a teacher would change: for every person of each dataset, MoveNet in the person's box
+(the square crop of side ``200 * scale * padding`` around the annotation's centre, as
+poselit's models see it with the ground-truth box), its 12 COCO joints scored against the
+labels with LSP's PCK@0.2 (``benchmarks/movenet_lsp.py``'s 12-joint scoring):
+
+* ``PCK@0.2``: agreement on every annotated shared joint;
+* ``confident``: the share of annotated joints MoveNet scores at ``--confident`` or more,
+  and the agreement on those. Where labels are clean (LSP), MoveNet's confident joints
+  agree almost always; where they agree much less, either the labels or MoveNet are wrong,
+  and only looking at the people says which;
+* the recipes' held-out people (``--holdout`` drawn from the datasets together with
+  ``--holdout-seed``, as ``PoseDataModule`` draws them) as one more row, with how many come
+  from each dataset: the PCK a strong model reaches against those labels.
+
+Prints one JSON object, also written to ``--out``::
+
+    POSELIT_DATA=../shared/data python benchmarks/teacher_agreement.py \\
+        --out benchmarks/results/teacher_agreement.json
+
+The MoveNet files come from ``tools/movenet_tflite.py`` (``--movenet-dir``); ``--smoke``
+measures 8 generated people (the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+import poselit.data
+from poselit.data.datamodule import split_holdout
+from poselit.data.records import AnnotationSet
+from poselit.data.synthetic import write_synthetic_lsp
+from poselit.evaluate import evaluate_poses
+from poselit.predict import load_image
+from movenet import DEFAULT_DIR, MODELS, MoveNet, model_path, to_lsp
+from movenet_lsp import pck_row, shared_only
+from train_step import machine_info
+from whole_image import write_result
+
+
+def movenet_in_boxes(model: MoveNet, annotations: AnnotationSet, padding: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 14, 2)`` LSP keypoints (image pixels) and ``(N, 14)`` scores of every record, by
+    MoveNet in the record's box; neck and head top (no COCO joint) zero."""
+    keypoints, scores = [], []
+    for record in tqdm(annotations.records, desc=annotations.source, unit="person", file=sys.stderr, mininterval=10):
+        lsp_keypoints, lsp_scores = to_lsp(*model.in_box(load_image(record.image), record.center, record.scale, padding))
+        keypoints.append(lsp_keypoints)
+        scores.append(lsp_scores)
+    return np.stack(keypoints), np.stack(scores)
+
+
+def only_confident(annotations: AnnotationSet, scores: np.ndarray, threshold: float) -> AnnotationSet:
+    """``annotations`` with every joint MoveNet scores under ``threshold`` marked not annotated."""
+    records = [
+        dataclasses.replace(record, visibility=np.where(score >= threshold, record.visibility, 0))
+        for record, score in zip(annotations.records, scores)
+    ]
+    return dataclasses.replace(annotations, records=records)
+
+
+def agreement(name: str, annotations: AnnotationSet, keypoints: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """One row, for the people ``name``: MoveNet's 12-joint PCK@0.2 against the labels, on
+    all joints and on the confident ones, and the confident share of the annotated joints."""
+    shared = shared_only(annotations)
+    confident = only_confident(shared, scores, threshold)
+    annotated = sum(int((r.visibility > 0).sum()) for r in shared.records)
+    kept = sum(int((r.visibility > 0).sum()) for r in confident.records)
+    row = {"dataset": name, "people": len(annotations.records),
+           **pck_row(evaluate_poses(shared, keypoints, label="movenet", progress=False))}
+    row["confident_share"] = round(100 * kept / max(annotated, 1), 2)
+    row["confident_PCK@0.2"] = pck_row(evaluate_poses(confident, keypoints, label="movenet", progress=False))["PCK@0.2"] if kept else None
+    return row
+
+
+def datasets(specs: list[str], smoke: bool) -> dict[str, AnnotationSet]:
+    """The annotation sets of ``specs`` by spec, or with ``smoke`` 8 generated LSP people."""
+    if smoke:
+        root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=16, size=(96, 72), seed=0)
+        return {"generated": poselit.data.read_annotations(f"lsp:train@{root}")}
+    return {spec: poselit.data.read_annotations(spec) for spec in specs}
+
+
+def measure(named: dict[str, AnnotationSet], model: MoveNet, padding: float, threshold: float, holdout: int, seed: int) -> list[dict[str, Any]]:
+    """A row per set, and one for the held-out people drawn from them together (``holdout`` > 0)."""
+    sets = list(named.values())
+    predictions = [movenet_in_boxes(model, annotations, padding) for annotations in sets]
+    rows = [agreement(name, a, k, s, threshold) for (name, a), (k, s) in zip(named.items(), predictions)]
+    if holdout:
+        keypoints, scores = (np.concatenate(p) for p in zip(*predictions))
+        _, held_out = split_holdout(sets, holdout, seed)  # the records themselves, in the sets' order
+        drawn = {id(record) for record in held_out.records}
+        mask = np.array([id(record) in drawn for annotations in sets for record in annotations.records])
+        name = f"held-out: {holdout} of {' + '.join(named)} (seed {seed})"
+        row = agreement(name, held_out, keypoints[mask], scores[mask], threshold)
+        row["from"] = {spec: int(sum(id(r) in drawn for r in a.records)) for spec, a in named.items()}
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("datasets", nargs="*", default=["lsp:train", "lspet:train"], help="datasets to measure")
+    parser.add_argument("--model", choices=sorted(MODELS), default="movenet-thunder")
+    parser.add_argument("--movenet-dir", type=Path, default=DEFAULT_DIR, help="folder of the MoveNet .tflite files")
+    parser.add_argument("--padding", type=float, default=1.25, help="box padding (the zoo models' input padding)")
+    parser.add_argument("--confident", type=float, default=0.6, help="MoveNet score of a confident joint")
+    parser.add_argument("--holdout", type=int, default=500, help="held-out people, as the recipes' data.holdout (0: none)")
+    parser.add_argument("--holdout-seed", type=int, default=0, help="as the recipes' data.holdout_seed")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--smoke", action="store_true", help="8 generated people (for the tests)")
+    args = parser.parse_args()
+    try:
+        model = MoveNet(model_path(args.model, args.movenet_dir), args.threads)
+    except (FileNotFoundError, ImportError, ValueError) as err:
+        sys.exit(f"teacher_agreement.py: {err}")
+    sets = datasets(args.datasets, args.smoke)
+    holdout = min(args.holdout, 4) if args.smoke else args.holdout
+    rows = measure(sets, model, args.padding, args.confident, holdout, args.holdout_seed)
+    result = {
+        "benchmark": "teacher_agreement",
+        "model": args.model,
+        "setting": f"in the annotation's box (padding {args.padding}), 12 joints shared with COCO",
+        "confident": args.confident,
+        "holdout": {"people": holdout, "seed": args.holdout_seed},
+        "rows": rows,
+        **machine_info(),
+        "smoke": args.smoke,
+    }
+    write_result(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
