@@ -20,6 +20,7 @@ output unchanged, so that training starts close to the imported network.
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -32,7 +33,9 @@ from poselit.files import load_safetensors
 from poselit.models import trunks as _trunks  # noqa: F401  (registers the poselit_* timm names)
 from poselit.tfjs import read_tfjs_weights
 
-__all__ = ["calibrate_batchnorm", "calibrated_weights", "import_tfjs_folded", "import_weights", "training_crops"]
+__all__ = [
+    "calibrate_batchnorm", "calibrated_weights", "import_tfjs_folded", "import_weights", "load_weights_only", "training_crops",
+]
 
 #: Name endings of a convolution's kernel and of its folded batch norm's offset in TF.js
 #: graph models written by the TF.js converter from Keras.
@@ -253,16 +256,28 @@ def _is_counter(tensor: Tensor) -> bool:
     return tensor.ndim == 0 and not tensor.is_floating_point()
 
 
+def load_weights_only(file: Path, map_location: str = "cpu") -> object:
+    """``torch.load`` of ``file`` with ``weights_only=True``; a file it refuses (a pickled
+    object, not tensors) is a one-line ``ValueError`` naming the file and the reason, without
+    torch's page advising ``weights_only=False``."""
+    try:
+        return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported [^\n]*?(?=\. |$)", str(err), re.MULTILINE)
+        reason = found.group(0) if found else str(err).split(".")[0]
+        raise ValueError(
+            f"{str(file)!r} is not a plain state dict: weights-only loading refused it ({reason}); expected a "
+            "torch.save file of tensors (.pth, .pt) or a .safetensors file"
+        ) from None
+
+
 def _read_state_dict(file: Path) -> dict[str, Tensor]:
     """All tensors of a state-dict file (safetensors, or ``torch.load`` weights-only)."""
     if not file.is_file():
         raise FileNotFoundError(f"weights file {str(file)!r} does not exist")
     if file.suffix == ".safetensors":
         return load_safetensors(file, "weights file")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{str(file)!r} is not a plain state dict: weights-only loading refused it ({err})") from err
+    state = load_weights_only(file)
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{str(file)!r} does not hold a state dict (a mapping of names to tensors)")

@@ -20,7 +20,6 @@ so timm's input-channel adaptation and checkpoint filters still apply.
 from __future__ import annotations
 
 import difflib
-import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +27,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from poselit.backbone_weights import import_weights
+from poselit.backbone_weights import import_weights, load_weights_only
 from poselit.files import safetensors_shapes
 from poselit.models.layers import ConvNormAct
 from poselit.models.trunks import (
@@ -254,12 +253,7 @@ def _tensor_names(file: Path) -> set[str]:
     """Names in a state-dict file, read without loading tensor data (header / meta device)."""
     if file.suffix == ".safetensors":
         return set(safetensors_shapes(file, "weights file"))
-    try:
-        state = torch.load(file, map_location="meta", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{str(file)!r} is not a plain state dict: weights-only loading refused it ({err})"
-        ) from err
+    state = load_weights_only(file, map_location="meta")
     return set(state) if isinstance(state, dict) else set()
 
 
