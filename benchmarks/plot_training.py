@@ -13,8 +13,9 @@ clock goes on counting across them), the rows with both ``val/pck`` and
 with ``init_from``, whose clock starts again at zero): its CPU-hours are shifted by the
 curve's last point. Run folders do not outlive their machine, so the points are kept in the
 repository: ``--stored FILE`` reads the curves of an earlier ``--json FILE`` first (a run
-folder named again replaces its stored curve; ``+=`` extends it), and ``--json FILE``
-writes all curves plotted::
+folder named again replaces its stored curve; ``+=`` extends it), ``--json FILE``
+writes all curves plotted, and ``--level LABEL=PCK`` draws a dashed line (the held-out PCK
+of the model a run should beat)::
 
     python benchmarks/plot_training.py --stored benchmarks/results/training_curves.json \
         bulat+=/runs/bulat_anneal2 --json benchmarks/results/training_curves.json \
@@ -46,8 +47,9 @@ def read_curve(run: Path) -> list[tuple[float, float]]:
     return sorted(points.items())
 
 
-def plot(curves: dict[str, list[tuple[float, float]]], out: Path, title: str) -> Path:
-    """Write the PNG of the curves (one line per run)."""
+def plot(curves: dict[str, list[tuple[float, float]]], out: Path, title: str, levels: dict[str, float] | None = None) -> Path:
+    """Write the PNG of the curves (one line per run), with a dashed horizontal line per
+    entry of ``levels`` (e.g. the held-out PCK of the model a run should beat)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,6 +59,10 @@ def plot(curves: dict[str, list[tuple[float, float]]], out: Path, title: str) ->
     for name, points in curves.items():
         hours, pck = zip(*points)
         axes.plot(hours, pck, marker="o", markersize=3, label=f"{name} (best {max(pck):.1f})")
+    for name, value in (levels or {}).items():
+        axes.axhline(value, linestyle="--", linewidth=1, color="grey")
+        axes.annotate(f"{name}: {value:g}", (0, value), xycoords=("axes fraction", "data"),
+                      xytext=(4, 3), textcoords="offset points", fontsize=8, color="dimgrey")
     axes.set_xlabel("training CPU-hours (process + loader workers)")
     axes.set_ylabel("validation PCK@0.2 (%)")
     axes.set_title(title)
@@ -101,6 +107,8 @@ def main() -> None:
     parser.add_argument("--stored", type=Path, help="curves written earlier with --json, plotted first")
     parser.add_argument("--json", type=Path, help="also write the curves here (for --stored next time)")
     parser.add_argument("--title", default="Validation PCK@0.2 (held-out people) during training")
+    parser.add_argument("--level", action="append", default=[], metavar="LABEL=PCK",
+                        help="a dashed horizontal line, e.g. the shipped model's held-out PCK (repeatable)")
     args = parser.parse_args()
     try:
         curves = read_stored(args.stored) if args.stored else {}
@@ -110,7 +118,11 @@ def main() -> None:
         raise SystemExit(f"plot_training.py: {err}") from None
     if not curves:
         raise SystemExit("plot_training.py: nothing to plot: name run folders or --stored FILE")
-    plot(curves, args.out, args.title)
+    try:
+        levels = {label: float(value) for label, _, value in (level.rpartition("=") for level in args.level)}
+    except ValueError:
+        raise SystemExit(f"plot_training.py: --level takes LABEL=PCK, got {args.level}") from None
+    plot(curves, args.out, args.title, levels)
     result = {"out": str(args.out), "curves": {k: [[round(h, 4), round(p, 2)] for h, p in v] for k, v in curves.items()}}
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -67,12 +67,16 @@ def test_plot_training_continues_a_stored_curve_with_a_run_started_from_its_end(
     stored.write_text(json.dumps({"curves": {"bulat": [[1.0, 30.0], [2.0, 40.0]], "luvizon": [[0.5, 20.0]]}}))
     out, written = tmp_path / "curves.png", tmp_path / "new.json"
     script = str(REPO / "benchmarks/plot_training.py")
-    result = _run(script, "--stored", str(stored), f"bulat+={tmp_path / 'anneal'}", "--out", str(out), "--json", str(written))
+    result = _run(script, "--stored", str(stored), f"bulat+={tmp_path / 'anneal'}", "--out", str(out), "--json", str(written),
+                  "--level", "shipped bulat=71.05")
     assert result["curves"] == {"bulat": [[1.0, 30.0], [2.0, 40.0], [2.3, 45.0], [2.6, 50.0]], "luvizon": [[0.5, 20.0]]}
     assert json.loads(written.read_text())["curves"] == result["curves"] and out.read_bytes().startswith(b"\x89PNG")
     done = subprocess.run([sys.executable, script, "--stored", str(stored), f"belagiannis+={tmp_path / 'anneal'}",
                            "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 1 and "no curve 'belagiannis' to continue (known: bulat, luvizon)" in done.stderr
+    done = subprocess.run([sys.executable, script, "--stored", str(stored), "--level", "shipped", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "--level takes LABEL=PCK, got ['shipped']" in done.stderr
 
 
 def test_precision_check_trains_fp32_and_bf16_from_the_same_start_per_seed():
