@@ -48,6 +48,19 @@ def load_safetensors(path: str | Path, what: str, error: type[Exception] = Value
         raise error(f"{path}: not a readable safetensors file ({err})") from None
 
 
+def safetensors_metadata(path: str | Path, what: str = "weights file", error: type[Exception] = ValueError) -> dict[str, str]:
+    """The ``__metadata__`` strings of a safetensors file's header (``{}`` when it has none),
+    e.g. the ``source`` that ``poselit backbone import`` records. Errors as :func:`load_safetensors`."""
+    from safetensors import SafetensorError, safe_open
+
+    path = require_file(path, what)
+    try:
+        with safe_open(path, framework="pt") as file:
+            return dict(file.metadata() or {})
+    except (SafetensorError, OSError) as err:
+        raise error(f"{path}: not a readable safetensors file ({err})") from None
+
+
 def safetensors_shapes(path: str | Path, what: str, error: type[Exception] = ValueError) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor in a safetensors file, read from its header alone
     (nothing is loaded): enough to check that weights fit a model before building it.

@@ -22,7 +22,7 @@ import yaml
 from huggingface_hub import ModelCard as HubModelCard
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import scan_cache_dir
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 import poselit
 from poselit import zoo
@@ -32,6 +32,7 @@ from poselit.complexity import count_gflops, count_parameters
 from poselit.evaluate import EvaluationReport
 from poselit.metrics import MetricResult
 from poselit.models import LuvizonSoftArgmax
+from poselit.zoo.export import starting_weights
 
 REPO_ID = "poselit-test/luvizon-tiny"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -268,6 +269,28 @@ def test_reexport_keeps_the_measured_cpu_time_only_for_the_same_computation(chec
     assert card.complexity["cpu_ms"] == 12.5 and card.complexity["cpu_ms_measured"] == timing["cpu_ms_measured"]
     export(checkpoint, tmp_path / "c", "--set", "flip_test=false")
     assert "cpu_ms" not in zoo.info(NAME).complexity and "cpu_ms_measured" not in zoo.info(NAME).complexity
+
+
+def test_export_records_the_starting_weights_through_a_cycle_from_a_zoo_model(checkpoint, zoo_dir, tmp_path):
+    """The backbone file's recorded source names the start (MoveNet's TF.js graph here); a
+    run initialised from that zoo model keeps the start, though its export replaces the card."""
+    weights = tmp_path / "backbone.safetensors"
+    save_file({"x": torch.zeros(1)}, str(weights), metadata={"source": "movenet-lightning.json"})
+    data = torch.load(checkpoint, weights_only=True)
+    data["hyper_parameters"] = {**data["hyper_parameters"], "backbone_weights": str(weights)}
+    torch.save(data, tmp_path / "from_movenet.ckpt")
+    export(tmp_path / "from_movenet.ckpt", tmp_path / "a")
+    assert zoo.info(NAME).training["start"] == "MoveNet Lightning"
+    data["hyper_parameters"] = {**data["hyper_parameters"], "backbone_weights": None, "init_from": f"zoo:{NAME}"}
+    torch.save(data, tmp_path / "cycle.ckpt")
+    export(tmp_path / "cycle.ckpt", tmp_path / "b")
+    assert zoo.info(NAME).training["start"] == "MoveNet Lightning"
+    weights.unlink()  # on another machine: the file's name
+    data["hyper_parameters"] = {**data["hyper_parameters"], "backbone_weights": str(weights), "init_from": None}
+    assert starting_weights(data["hyper_parameters"]) == "backbone.safetensors"
+    assert starting_weights({"init_from": "runs/a/last.ckpt"}) == "last.ckpt"
+    assert starting_weights({"pretrained": True, "backbone": "resnet18"}) == "timm resnet18 (pretrained)"
+    assert starting_weights({"pretrained": False}) is None  # a random start says nothing
 
 
 def test_export_set_changes_a_setting_and_refuses_an_unknown_or_network_changing_one(checkpoint, zoo_dir, tmp_path):
@@ -651,6 +674,8 @@ def test_comparison_table_puts_the_zoo_models_beside_the_papers(monkeypatch, cap
         assert rows[card.name][header.index("PCK@0.2")] == f"{results['PCK@0.2']['Total']:.1f}"
         assert rows[card.name][header.index("Wrist")] == f"{results['PCK@0.2']['Wrist']:.1f}"
         assert rows[card.name][header.index("PCP@0.5")] == f"{results['PCP@0.5']['Total']:.1f}"
+        assert rows[card.name][header.index("start")] == card.training["start"]  # every shipped card says it
+    assert rows["bulat-mobilenetv2-lsp"][header.index("start")] == "ImageNet-1k"
     paper = rows["Bulat & Tzimiropoulos 2016 (paper)"]
     assert paper[header.index("PCK@0.2")] == f"{published('bulat2016/table7-residual').values['Total']:.1f}"
     assert paper[header.index("PCP@0.5")] == f"{published('bulat2016/lsp-pcp').values['Total']:.1f}"

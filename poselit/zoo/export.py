@@ -27,6 +27,7 @@ from poselit.complexity import count_gflops, count_parameters
 from poselit.data.datamodule import PoseDataModule
 from poselit.data.sources import DatasetSpec
 from poselit.evaluate import EvaluationReport, test_reports
+from poselit.files import safetensors_metadata
 from poselit.input_spec import INIT_ARGS
 from poselit.models import class_path as class_path_of
 from poselit.models.base import PoseLitModule
@@ -45,7 +46,7 @@ from poselit.zoo.cards import (
     without_none,
     write_card,
 )
-from poselit.zoo.catalog import zoo_folder
+from poselit.zoo.catalog import card_paths, zoo_folder
 from poselit.zoo.hub import sha256_file
 from poselit.zoo.loading import build_module, load_weights, offline_args, resolve_class, with_input_args
 from poselit.zoo.publishing import hub_readme
@@ -139,19 +140,53 @@ def missing_recipe_message(checkpoint: Path) -> str:
     )
 
 
+#: Display names of the starting weights that the docs import with ``poselit backbone
+#: import``, by the ``source`` file name it records in the weights file's metadata.
+KNOWN_STARTS = {"movenet-lightning.json": "MoveNet Lightning", "mobilenet_v2-b0353104.pth": "ImageNet-1k"}
+
+
+def starting_weights(hparams: Mapping[str, Any], zoo_dir: str | Path | None = None) -> str | None:
+    """What a run's weights started from, for the card's ``training.start``: the start of the
+    zoo model it was initialised from (a cycle from a shipped model keeps its lineage's
+    start), or the checkpoint file's name; else its backbone's weights, by the source that
+    ``poselit backbone import`` recorded in the file (:data:`KNOWN_STARTS` names the usual
+    ones), or the file's name where it is not readable here; timm's own weights with
+    ``pretrained``; ``None`` for a random start."""
+    init_from = hparams.get("init_from")
+    if init_from:
+        name = str(init_from).removeprefix("zoo:")
+        if str(init_from).startswith("zoo:"):
+            path = card_paths(zoo_dir).get(name) if zoo_folder(zoo_dir).is_dir() else None
+            start = read_card(path).training.get("start") if path else None
+            return start or str(init_from)
+        return Path(name).name
+    weights = hparams.get("backbone_weights")
+    if weights:
+        path = Path(str(weights))
+        source = safetensors_metadata(path).get("source", path.name) if path.suffix == ".safetensors" and path.is_file() else path.name
+        return KNOWN_STARTS.get(source, source)
+    return f"timm {hparams.get('backbone')} (pretrained)" if hparams.get("pretrained") else None
+
+
 def training_info(
-    checkpoint: Mapping[str, Any], recipe: str | None, data: Sequence[str] | None, averaged_with: Sequence[str] = ()
+    checkpoint: Mapping[str, Any],
+    recipe: str | None,
+    data: Sequence[str] | None,
+    averaged_with: Sequence[str] = (),
+    zoo_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """The card's ``training``: recipe, training datasets (``NAME:SPLIT[@PATH]`` as the data
     module named them: a path says the data were not the standard files, e.g. generated
-    ones), Lightning's epoch and step counters at save time and, for weights averaged over
-    several checkpoints, the other files' names (``averaged_with``)."""
+    ones), the starting weights (:func:`starting_weights`), Lightning's epoch and step
+    counters at save time and, for weights averaged over several checkpoints, the other
+    files' names (``averaged_with``)."""
     if data is None:
         data = (checkpoint.get("datamodule_hyper_parameters") or {}).get("train") or []
     return without_none(
         {
             "recipe": recipe,
             "data": [str(DatasetSpec.parse(s)) for s in data] or None,
+            "start": starting_weights(checkpoint.get("hyper_parameters") or {}, zoo_dir),
             "epoch": checkpoint.get("epoch"),
             "global_step": checkpoint.get("global_step"),
             "averaged_with": list(averaged_with) or None,
@@ -355,7 +390,7 @@ def export_checkpoint(
         description=description,
         input=model.input_spec.to_dict(),
         training=training_info(
-            data, run_config.recipe if run_config else None, training_data, [Path(path).name for path in average]
+            data, run_config.recipe if run_config else None, training_data, [Path(path).name for path in average], zoo_dir
         ),
         metrics=tuple(metrics),
         complexity={"parameters": count_parameters(model), "gflops": round(count_gflops(model), 3)},

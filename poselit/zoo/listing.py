@@ -89,14 +89,15 @@ whose Total it adds (None: none)."""
 
 def comparison_table(cards: Sequence[ModelCard], dataset: str = "lsp:test") -> str:
     """Markdown table of the cards measured on ``dataset`` beside the papers' published
-    rows (:data:`poselit.tables.PUBLISHED`, headline rows): parameters, GFLOPs, CPU ms per
+    rows (:data:`poselit.tables.PUBLISHED`, headline rows): the starting weights (the card's
+    ``training.start``), parameters, GFLOPs, CPU ms per
     image (the card's ``complexity.cpu_ms``, written by ``benchmarks/latency.py --cards``),
     the per-part columns and Total/AUC of the dataset's metric and the Total of its second
     metric (PCP@0.5 on LSP). What the table shows is decided here, from the cards and the
     papers' rows, so the README's copy cannot drift from them.
 
     >>> print(comparison_table([]).splitlines()[0])
-    | model | params | GFLOPs | CPU ms | Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle | PCK@0.2 | AUC | PCP@0.5 |
+    | model | start | params | GFLOPs | CPU ms | Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle | PCK@0.2 | AUC | PCP@0.5 |
     """
     from poselit.tables import PUBLISHED, TABLE_COLUMNS
 
@@ -104,7 +105,7 @@ def comparison_table(cards: Sequence[ModelCard], dataset: str = "lsp:test") -> s
         raise ValueError(f"no comparison defined for {dataset!r}; choose one of {', '.join(COMPARED_METRIC)}")
     metric, second = COMPARED_METRIC[dataset]
     parts = [c for c in TABLE_COLUMNS[metric] if c not in ("Total", "AUC")]
-    header = ["model", "params", "GFLOPs", "CPU ms", *parts, metric, "AUC", *([second] if second else [])]
+    header = ["model", "start", "params", "GFLOPs", "CPU ms", *parts, metric, "AUC", *([second] if second else [])]
 
     def cells(results: dict[str, dict[str, float]]) -> list[str]:
         main = results.get(metric, {})
@@ -119,11 +120,11 @@ def comparison_table(cards: Sequence[ModelCard], dataset: str = "lsp:test") -> s
             params = f"{cost['parameters'] / 1e6:.1f} M" if cost.get("parameters") else "-"
             gflops = f"{cost['gflops']:.2f}" if cost.get("gflops") else "-"
             ms = f"{cost['cpu_ms']:.0f}" if cost.get("cpu_ms") else "-"
-            rows.append([f"`{card.name}`", params, gflops, ms, *cells(measured)])
+            rows.append([f"`{card.name}`", card.training.get("start", "-"), params, gflops, ms, *cells(measured)])
     for paper in dict.fromkeys(r.key for r in PUBLISHED if r.dataset == dataset and r.metric == metric):
         published = {r.metric: dict(r.values) for r in PUBLISHED if r.key == paper and r.dataset == dataset and r.headline}
         label = next(r.label for r in PUBLISHED if r.key == paper and r.dataset == dataset and r.metric == metric and r.headline)
-        rows.append([f"{label} (paper)", "-", "-", "-", *cells(published)])
+        rows.append([f"{label} (paper)", "-", "-", "-", "-", *cells(published)])
     lines = [header, ["---"] * len(header), *rows]
     return "".join("| " + " | ".join(line) + " |\n" for line in lines)
 
