@@ -13,6 +13,9 @@ labels with LSP's PCK@0.2 (``benchmarks/movenet_lsp.py``'s 12-joint scoring):
   and the agreement on those. Where labels are clean (LSP), MoveNet's confident joints
   agree almost always; where they agree much less, either the labels or MoveNet are wrong,
   and only looking at the people says which;
+* ``label_offsets``: where the annotators put each joint, against MoveNet (median offset
+  in the person's torso frame, :func:`label_offsets`): datasets labelled to different
+  conventions differ here;
 * the recipes' held-out people (``--holdout`` drawn from the datasets together with
   ``--holdout-seed``, as ``PoseDataModule`` draws them) as one more row, with how many come
   from each dataset: the PCK a strong model reaches against those labels.
@@ -45,7 +48,7 @@ from poselit.data.synthetic import write_synthetic_lsp
 from poselit.evaluate import evaluate_poses
 from poselit.predict import load_image
 from movenet import DEFAULT_DIR, MODELS, MoveNet, model_path, to_lsp
-from movenet_lsp import pck_row, shared_only
+from movenet_lsp import SHARED_JOINTS, pck_row, shared_only
 from train_step import machine_info
 from whole_image import write_result
 
@@ -81,7 +84,42 @@ def agreement(name: str, annotations: AnnotationSet, keypoints: np.ndarray, scor
            **pck_row(evaluate_poses(shared, keypoints, label="movenet", progress=False))}
     row["confident_share"] = round(100 * kept / max(annotated, 1), 2)
     row["confident_PCK@0.2"] = pck_row(evaluate_poses(confident, keypoints, label="movenet", progress=False))["PCK@0.2"] if kept else None
+    row["label_offsets"] = label_offsets(annotations, keypoints, scores, threshold)
     return row
+
+
+def label_offsets(annotations: AnnotationSet, keypoints: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, dict[str, Any]]:
+    """Where a dataset's annotators put each shared joint, against MoveNet: per joint, the
+    median offset of the label from MoveNet's keypoint in the person's torso frame, taken
+    from MoveNet's own shoulders and hips (``up``: towards the shoulders; ``out``: away from
+    the body's midline, to the left for left joints and to the right for right ones), in
+    torso lengths (shoulder midpoint to hip midpoint); over annotated joints that MoveNet
+    scores at ``threshold`` or more, in people whose four torso joints it does too. Two
+    datasets whose medians differ were labelled to different conventions: a model trained
+    on both learns a mix of them."""
+    skeleton = annotations.skeleton
+    torso = [skeleton.index(name) for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    labels = np.stack([r.keypoints for r in annotations.records]).astype(np.float64)
+    annotated = np.stack([r.visibility for r in annotations.records]) > 0
+    shoulders = keypoints[:, torso[:2]].mean(1)
+    hips = keypoints[:, torso[2:]].mean(1)
+    length = np.linalg.norm(shoulders - hips, axis=1)
+    framed = (scores[:, torso] >= threshold).all(1) & (length > 0)
+    up = (shoulders - hips) / np.where(length > 0, length, 1)[:, None]
+    left = np.stack([up[:, 1], -up[:, 0]], 1)  # up turned clockwise in image coordinates (y down)
+    left *= np.sign(((keypoints[:, torso[2]] - keypoints[:, torso[3]]) * left).sum(1, keepdims=True) + 1e-9)
+    offsets = {}
+    for name in SHARED_JOINTS:
+        j = skeleton.index(name)
+        chosen = framed & annotated[:, j] & (scores[:, j] >= threshold)
+        delta = (labels[chosen, j] - keypoints[chosen, j]) / length[chosen, None]
+        outward = 1.0 if name.startswith("left") else -1.0
+        offsets[name] = {
+            "people": int(chosen.sum()),
+            "up": round(float(np.median((delta * up[chosen]).sum(1))), 3) if chosen.any() else None,
+            "out": round(float(np.median(outward * (delta * left[chosen]).sum(1))), 3) if chosen.any() else None,
+        }
+    return offsets
 
 
 def datasets(specs: list[str], smoke: bool) -> dict[str, AnnotationSet]:

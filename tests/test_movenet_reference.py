@@ -345,6 +345,30 @@ def test_agreement_scores_labels_as_given_and_counts_the_confident_joints(synthe
     assert teacher.agreement("synth", annotations, far, scores, 0.6)["PCK@0.2"] == 0.0
 
 
+def test_label_offsets_measure_where_annotators_put_a_joint_in_the_torso_frame(synthetic_lsp):
+    """Labels of the left hip moved a tenth of the torso towards the shoulders: +0.1 up, 0 out;
+    every other joint where MoveNet puts it: 0 and 0."""
+    import dataclasses
+
+    import poselit.data
+    from poselit.skeletons import LSP
+
+    teacher = load("benchmarks/teacher_agreement.py")
+    annotations = poselit.data.read_annotations(f"lsp:train@{synthetic_lsp}")
+    movenet = np.stack([r.keypoints for r in annotations.records]).astype(np.float64)
+    ls, rs, lh, rh = (LSP.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+    torso = (movenet[:, [ls, rs]].mean(1) - movenet[:, [lh, rh]].mean(1))
+    moved = [dataclasses.replace(r, keypoints=np.where(np.arange(14)[:, None] == lh, r.keypoints + 0.1 * t, r.keypoints))
+             for r, t in zip(annotations.records, torso)]
+    scores = np.ones(movenet.shape[:2], np.float32)
+    offsets = teacher.label_offsets(dataclasses.replace(annotations, records=moved), movenet, scores, 0.6)
+    assert set(offsets) == set(teacher.SHARED_JOINTS) and offsets["left_hip"]["people"] == 4
+    assert offsets["left_hip"]["up"] == pytest.approx(0.1, abs=1e-3) and offsets["left_hip"]["out"] == pytest.approx(0, abs=1e-3)
+    assert all(o["up"] == 0 and o["out"] == 0 for name, o in offsets.items() if name != "left_hip")
+    scores[:, rh] = 0.1  # no torso frame without a confident right hip
+    assert all(o["people"] == 0 and o["up"] is None for o in teacher.label_offsets(annotations, movenet, scores, 0.6).values())
+
+
 def test_the_held_out_row_scores_the_people_the_recipes_hold_out(synthetic_lsp):
     import poselit.data
     from poselit.data.datamodule import split_holdout
