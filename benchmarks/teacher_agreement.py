@@ -42,6 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 import poselit.data
+from poselit.data.conventions import TORSO_JOINTS, outward, torso_frame
 from poselit.data.datamodule import split_holdout
 from poselit.data.records import AnnotationSet
 from poselit.data.synthetic import write_synthetic_lsp
@@ -96,28 +97,22 @@ def label_offsets(annotations: AnnotationSet, keypoints: np.ndarray, scores: np.
     torso lengths (shoulder midpoint to hip midpoint); over annotated joints that MoveNet
     scores at ``threshold`` or more, in people whose four torso joints it does too. Two
     datasets whose medians differ were labelled to different conventions: a model trained
-    on both learns a mix of them."""
+    on both learns a mix of them, and :func:`poselit.data.conventions.shift_joints` moves one
+    to the other's by the difference."""
     skeleton = annotations.skeleton
-    torso = [skeleton.index(name) for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
     labels = np.stack([r.keypoints for r in annotations.records]).astype(np.float64)
     annotated = np.stack([r.visibility for r in annotations.records]) > 0
-    shoulders = keypoints[:, torso[:2]].mean(1)
-    hips = keypoints[:, torso[2:]].mean(1)
-    length = np.linalg.norm(shoulders - hips, axis=1)
-    framed = (scores[:, torso] >= threshold).all(1) & (length > 0)
-    up = (shoulders - hips) / np.where(length > 0, length, 1)[:, None]
-    left = np.stack([up[:, 1], -up[:, 0]], 1)  # up turned clockwise in image coordinates (y down)
-    left *= np.sign(((keypoints[:, torso[2]] - keypoints[:, torso[3]]) * left).sum(1, keepdims=True) + 1e-9)
+    up, left, length = torso_frame(keypoints, skeleton)
+    framed = (scores[:, [skeleton.index(name) for name in TORSO_JOINTS]] >= threshold).all(1) & (length > 0)
     offsets = {}
     for name in SHARED_JOINTS:
         j = skeleton.index(name)
         chosen = framed & annotated[:, j] & (scores[:, j] >= threshold)
         delta = (labels[chosen, j] - keypoints[chosen, j]) / length[chosen, None]
-        outward = 1.0 if name.startswith("left") else -1.0
         offsets[name] = {
             "people": int(chosen.sum()),
             "up": round(float(np.median((delta * up[chosen]).sum(1))), 3) if chosen.any() else None,
-            "out": round(float(np.median(outward * (delta * left[chosen]).sum(1))), 3) if chosen.any() else None,
+            "out": round(float(np.median(outward(name) * (delta * left[chosen]).sum(1))), 3) if chosen.any() else None,
         }
     return offsets
 

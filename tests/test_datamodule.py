@@ -128,3 +128,52 @@ def test_loader_workers_run_at_lower_priority_than_the_trainer(synthetic_lsp):
         loader = torch.utils.data.DataLoader(range(2), batch_size=1, num_workers=1,
                                              worker_init_fn=settings["worker_init_fn"], collate_fn=_worker_nice_list)
         assert [int(n) for batch in loader for n in batch] == [min(base + worker_nice, 19)] * 2  # 19: the most
+
+
+def test_label_offsets_move_one_datasets_joints_in_training_and_held_out_people(synthetic_lsp):
+    """``label_offsets`` moves the named dataset's hips when read, for the training people and
+    the held-out people drawn from it alike; the other dataset keeps its labels."""
+    import numpy as np
+
+    from poselit.data import read_annotations
+    from poselit.data.conventions import torso_frame
+
+    moved, kept = f"lsp:train@{synthetic_lsp}", f"lsp:test@{synthetic_lsp}"
+    kwargs = dict(train=[moved, kept], val=[], input_size=(32, 24), batch_size=1, num_workers=0, holdout=3)
+    plain = PoseDataModule(**kwargs)
+    shifted = PoseDataModule(**kwargs, label_offsets={moved: {"left_hip": [0.1, 0.0], "right_hip": [0.0, 0.2]}})
+    for dm in (plain, shifted):
+        dm.setup("fit")
+    before = {r.image: r for d in [*plain.datasets["train"], *plain.datasets["val"]] for r in d.records}
+    after = {r.image: r for d in [*shifted.datasets["train"], *shifted.datasets["val"]] for r in d.records}
+    assert before.keys() == after.keys() and len(after) == 8
+    lh, rh = (shifted.skeleton.index(n) for n in ("left_hip", "right_hip"))
+    not_named = {r.image for r in read_annotations(kept)}
+    assert len(not_named) == 4
+    for image, record in after.items():
+        old = before[image]
+        if image in not_named:
+            assert np.array_equal(record.keypoints, old.keypoints)  # lsp:test: not named, kept
+            continue
+        up, left, length = (v[0] for v in torso_frame(old.keypoints[None], shifted.skeleton))
+        np.testing.assert_allclose(record.keypoints[lh], old.keypoints[lh] + 0.1 * length * up, atol=1e-3)
+        np.testing.assert_allclose(record.keypoints[rh], old.keypoints[rh] - 0.2 * length * left, atol=1e-3)  # out: rightwards
+        others = [j for j in range(14) if j not in (lh, rh)]
+        assert np.array_equal(record.keypoints[others], old.keypoints[others])
+    with pytest.raises(ValueError, match=r"label_offsets names lspet:train, which is not among the datasets"):
+        PoseDataModule(**kwargs, label_offsets={"lspet": {"left_hip": [0.1, 0.0]}})
+
+
+def test_shift_joints_refuses_unknown_joints_and_sideless_outward_moves(synthetic_lsp):
+    from poselit.data import read_annotations
+    from poselit.data.conventions import shift_joints
+
+    annotations = read_annotations(f"lsp:train@{synthetic_lsp}")
+    with pytest.raises(ValueError, match=r"no joint 'left_hipp' in skeleton 'lsp' \(right_ankle, "):
+        shift_joints(annotations, {"left_hipp": (0.1, 0.0)})
+    with pytest.raises(ValueError, match=r"joint 'neck' has no side"):
+        shift_joints(annotations, {"neck": (0.0, 0.1)})
+    with pytest.raises(ValueError, match=r"the offset of 'neck' must be two numbers \(up, out\), got \[0.1\]"):
+        shift_joints(annotations, {"neck": [0.1]})
+    up_only = shift_joints(annotations, {"neck": (0.1, 0.0)})  # 'up' needs no side
+    assert not all((a.keypoints == b.keypoints).all() for a, b in zip(annotations.records, up_only.records))

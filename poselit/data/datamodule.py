@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from poselit.data.conventions import shift_joints
 from poselit.data.dataset import BadImagePolicy, PoseDataset
 from poselit.data.records import AnnotationSet
 from poselit.data.sampling import ConcatPoseDataset, ResumableDataLoader, SeededShuffleSampler
@@ -121,6 +122,11 @@ class PoseDataModule(pl.LightningDataModule):
             the ``val`` datasets. 0: no hold-out.
         holdout_seed: Seed of the hold-out draw: the same seed, data and ``holdout`` give
             the same people.
+        label_offsets: Per dataset (as named in ``train`` / ``val`` / ``test``), joints moved
+            to another labelling convention when read: ``{joint: (up, out)}`` in torso lengths
+            (:func:`~poselit.data.conventions.shift_joints`), e.g. LSP-extended's hips to
+            LSP's (``recipes/cpu/overlays/lsp_hips.yaml``). Held-out people drawn from such a
+            dataset are scored against the moved labels.
     """
 
     def __init__(
@@ -145,6 +151,7 @@ class PoseDataModule(pl.LightningDataModule):
         on_bad_image: BadImagePolicy = "raise",
         holdout: int = 0,
         holdout_seed: int = 0,
+        label_offsets: dict[str, dict[str, tuple[float, float]]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -159,11 +166,18 @@ class PoseDataModule(pl.LightningDataModule):
         )
         if holdout < 0:
             raise ValueError(f"holdout must be >= 0 people, got {holdout}")
+        self.label_offsets = {str(DatasetSpec.parse(name)): dict(joints) for name, joints in (label_offsets or {}).items()}
+        named = {str(s) for s in (*self.train_specs, *self.val_specs, *self.test_specs)}
+        for name in self.label_offsets.keys() - named:
+            raise ValueError(f"label_offsets names {name}, which is not among the datasets ({', '.join(sorted(named))})")
         self.datasets: dict[str, list[PoseDataset]] = {}
 
     def read(self, spec: DatasetSpec) -> AnnotationSet:
-        """Read one dataset's annotations (relative paths resolved against ``data_root``)."""
-        return read_annotations(spec, self.data_root)
+        """Read one dataset's annotations (relative paths resolved against ``data_root``),
+        its joints moved as ``label_offsets`` says."""
+        annotations = read_annotations(spec, self.data_root)
+        offsets = self.label_offsets.get(str(spec))
+        return shift_joints(annotations, offsets) if offsets else annotations
 
     def make_dataset(self, annotations: AnnotationSet, train: bool) -> PoseDataset:
         """Wrap records in a :class:`PoseDataset` with this module's settings."""
