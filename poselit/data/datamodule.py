@@ -124,9 +124,9 @@ class PoseDataModule(pl.LightningDataModule):
             the same people.
         label_offsets: Per dataset (as named in ``train`` / ``val`` / ``test``), joints moved
             to another labelling convention when read: ``{joint: (up, out)}`` in torso lengths
-            (:func:`~poselit.data.conventions.shift_joints`), e.g. LSP-extended's hips to
-            LSP's (``recipes/cpu/overlays/lsp_hips.yaml``). Held-out people drawn from such a
-            dataset are scored against the moved labels.
+            (:func:`~poselit.data.conventions.shift_joints`), e.g. one dataset's hips to
+            another's. Held-out people drawn from such a dataset are scored against the
+            moved labels.
     """
 
     def __init__(
