@@ -20,10 +20,16 @@ labels with LSP's PCK@0.2 (``benchmarks/movenet_lsp.py``'s 12-joint scoring):
   ``--holdout-seed``, as ``PoseDataModule`` draws them) as one more row, with how many come
   from each dataset: the PCK a strong model reaches against those labels.
 
+``--model NAME`` of a poselit zoo model puts it in MoveNet's place (through ``Predictor``
+in the same boxes, its input padding, flip test on): whether the model's keypoints follow
+each dataset's labels, e.g. whether it learned a mix of two datasets' hip conventions.
+
 Prints one JSON object, also written to ``--out``::
 
     POSELIT_DATA=../shared/data python benchmarks/teacher_agreement.py \\
         --out benchmarks/results/teacher_agreement.json
+    POSELIT_DATA=../shared/data python benchmarks/teacher_agreement.py --model bulat-mobilenetv2-lsp \\
+        --confident 0 --out benchmarks/results/teacher_agreement_bulat.json
 
 The MoveNet files come from ``tools/movenet_tflite.py`` (``--movenet-dir``); ``--smoke``
 measures 8 generated people (the tests).
@@ -36,32 +42,56 @@ import dataclasses
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 import poselit.data
+import poselit.zoo
 from poselit.data.conventions import TORSO_JOINTS, outward, torso_frame
 from poselit.data.datamodule import split_holdout
-from poselit.data.records import AnnotationSet
+from poselit.data.records import AnnotationSet, PoseRecord
 from poselit.data.synthetic import write_synthetic_lsp
 from poselit.evaluate import evaluate_poses
-from poselit.predict import load_image
+from poselit.predict import Predictor, load_image
 from movenet import DEFAULT_DIR, MODELS, MoveNet, model_path, to_lsp
 from movenet_lsp import SHARED_JOINTS, pck_row, shared_only
 from train_step import machine_info
 from whole_image import write_result
 
 
-def movenet_in_boxes(model: MoveNet, annotations: AnnotationSet, padding: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(N, 14, 2)`` LSP keypoints (image pixels) and ``(N, 14)`` scores of every record, by
-    MoveNet in the record's box; neck and head top (no COCO joint) zero."""
+#: A model in a person's box: a record -> its ``(14, 2)`` LSP keypoints (image pixels) and ``(14,)`` scores.
+Yardstick = Callable[[PoseRecord], tuple[np.ndarray, np.ndarray]]
+
+
+def movenet_yardstick(model: MoveNet, padding: float) -> Yardstick:
+    """MoveNet in the record's box of side ``200 * scale * padding``; its COCO keypoints in
+    LSP's slots (neck and head top: zero)."""
+    return lambda record: to_lsp(*model.in_box(load_image(record.image), record.center, record.scale, padding))
+
+
+def zoo_yardstick(name: str) -> Yardstick:
+    """A poselit zoo model through ``Predictor`` in the record's box (its own input padding
+    and defaults, flip test on), as its cards' ground-truth-box results."""
+    predictor = Predictor.from_zoo(name, device="cpu", batch_size=1)
+
+    def predict(record: PoseRecord) -> tuple[np.ndarray, np.ndarray]:
+        box = {"center": record.center.tolist(), "scale": record.scale}
+        (pose,) = predictor([load_image(record.image)], boxes=[box], progress=False)
+        return np.asarray(pose.keypoints), np.asarray(pose.scores)
+
+    return predict
+
+
+def in_boxes(yardstick: Yardstick, annotations: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 14, 2)`` keypoints and ``(N, 14)`` scores of every record, by ``yardstick``."""
     keypoints, scores = [], []
     for record in tqdm(annotations.records, desc=annotations.source, unit="person", file=sys.stderr, mininterval=10):
-        lsp_keypoints, lsp_scores = to_lsp(*model.in_box(load_image(record.image), record.center, record.scale, padding))
-        keypoints.append(lsp_keypoints)
-        scores.append(lsp_scores)
+        record_keypoints, record_scores = yardstick(record)
+        keypoints.append(record_keypoints)
+        scores.append(record_scores)
     return np.stack(keypoints), np.stack(scores)
 
 
@@ -125,10 +155,10 @@ def datasets(specs: list[str], smoke: bool) -> dict[str, AnnotationSet]:
     return {spec: poselit.data.read_annotations(spec) for spec in specs}
 
 
-def measure(named: dict[str, AnnotationSet], model: MoveNet, padding: float, threshold: float, holdout: int, seed: int) -> list[dict[str, Any]]:
+def measure(named: dict[str, AnnotationSet], yardstick: Yardstick, threshold: float, holdout: int, seed: int) -> list[dict[str, Any]]:
     """A row per set, and one for the held-out people drawn from them together (``holdout`` > 0)."""
     sets = list(named.values())
-    predictions = [movenet_in_boxes(model, annotations, padding) for annotations in sets]
+    predictions = [in_boxes(yardstick, annotations) for annotations in sets]
     rows = [agreement(name, a, k, s, threshold) for (name, a), (k, s) in zip(named.items(), predictions)]
     if holdout:
         keypoints, scores = (np.concatenate(p) for p in zip(*predictions))
@@ -145,7 +175,8 @@ def measure(named: dict[str, AnnotationSet], model: MoveNet, padding: float, thr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", default=["lsp:train", "lspet:train"], help="datasets to measure")
-    parser.add_argument("--model", choices=sorted(MODELS), default="movenet-thunder")
+    parser.add_argument("--model", default="movenet-thunder",
+                        help=f"{' or '.join(sorted(MODELS))}, or a poselit zoo model (its joint scores for --confident)")
     parser.add_argument("--movenet-dir", type=Path, default=DEFAULT_DIR, help="folder of the MoveNet .tflite files")
     parser.add_argument("--padding", type=float, default=1.25, help="box padding (the zoo models' input padding)")
     parser.add_argument("--confident", type=float, default=0.6, help="MoveNet score of a confident joint")
@@ -155,17 +186,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--smoke", action="store_true", help="8 generated people (for the tests)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     try:
-        model = MoveNet(model_path(args.model, args.movenet_dir), args.threads)
-    except (FileNotFoundError, ImportError, ValueError) as err:
+        if args.model in MODELS:
+            yardstick = movenet_yardstick(MoveNet(model_path(args.model, args.movenet_dir), args.threads), args.padding)
+        else:
+            yardstick = zoo_yardstick(args.model)
+    except (FileNotFoundError, ImportError, ValueError, poselit.zoo.ZooError) as err:
         sys.exit(f"teacher_agreement.py: {err}")
     sets = datasets(args.datasets, args.smoke)
     holdout = min(args.holdout, 4) if args.smoke else args.holdout
-    rows = measure(sets, model, args.padding, args.confident, holdout, args.holdout_seed)
+    rows = measure(sets, yardstick, args.confident, holdout, args.holdout_seed)
     result = {
         "benchmark": "teacher_agreement",
         "model": args.model,
-        "setting": f"in the annotation's box (padding {args.padding}), 12 joints shared with COCO",
+        "setting": "in the annotation's box (" + (f"padding {args.padding}" if args.model in MODELS else "the model's input padding")
+        + "), 12 joints shared with COCO",
         "confident": args.confident,
         "holdout": {"people": holdout, "seed": args.holdout_seed},
         "rows": rows,

@@ -345,6 +345,21 @@ def test_agreement_scores_labels_as_given_and_counts_the_confident_joints(synthe
     assert teacher.agreement("synth", annotations, far, scores, 0.6)["PCK@0.2"] == 0.0
 
 
+def test_a_zoo_model_as_the_yardstick_scores_its_own_predictions_in_the_box(synthetic_lsp):
+    """``--model NAME`` of a zoo model: its keypoints in the record's box, as ``Predictor``
+    gives them with that box."""
+    import poselit.data
+    from poselit.predict import Predictor, load_image
+
+    teacher = load("benchmarks/teacher_agreement.py")
+    record = poselit.data.read_annotations(f"lsp:train@{synthetic_lsp}").records[0]
+    keypoints, scores = teacher.zoo_yardstick("luvizon-tiny-lsp-demo")(record)
+    box = {"center": record.center.tolist(), "scale": record.scale}
+    (expected,) = Predictor.from_zoo("luvizon-tiny-lsp-demo", device="cpu")([load_image(record.image)], boxes=[box], progress=False)
+    np.testing.assert_allclose(keypoints, expected.keypoints, atol=1e-3)
+    assert keypoints.shape == (14, 2) and scores.shape == (14,)
+
+
 def test_label_offsets_measure_where_annotators_put_a_joint_in_the_torso_frame(synthetic_lsp):
     """Labels of the left hip moved a tenth of the torso towards the shoulders: +0.1 up, 0 out;
     every other joint where MoveNet puts it: 0 and 0."""
@@ -379,17 +394,12 @@ def test_the_held_out_row_scores_the_people_the_recipes_hold_out(synthetic_lsp):
     labels = {id(r): r.keypoints for a in named.values() for r in a.records}
     _, held_out = split_holdout(list(named.values()), 3, 7)
 
-    class LabelsOfHeldOut:  # agrees with the labels of the held-out people only
-        def in_box(self, image, center, scale, padding):
-            record = next(r for a in named.values() for r in a.records if (r.center == center).all() and r.scale == scale)
-            keypoints = np.zeros((17, 2), np.float32) + (0 if any(record is h for h in held_out.records) else 1000)
-            from poselit.skeletons import COCO, LSP
-            for j, name in enumerate(LSP.joints):
-                if name in COCO.joints:
-                    keypoints[COCO.index(name)] += labels[id(record)][j]
-            return keypoints, np.ones(17, np.float32)
+    held = {id(r) for r in held_out.records}
 
-    rows = teacher.measure(named, LabelsOfHeldOut(), 1.25, 0.6, 3, 7)
+    def labels_of_held_out(record):  # agrees with the labels of the held-out people only
+        return labels[id(record)] + (0 if id(record) in held else 1000), np.ones(14, np.float32)
+
+    rows = teacher.measure(named, labels_of_held_out, 0.6, 3, 7)
     assert [r["dataset"] for r in rows] == ["a", "b", "held-out: 3 of a + b (seed 7)"]
     assert rows[2]["PCK@0.2"] == 100.0 and rows[2]["people"] == 3 and sum(rows[2]["from"].values()) == 3
     for row, name in zip(rows, named):  # 4 people each, 3 held out in all: every set has others, far off
