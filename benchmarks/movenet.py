@@ -128,17 +128,17 @@ class MoveNet:
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(17, 2)`` keypoints ``(x, y)`` in ``image``'s pixels and ``(17,)`` scores, for an
         RGB uint8 ``(H, W, 3)`` image of any size."""
-        return self.predict(image, *self.letterbox(image))
+        return self.predict(*self.letterbox(image))
 
     def in_box(self, image: np.ndarray, center: np.ndarray, scale: float, padding: float) -> tuple[np.ndarray, np.ndarray]:
         """As a call, in the square crop of a person box instead of the whole image: the box of
         side ``200 * scale * padding`` px around ``center`` (poselit's crop, :func:`crop_affine`)."""
         affine = crop_affine(center, scale, (self.size, self.size), padding=padding)
-        return self.predict(image, warp_image(image, affine, (self.size, self.size), fill=0), affine)
+        return self.predict(warp_image(image, affine, (self.size, self.size), fill=0), affine)
 
-    def predict(self, image: np.ndarray, square: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The keypoints in ``image``'s pixels and the scores of the network on ``square``, the
-        crop of ``image`` through ``affine``."""
+    def predict(self, square: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The scores of the network on ``square``, the crop of an image through ``affine``,
+        and its keypoints in that image's pixels."""
         output = self.run(square)
         return to_image(output[:, :2], self.size, affine), output[:, 2].astype(np.float32)
 

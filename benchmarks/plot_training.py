@@ -6,7 +6,7 @@ Each run is a folder written by a recipe with a ``CSVLogger`` and the
 clock goes on counting across them), the rows with both ``val/pck`` and
 ``time/cpu_hours`` are plotted, one line per run, and the points are printed as JSON.
 
-    python benchmarks/plot_training.py luvizon=/runs/cpu/luvizon bulat=/runs/cpu/bulat \
+    python benchmarks/plot_training.py luvizon=/runs/cpu/luvizon bulat=/runs/cpu/bulat \\
         --out docs/training_curves.png
 
 ``NAME+=FOLDER`` continues curve ``NAME`` with a run that started from its end (a new run
@@ -17,8 +17,8 @@ folder named again replaces its stored curve; ``+=`` extends it), ``--json FILE`
 writes all curves plotted, and ``--level LABEL=PCK`` draws a dashed line (the held-out PCK
 of the model a run should beat)::
 
-    python benchmarks/plot_training.py --stored benchmarks/results/training_curves.json \
-        bulat+=/runs/bulat_anneal2 --json benchmarks/results/training_curves.json \
+    python benchmarks/plot_training.py --stored benchmarks/results/training_curves.json \\
+        bulat+=/runs/bulat_anneal2 --json benchmarks/results/training_curves.json \\
         --out benchmarks/results/cpu_training_curves.png
 """
 

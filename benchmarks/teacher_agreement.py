@@ -127,7 +127,7 @@ def label_offsets(annotations: AnnotationSet, keypoints: np.ndarray, scores: np.
     torso lengths (shoulder midpoint to hip midpoint); over annotated joints that MoveNet
     scores at ``threshold`` or more, in people whose four torso joints it does too. Two
     datasets whose medians differ were labelled to different conventions: a model trained
-    on both learns a mix of them, and :func:`poselit.data.conventions.shift_joints` moves one
+    on both may learn a mix of them (``--model NAME`` measures whether it did), and :func:`poselit.data.conventions.shift_joints` moves one
     to the other's by the difference."""
     skeleton = annotations.skeleton
     labels = np.stack([r.keypoints for r in annotations.records]).astype(np.float64)

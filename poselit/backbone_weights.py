@@ -20,7 +20,6 @@ output unchanged, so that training starts close to the imported network.
 from __future__ import annotations
 
 import pickle
-import re
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -29,7 +28,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from poselit.files import load_safetensors
+from poselit.files import load_safetensors, weights_only_refusal
 from poselit.models import trunks as _trunks  # noqa: F401  (registers the poselit_* timm names)
 from poselit.tfjs import read_tfjs_weights
 
@@ -263,10 +262,8 @@ def load_weights_only(file: Path, map_location: str = "cpu") -> object:
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported [^\n]*?(?=\. |$)", str(err), re.MULTILINE)
-        reason = found.group(0) if found else str(err).split(".")[0]
         raise ValueError(
-            f"{str(file)!r} is not a plain state dict: weights-only loading refused it ({reason}); expected a "
+            f"{str(file)!r} is not a plain state dict: weights-only loading refused it ({weights_only_refusal(err)}); expected a "
             "torch.save file of tensors (.pth, .pt) or a .safetensors file"
         ) from None
 

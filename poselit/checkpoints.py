@@ -23,7 +23,7 @@ from typing import Any, Literal, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from poselit.files import load_safetensors, safetensors_shapes
+from poselit.files import load_safetensors, safetensors_shapes, weights_only_refusal
 from poselit.skeletons import Skeleton, skeleton_from_spec
 
 CLASS_KEY = "poselit"
@@ -60,9 +60,8 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     except (RuntimeError, EOFError) as err:  # a zip archive whose content is damaged
         raise CheckpointError(f"{path}: the checkpoint cannot be read (damaged?): {str(err).splitlines()[0]}") from None
     except pickle.UnpicklingError as err:  # torch's message advises weights_only=False: not here
-        found = [line.split(" was not")[0].strip() for line in str(err).splitlines() if "Unsupported global" in line]
         raise CheckpointError(
-            f"{path}: holds objects other than tensors and plain data ({found[0] if found else 'see torch.load'}); "
+            f"{path}: holds objects other than tensors and plain data ({weights_only_refusal(err)}); "
             "poselit reads checkpoints with weights_only=True only"
         ) from None
     if not isinstance(data, dict):

@@ -8,6 +8,7 @@ them all (writing is :mod:`poselit.atomic`'s job).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,20 @@ def load_safetensors(path: str | Path, what: str, error: type[Exception] = Value
         return load_file(path)
     except (SafetensorError, OSError) as err:
         raise error(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def weights_only_refusal(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one clause of torch's
+    ``UnpicklingError`` (a page that advises ``weights_only=False``, which poselit never does):
+
+    >>> weights_only_refusal(ValueError("Weights only load failed. Please file an issue.\\n\\n"
+    ...     "WeightsUnpickler error: Unsupported global: GLOBAL a.B was not an allowed global by default."))
+    'Unsupported global: GLOBAL a.B'
+    >>> weights_only_refusal(ValueError("Weights only load failed. ...\\nUnsupported operand 35\\n\\nCheck the docs."))
+    'Unsupported operand 35'
+    """
+    found = re.search(r"Unsupported [^\n]*?(?= was not|\. |$)", str(error), re.MULTILINE)
+    return found.group(0) if found else str(error).split(".")[0]
 
 
 def safetensors_metadata(path: str | Path, what: str = "weights file", error: type[Exception] = ValueError) -> dict[str, str]:

@@ -2,8 +2,9 @@
 
 Datasets label the same joint at different places: LSP-extended's hips sit about 0.07 torso
 lengths higher and 0.05 further out than LSP's (``benchmarks/teacher_agreement.py``, both
-measured against MoveNet; docs/training.md). A model trained on both learns a mix, and is
-scored on one. :func:`shift_joints` moves one dataset's labels to the other's convention;
+measured against MoveNet; docs/training.md). A model trained on both may learn a mix of
+the two, and is scored on one (``bulat-mobilenetv2-lsp`` did not: it follows each dataset's
+hips to 0.02). :func:`shift_joints` moves one dataset's labels to the other's convention;
 :func:`torso_frame` is the frame both the measurement and the shift use.
 """
 

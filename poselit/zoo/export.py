@@ -152,14 +152,12 @@ def starting_weights(hparams: Mapping[str, Any], zoo_dir: str | Path | None = No
     ``poselit backbone import`` recorded in the file (:data:`KNOWN_STARTS` names the usual
     ones), or the file's name where it is not readable here; timm's own weights with
     ``pretrained``; ``None`` for a random start."""
-    init_from = hparams.get("init_from")
+    init_from = str(hparams.get("init_from") or "")
+    if init_from.startswith("zoo:"):
+        path = card_paths(zoo_dir).get(init_from.removeprefix("zoo:")) if zoo_folder(zoo_dir).is_dir() else None
+        return (read_card(path).training.get("start") if path else None) or init_from
     if init_from:
-        name = str(init_from).removeprefix("zoo:")
-        if str(init_from).startswith("zoo:"):
-            path = card_paths(zoo_dir).get(name) if zoo_folder(zoo_dir).is_dir() else None
-            start = read_card(path).training.get("start") if path else None
-            return start or str(init_from)
-        return Path(name).name
+        return Path(init_from).name
     weights = hparams.get("backbone_weights")
     if weights:
         path = Path(str(weights))
