@@ -72,7 +72,7 @@ def test_finetune_from_16_to_17_joints_loads_the_shared_layers_and_learns(data_r
         accelerator="cpu", max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, callbacks=[FreezeBackbone(epochs=1), record],
     )
-    trainer.fit(model, data)  # setup("fit") loads init_from again: same weights
+    trainer.fit(model, data)  # setup("fit") loads init_from: the same weights
     first, last = (sum(losses) / len(losses) for losses in (record.losses[0], record.losses[-1]))
     assert last < first, (first, last)
     frozen_epoch, later = record.trunks[0], record.trunks[-1]
@@ -226,3 +226,29 @@ def test_loggers_without_a_folder_log_under_the_default_root_dir(synthetic_lsp, 
     logs_under_root([csv, wandb, given], "runs/x")
     assert [item.init_args.save_dir for item in (csv, wandb, given)] == ["runs/x", "runs/x", "mine"]
     assert without_wandb([csv, wandb]) == [csv]
+
+
+def test_init_from_is_what_validate_measures_and_a_test_after_fit_keeps_the_trained_weights(synthetic_lsp, tmp_path):
+    """``init_from`` loads at the first ``setup`` of any stage: ``poselit validate`` with it
+    measures those weights (not a fresh network), and a ``test`` after ``fit`` measures the
+    trained ones (the file is not read again)."""
+    torch.manual_seed(0)
+    source = LuvizonSoftArgmax(skeleton="lsp", **TINY)
+    weights = tmp_path / "source.safetensors"
+    save_file(source.state_dict(), weights)
+    lsp = [f"lsp:train@{synthetic_lsp}"]
+    data = PoseDataModule(train=lsp, val=lsp, test=lsp, input_size=(64, 64), batch_size=2, num_workers=0)
+    quiet = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+             "enable_model_summary": False}
+
+    measured = LuvizonSoftArgmax(skeleton="lsp", init_from=str(weights), **TINY)
+    pl.Trainer(**quiet).validate(measured, data)
+    assert all(torch.equal(measured.state_dict()[k], v) for k, v in source.state_dict().items())
+
+    trained = LuvizonSoftArgmax(skeleton="lsp", init_from=str(weights), **TINY)
+    trainer = pl.Trainer(max_steps=2, limit_val_batches=0, **quiet)
+    trainer.fit(trained, data)
+    after_fit = {k: v.clone() for k, v in trained.state_dict().items()}
+    assert any(not torch.equal(after_fit[k], v) for k, v in source.state_dict().items())
+    trainer.test(trained, data)
+    assert all(torch.equal(trained.state_dict()[k], v) for k, v in after_fit.items())

@@ -241,6 +241,21 @@ def test_flip_test_is_mirror_equivariant(model):
     torch.testing.assert_close(mirrored["scores"], out["scores"][:, model.flip_index], atol=1e-4, rtol=1e-4)
 
 
+def test_flip_test_in_one_batch_equals_two_calls(model):
+    """``predict_poses`` runs the mirrored images in the originals' batch: the result is the
+    codec's merge of two separate calls, and the raw outputs are the unmirrored call's."""
+    image = images(model, 3, seed=6)
+    with torch.no_grad():
+        out = model.predict_poses(image, flip_test=True)
+        inputs = model.normalize(image)
+        plain, mirrored = model(inputs), model(inputs.flip(-1))
+    keypoints, scores = model.codec.merge_flipped(plain, mirrored, model.flip_index, model.input_size[1])
+    torch.testing.assert_close(out["keypoints"], keypoints, atol=1e-4, rtol=0)
+    torch.testing.assert_close(out["scores"], scores, atol=1e-5, rtol=1e-5)
+    for name in set(plain) - {"keypoints", "scores"}:
+        torch.testing.assert_close(out[name], plain[name], atol=1e-5, rtol=1e-5, msg=name)
+
+
 def mirrored_name(name: str) -> str:
     """The joint a horizontal mirror turns ``name`` into, read from the name alone."""
     for side, other in (("left_", "right_"), ("right_", "left_")):
@@ -295,8 +310,10 @@ def test_flip_test_swaps_joints_by_their_names(model):
         expected = model.codec.decode(0.9 * peaks)  # (0.8 + 1.0) / 2 where the joint is
 
     def network(inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        left, right = inputs[..., : width // 2].mean(), inputs[..., width // 2 :].mean()
-        return mirror(seen) if right > left else seen
+        """Per image, as a network is: the mirrored pose where the right half is brighter."""
+        per_image = [mirror(seen) if x[..., width // 2 :].mean() > x[..., : width // 2].mean() else seen
+                     for x in inputs]
+        return {key: torch.cat([outputs[key] for outputs in per_image]) for key in per_image[0]}
 
     model.forward = network
     try:

@@ -98,9 +98,10 @@ if TYPE_CHECKING:
 DEFAULT_OPSET = 17
 """ONNX opset of exported graphs (ONNX Runtime 1.13 and later run it)."""
 
-GRAPH_REVISION = 2
+GRAPH_REVISION = 3
 """Raised whenever the export writes another graph for the same model (2: constant 'SAME'
-padding, no empty trailing inputs), so that :func:`poselit.onnx.cache.model_key` no longer finds earlier exports."""
+padding, no empty trailing inputs; 3: the flip test's mirrored images in the originals'
+batch, one pass of the network), so that :func:`poselit.onnx.cache.model_key` no longer finds earlier exports."""
 
 CHANNEL_BLOCK = 8
 """Input channels of a convolution are padded to a multiple of this (ONNX Runtime's NCHWc
