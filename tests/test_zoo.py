@@ -293,6 +293,16 @@ def test_export_records_the_starting_weights_through_a_cycle_from_a_zoo_model(ch
     assert starting_weights({"pretrained": False}) is None  # a random start says nothing
 
 
+def test_the_start_of_a_cycle_from_a_built_in_model_exported_to_another_folder(monkeypatch, tmp_path):
+    """``zoo:NAME`` resolved in the built-in zoo in training: its start is found there,
+    though the export writes to a folder without that card."""
+    monkeypatch.delenv(zoo.ZOO_ENV, raising=False)
+    (tmp_path / "other").mkdir()
+    hparams = {"init_from": "zoo:bulat-mobilenetv2-movenet-lsp"}
+    assert starting_weights(hparams, zoo_dir=tmp_path / "other") == "MoveNet Lightning"
+    assert starting_weights({"init_from": "zoo:no-such-model"}, zoo_dir=tmp_path / "other") == "zoo:no-such-model"
+
+
 def test_export_set_changes_a_setting_and_refuses_an_unknown_or_network_changing_one(checkpoint, zoo_dir, tmp_path):
     export(checkpoint, tmp_path / "out", "--set", "flip_test=false")
     assert zoo.info(NAME).init_args["flip_test"] is False

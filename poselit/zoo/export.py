@@ -148,14 +148,18 @@ KNOWN_STARTS = {"movenet-lightning.json": "MoveNet Lightning", "mobilenet_v2-b03
 def starting_weights(hparams: Mapping[str, Any], zoo_dir: str | Path | None = None) -> str | None:
     """What a run's weights started from, for the card's ``training.start``: the start of the
     zoo model it was initialised from (a cycle from a shipped model keeps its lineage's
-    start), or the checkpoint file's name; else its backbone's weights, by the source that
+    start; its card is looked up in the zoo that resolved ``zoo:NAME`` in training, then in
+    ``zoo_dir``), or the checkpoint file's name; else its backbone's weights, by the source that
     ``poselit backbone import`` recorded in the file (:data:`KNOWN_STARTS` names the usual
     ones), or the file's name where it is not readable here; timm's own weights with
     ``pretrained``; ``None`` for a random start."""
     init_from = str(hparams.get("init_from") or "")
     if init_from.startswith("zoo:"):
-        path = card_paths(zoo_dir).get(init_from.removeprefix("zoo:")) if zoo_folder(zoo_dir).is_dir() else None
-        return (read_card(path).training.get("start") if path else None) or init_from
+        name = init_from.removeprefix("zoo:")
+        # The zoo that resolved init_from in training (POSELIT_ZOO, else the built-in one), then the export's.
+        cards = [card_paths(folder).get(name) for folder in (None, zoo_dir) if zoo_folder(folder).is_dir()]
+        starts = [read_card(path).training.get("start") for path in cards if path]
+        return next((start for start in starts if start), init_from)
     if init_from:
         return Path(init_from).name
     weights = hparams.get("backbone_weights")
