@@ -48,7 +48,7 @@ from poselit.predict import Predictor, load_image
 from poselit.skeletons import LSP
 from movenet import COCO_TO_LSP, DEFAULT_DIR, MODELS, MoveNet, model_path, to_lsp
 from train_step import machine_info
-from whole_image import SMOKE_MODEL, predict_split, test_people, write_result
+from whole_image import SMOKE_MODEL, predict_split, test_people, test_split, write_result
 
 #: The LSP joints with a COCO keypoint of the same name (12 of 14).
 SHARED_JOINTS = tuple(name for name, slot in zip(LSP.joints, COCO_TO_LSP) if slot >= 0)
@@ -125,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     movenets = load_movenets(args.movenet_dir, args.threads)
-    annotations = test_people(args.smoke, args.first)
+    annotations = test_people(test_split(args.smoke), args.first)
     if args.smoke:
         args.models = [SMOKE_MODEL]
     rows = measure(annotations, movenets, args.models)

@@ -21,6 +21,14 @@ time of each setting. Prints one JSON object, also written to ``--out``.
 A model is a zoo name or an ONNX file (``poselit zoo export NAME --format onnx [--int8]``:
 how much a quantized file loses).
 
+``--cards [ZOO_DIR]`` writes each zoo model's whole-image result (one pass, canvas 1, every
+column of the protocol) into its card as a ``metrics`` entry with ``crop: whole image``
+(replacing an earlier one), beside the box result of ``poselit zoo export --evaluate``;
+``poselit zoo compare`` shows it:
+
+    POSELIT_DATA=../shared/data python benchmarks/whole_image.py bulat-mobilenetv2-lsp \
+        --settings whole --cards --out benchmarks/results/whole_image_cards_cpu.json
+
 ``--smoke`` runs ``bulat-mobilenetv2-lsp`` on 4 generated images (the test suite uses it).
 """
 
@@ -45,6 +53,8 @@ from poselit.data.synthetic import write_synthetic_lsp
 from poselit.evaluate import EvaluationReport, evaluate_poses
 from poselit.onnx import OnnxPoseModel, onnx_file_of
 from poselit.predict import Predictor, load_image
+from poselit.zoo import write_card
+from poselit.zoo.export import metrics_entry, with_metrics
 from train_step import machine_info
 
 SETTINGS = ("box", "whole", "whole_refined")
@@ -113,10 +123,12 @@ def load_model(name: str) -> Any:
 
 
 def measure_model(
-    name: str, annotations: AnnotationSet, factors: list[float], batch_size: int, settings: list[str]
-) -> list[dict[str, Any]]:
-    """One row per canvas factor and setting: the metrics' summaries and the seconds taken."""
-    rows = []
+    name: str, split: str, annotations: AnnotationSet, factors: list[float], batch_size: int, settings: list[str]
+) -> tuple[list[dict[str, Any]], EvaluationReport | None]:
+    """One row per canvas factor and setting (the metrics' summaries and the seconds taken),
+    and the full report of the whole image in one pass on canvas 1 (``None``: not measured),
+    of ``annotations``, the people of ``split``."""
+    rows, whole = [], None
     model = load_model(name)
     for factor in factors:
         for setting in settings:
@@ -124,11 +136,32 @@ def measure_model(
             start = time.perf_counter()
             keypoints, crops = predict_split(predictor, annotations, setting, factor)
             seconds = time.perf_counter() - start
-            report = evaluate_poses(annotations, keypoints, label=f"{name} {setting}", progress=False)
+            report = evaluate_poses(annotations, keypoints, dataset=split, label=f"{name} {setting}", progress=False)
             rows.append({"model": name, "canvas": factor, "setting": setting, **totals(report),
                          "crops": dict(crops), "seconds": round(seconds, 1)})
             print(json.dumps(rows[-1]), flush=True)
-    return rows
+            if setting == "whole" and factor == 1.0:
+                whole = report
+    return rows, whole
+
+
+CARD_MEASUREMENT = "benchmarks/whole_image.py: no box, the whole image padded to a square, one pass, flip test on"
+"""The ``measured_with`` of the card entries that ``--cards`` writes."""
+
+
+def record_in_cards(reports: dict[str, EvaluationReport], zoo_dir: Path | None = None) -> list[str]:
+    """Write each zoo model's whole-image ``report`` into its card (a ``crop: whole image``
+    entry of ``metrics``, replacing the earlier one); returns the names of the cards written
+    (an ONNX file given instead of a zoo name has no card)."""
+    written = []
+    zoo_names = set(poselit.zoo.list_models(zoo_dir=zoo_dir))
+    for name, report in reports.items():
+        if name in zoo_names:
+            card = poselit.zoo.info(name, zoo_dir=zoo_dir)
+            entry = metrics_entry(report, CARD_MEASUREMENT, crop="whole image")
+            write_card(dataclasses.replace(card, metrics=with_metrics(card.metrics, entry)), card.source)
+            written.append(name)
+    return written
 
 
 SMOKE_MODEL = "bulat-mobilenetv2-lsp"
@@ -136,14 +169,18 @@ SMOKE_MODEL = "bulat-mobilenetv2-lsp"
 span a box that the second pass can crop (the demo fixture's collapse to one spot)."""
 
 
-def test_people(smoke: bool, first: int | None = None) -> AnnotationSet:
-    """The LSP test people (``POSELIT_DATA``), or with ``smoke`` 4 generated ones; only the
-    first ``first`` when given."""
+def test_split(smoke: bool) -> str:
+    """The split measured: LSP test (``POSELIT_DATA``), or with ``smoke`` a generated one
+    (4 test people, written to a new temporary folder)."""
     if smoke:
         root = write_synthetic_lsp(Path(tempfile.mkdtemp()) / "synth", num_images=8, size=(96, 72), seed=0)
-        annotations = poselit.data.read_annotations(f"lsp:test@{root}")
-    else:
-        annotations = poselit.data.read_annotations("lsp:test")
+        return f"lsp:test@{root}"
+    return "lsp:test"
+
+
+def test_people(split: str, first: int | None = None) -> AnnotationSet:
+    """The people of ``split``; only the first ``first`` when given."""
+    annotations = poselit.data.read_annotations(split)
     return dataclasses.replace(annotations, records=annotations.records[:first]) if first else annotations
 
 
@@ -162,13 +199,21 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), help="settings to measure")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--cards", nargs="?", const="", metavar="ZOO_DIR",
+                        help="write each zoo model's whole-image result into its card (in ZOO_DIR, else the zoo in use)")
     parser.add_argument("--smoke", action="store_true", help="a zoo model on 4 generated images (for the tests)")
     args = parser.parse_args()
+    if args.cards is not None and ("whole" not in args.settings or 1.0 not in args.canvas):
+        parser.error("--cards writes the 'whole' setting on canvas 1: add it to --settings and --canvas")
     torch.set_num_threads(1)
-    annotations = test_people(args.smoke, args.first)
+    split = test_split(args.smoke)
+    annotations = test_people(split, args.first)
     if args.smoke:
         args.models = [SMOKE_MODEL]
-    rows = [row for name in args.models for row in measure_model(name, annotations, args.canvas, args.batch_size, args.settings)]
+    rows, wholes = [], {}
+    for name in args.models:
+        model_rows, wholes[name] = measure_model(name, split, annotations, args.canvas, args.batch_size, args.settings)
+        rows += model_rows
     result = {
         "benchmark": "whole_image",
         "dataset": "generated" if args.smoke else "lsp:test",
@@ -178,6 +223,8 @@ def main() -> None:
         "threads": 1,
         "smoke": args.smoke,
     }
+    if args.cards is not None:
+        result["cards_written"] = record_in_cards(wholes, Path(args.cards) if args.cards else None)
     write_result(result, args.out)
 
 

@@ -158,6 +158,31 @@ def test_whole_image_benchmark_scores_the_box_one_pass_and_two_passes(tmp_path):
             assert row["crops"].get("other", 0) >= 1 and "annotated" not in row["crops"]
 
 
+def test_whole_image_benchmark_writes_the_whole_image_result_into_the_card(tmp_path):
+    """``--cards`` adds a ``crop: whole image`` entry with every column of the protocol and
+    keeps the box entry (a later measurement of the same split and crop replaces it:
+    ``poselit.zoo.export.with_metrics``; each smoke run generates its split anew)."""
+    for path in (REPO / "zoo").glob("bulat-mobilenetv2-lsp.*"):
+        shutil.copy(path, tmp_path)
+    before = read_card(tmp_path / "bulat-mobilenetv2-lsp.yaml")
+    result = _run("benchmarks/whole_image.py", "--smoke", "--settings", "whole", "--cards", str(tmp_path))
+    card = read_card(tmp_path / "bulat-mobilenetv2-lsp.yaml")
+    assert result["cards_written"] == ["bulat-mobilenetv2-lsp"]
+    assert card.metrics[: len(before.metrics)] == before.metrics and len(card.metrics) == len(before.metrics) + 1
+    whole = card.metrics[-1]
+    assert whole["crop"] == "whole image" and whole["records"] == 4 and "whole_image.py" in whole["measured_with"]
+    assert whole["dataset"].startswith("lsp:test@")  # the generated split, by its path
+    assert whole["results"]["PCK@0.2"]["Total"] == result["rows"][0]["PCK@0.2"]
+    assert {"Head", "Wrist", "Ankle", "AUC"} <= set(whole["results"]["PCK@0.2"]) and "PCP@0.5" in whole["results"]
+    assert card.weights == before.weights and card.complexity == before.complexity
+
+
+def test_whole_image_cards_need_the_whole_setting():
+    done = subprocess.run([sys.executable, "benchmarks/whole_image.py", "--smoke", "--settings", "box", "--cards"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--cards writes the 'whole' setting on canvas 1" in done.stderr
+
+
 def test_sample_predictions_draw_the_annotation_and_each_model_per_person(tmp_path):
     out = tmp_path / "samples.png"
     result = _run("benchmarks/sample_predictions.py", "--smoke", "--size", "64", "--out", str(out))

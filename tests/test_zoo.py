@@ -692,9 +692,33 @@ def test_comparison_table_puts_the_zoo_models_beside_the_papers(monkeypatch, cap
     assert len(rows) == len(cards) + 3  # one headline row per paper
     timed = replace(cards[0], complexity={**cards[0].complexity, "cpu_ms": 23.46})
     assert "| 23 |" in comparison_table([timed])  # the card's measured latency, when it has one
+    boxed = next(m for m in cards[0].metrics if "crop" not in m)
+    whole = {**boxed, "crop": "whole image", "results": {"PCK@0.2": {**boxed["results"]["PCK@0.2"], "Total": 12.34}}}
+    row = comparison_table([replace(cards[0], metrics=(whole, boxed))]).splitlines()[2].strip("|").split("|")
+    assert header[-1] == "PCK@0.2, whole image" and row[-1].strip() == "12.3"  # from its own entry, wherever it is
+    assert row[header.index("PCK@0.2")].strip() == f"{boxed['results']['PCK@0.2']['Total']:.1f}"  # the box's
     assert main(["zoo", "compare", "*-mobilenetv2-lsp"]) == 0 and capsys.readouterr().out == comparison_table(cards)
     assert main(["zoo", "compare", "no-such-*"]) == 2 and "no zoo model matches no-such-*" in capsys.readouterr().err
     assert main(["zoo", "compare", "--dataset", "coco:val"]) == 2 and "no comparison defined" in capsys.readouterr().err
+
+
+def test_a_metrics_entry_states_a_known_crop_and_the_hub_names_it(zoo_dir, capsys):
+    """``crop`` is the protocol's ``box`` (the default) or ``whole image``; anything else is
+    refused in one line naming the file and the field; the Hub's ``model-index`` and the
+    metric tables name the whole-image entry's crop."""
+    from poselit.zoo.publishing import eval_results, metrics_tables
+
+    shipped = Path(__file__).parents[1] / "zoo" / "bulat-mobilenetv2-lsp.yaml"
+    data = yaml.safe_load(shipped.read_text())
+    data["metrics"] = [data["metrics"][0], {**data["metrics"][0], "crop": "whole image"}]
+    card = zoo.ModelCard.from_dict(data, Path("card.yaml"))
+    assert [zoo.metrics_crop(m) for m in card.metrics] == ["box", "whole image"]
+    names = [r.metric_name for r in eval_results(card)]
+    assert "PCK@0.2 Total" in names and "PCK@0.2 Total, whole image" in names
+    assert any(", whole image: PCK@0.2" in table.title for table in metrics_tables(card))
+    data["metrics"][1]["crop"] = "whole"
+    with pytest.raises(zoo.ZooError, match=r"card.yaml: field 'metrics\[1\].crop' must be one of \['box', 'whole image'\], got 'whole'"):
+        zoo.ModelCard.from_dict(data, Path("card.yaml"))
 
 
 def test_compare_names_the_card_whose_complexity_is_not_a_number(zoo_dir, capsys):

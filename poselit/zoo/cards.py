@@ -6,7 +6,8 @@ description), ``input`` (the model's :class:`~poselit.input_spec.InputSpec`: ske
 ``size``, ``mean``, ``std``, crop ``padding`` and ``fill``; cards of format 1 also state
 some of it in ``init_args``, which must agree: :func:`poselit.zoo.loading.card_init_args`),
 ``training`` (recipe, data, Lightning's counters), ``metrics`` (measured with
-:mod:`poselit.evaluate`: dataset split, records, one column dict per protocol), ``weights`` (``sha256``, ``size``, ``dtype``, and where the
+:mod:`poselit.evaluate`: dataset split, records, one column dict per protocol, and
+``crop``: where the people were cropped from, :func:`metrics_crop`), ``weights`` (``sha256``, ``size``, ``dtype``, and where the
 bytes are: ``file``, relative to the card, and/or ``hub``: ``repo_id``, pinned
 ``revision``, ``filename``), ``license``, ``citation``. An export folder's ``config.json``
 is the subset needed to rebuild the module and check its weights
@@ -36,6 +37,21 @@ FORMAT_VERSION = 2
 """Version of the card and ``config.json`` layout; newer files are refused with a clear error.
 2: the input description is stated once, in ``input`` (format 1 also had it in
 ``init_args``, so a poselit reading format 1 only would miss it); files of format 1 load."""
+
+CROPS = ("box", "whole image")
+"""Where a ``metrics`` entry's people were cropped from: ``"box"`` (the dataset protocol's
+person box, e.g. LSP's from the annotated joints: the default, and every entry without a
+``crop``) or ``"whole image"`` (no box: the whole image padded to a square, as a user's
+photo is predicted)."""
+
+
+def metrics_crop(entry: Mapping[str, Any]) -> str:
+    """The crop of a card's ``metrics`` entry (:data:`CROPS`; ``"box"`` where none is stated).
+
+    >>> metrics_crop({"dataset": "lsp:test", "results": {}}), metrics_crop({"crop": "whole image"})
+    ('box', 'whole image')
+    """
+    return str(entry.get("crop", "box"))
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -201,6 +217,8 @@ class ModelCard:
         for i, entry in enumerate(metrics):
             if not isinstance(entry, Mapping) or not isinstance(entry.get("results"), Mapping):
                 raise ZooError(f"{where}: field 'metrics[{i}]' must be a mapping with 'dataset' and 'results'")
+            if entry.get("crop", "box") not in CROPS:
+                raise ZooError(f"{where}: field 'metrics[{i}].crop' must be one of {list(CROPS)}, got {entry['crop']!r}")
         input_ = dict(_field(data, "input", Mapping, where, required=False) or {})
         stated_fields(input_, where, ZooError, prefix="input.")  # every field checked; kept as written
         return cls(
@@ -370,6 +388,7 @@ def read_config(path: str | Path) -> ModelCard:
 
 __all__ = [
     "CONFIG_FILE",
+    "CROPS",
     "FORMAT_VERSION",
     "README_FILE",
     "RECIPE_FILE",
@@ -382,6 +401,7 @@ __all__ = [
     "WeightsNotFoundError",
     "ZooError",
     "dump_card",
+    "metrics_crop",
     "read_card",
     "read_config",
     "write_card",

@@ -33,6 +33,7 @@ from poselit.models import class_path as class_path_of
 from poselit.models.base import PoseLitModule
 from poselit.zoo.cards import (
     CONFIG_FILE,
+    CROPS,
     NAME_PATTERN,
     README_FILE,
     RECIPE_FILE,
@@ -42,6 +43,7 @@ from poselit.zoo.cards import (
     ModelCard,
     WeightsInfo,
     ZooError,
+    metrics_crop,
     read_card,
     without_none,
     write_card,
@@ -202,18 +204,37 @@ def _display_path(path: Path) -> str:
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-def metrics_entry(report: EvaluationReport, measured_with: str) -> dict[str, Any]:
+def metrics_entry(report: EvaluationReport, measured_with: str, crop: str = "box") -> dict[str, Any]:
     """One card ``metrics`` entry from an evaluation report: split (``NAME:SPLIT[@PATH]``),
-    records, and the columns of each protocol (percent, 2 decimals; ``null``: unscorable)."""
+    records, the ``crop`` where it is not the protocol's box (:data:`~poselit.zoo.cards.CROPS`),
+    and the columns of each protocol (percent, 2 decimals; ``null``: unscorable)."""
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {list(CROPS)}, got {crop!r}")
     return {
         "dataset": str(DatasetSpec.parse(report.dataset)),
         "records": report.records,
+        **({} if crop == "box" else {"crop": crop}),
         "measured_with": measured_with,
         "results": {
             r.metric: {k: None if math.isnan(v) else round(float(v), 2) for k, v in r.columns.items()}
             for r in report.results
         },
     }
+
+
+def with_metrics(metrics: Sequence[Mapping[str, Any]], entry: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """A card's ``metrics`` with ``entry`` in place of the one of the same dataset and crop
+    (a new measurement replaces the old), else added at the end.
+
+    >>> old = [{"dataset": "lsp:test", "results": {"PCK@0.2": {"Total": 80.0}}}]
+    >>> whole = {"dataset": "lsp:test", "crop": "whole image", "results": {"PCK@0.2": {"Total": 79.0}}}
+    >>> [m["results"]["PCK@0.2"]["Total"] for m in with_metrics(with_metrics(old, whole), {**whole, "results": {"PCK@0.2": {"Total": 79.5}}})]
+    [80.0, 79.5]
+    """
+    key = (entry["dataset"], metrics_crop(entry))
+    replaced = [dict(entry) if (m["dataset"], metrics_crop(m)) == key else dict(m) for m in metrics]
+    found = any((m["dataset"], metrics_crop(m)) == key for m in metrics)
+    return tuple(replaced if found else [*replaced, dict(entry)])
 
 
 def evaluate_model(

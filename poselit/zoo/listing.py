@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from poselit.atomic import write_atomic
-from poselit.zoo.cards import README_FILE, ModelCard
+from poselit.zoo.cards import README_FILE, ModelCard, metrics_crop
 from poselit.zoo.catalog import all_cards, zoo_folder
 
 TABLE_COLUMNS = ("name", "method", "skeleton", "input", "results", "weights", "size", "licence")
@@ -27,9 +27,11 @@ One YAML card per published checkpoint: what it is, how it was trained, how well
 
 def summary_row(card: ModelCard, markdown: bool = False) -> tuple[str, ...]:
     """One table row of a card (:data:`TABLE_COLUMNS`): results are the first protocol's
-    Total per measured split; weights say where the bytes are."""
+    Total per measured split (and crop, where it is not the protocol's box); weights say
+    where the bytes are."""
     results = "; ".join(
         f"{entry['dataset']} {metric} {_number(columns.get('Total'))}"
+        + ("" if metrics_crop(entry) == "box" else f" ({metrics_crop(entry)})")
         for entry in card.metrics
         for metric, columns in [*entry["results"].items()][:1]
     )
@@ -93,11 +95,13 @@ def comparison_table(cards: Sequence[ModelCard], dataset: str = "lsp:test") -> s
     ``training.start``), parameters, GFLOPs, CPU ms per
     image (the card's ``complexity.cpu_ms``, written by ``benchmarks/latency.py --cards``),
     the per-part columns and Total/AUC of the dataset's metric and the Total of its second
-    metric (PCP@0.5 on LSP). What the table shows is decided here, from the cards and the
-    papers' rows, so the README's copy cannot drift from them.
+    metric (PCP@0.5 on LSP), all with the protocol's person box, and the metric's Total
+    from the whole image (the card's ``crop: whole image`` entry, written by
+    ``benchmarks/whole_image.py --cards``). What the table shows is decided here, from the
+    cards and the papers' rows, so the README's copy cannot drift from them.
 
     >>> print(comparison_table([]).splitlines()[0])
-    | model | start | params | GFLOPs | CPU ms | Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle | PCK@0.2 | AUC | PCP@0.5 |
+    | model | start | params | GFLOPs | CPU ms | Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle | PCK@0.2 | AUC | PCP@0.5 | PCK@0.2, whole image |
     """
     from poselit.tables import PUBLISHED, TABLE_COLUMNS
 
@@ -105,26 +109,31 @@ def comparison_table(cards: Sequence[ModelCard], dataset: str = "lsp:test") -> s
         raise ValueError(f"no comparison defined for {dataset!r}; choose one of {', '.join(COMPARED_METRIC)}")
     metric, second = COMPARED_METRIC[dataset]
     parts = [c for c in TABLE_COLUMNS[metric] if c not in ("Total", "AUC")]
-    header = ["model", "start", "params", "GFLOPs", "CPU ms", *parts, metric, "AUC", *([second] if second else [])]
+    header = ["model", "start", "params", "GFLOPs", "CPU ms", *parts, metric, "AUC", *([second] if second else []),
+              f"{metric}, whole image"]
 
     def cells(results: dict[str, dict[str, float]]) -> list[str]:
         main = results.get(metric, {})
         return [*(_number(main.get(c)) for c in [*parts, "Total", "AUC"]),
                 *([_number(results.get(second, {}).get("Total"))] if second else [])]
 
+    def measured(card: ModelCard, crop: str) -> dict[str, dict[str, float]] | None:
+        return next((m["results"] for m in card.metrics if m["dataset"] == dataset and metrics_crop(m) == crop), None)
+
     rows = []
     for card in cards:
-        measured = next((m["results"] for m in card.metrics if m["dataset"] == dataset), None)
-        if measured is not None:
+        boxed, whole = measured(card, "box"), measured(card, "whole image") or {}
+        if boxed is not None:
             cost = card.complexity
             params = f"{cost['parameters'] / 1e6:.1f} M" if cost.get("parameters") else "-"
             gflops = f"{cost['gflops']:.2f}" if cost.get("gflops") else "-"
             ms = f"{cost['cpu_ms']:.0f}" if cost.get("cpu_ms") else "-"
-            rows.append([f"`{card.name}`", card.training.get("start", "-"), params, gflops, ms, *cells(measured)])
+            rows.append([f"`{card.name}`", card.training.get("start", "-"), params, gflops, ms, *cells(boxed),
+                         _number(whole.get(metric, {}).get("Total"))])
     for paper in dict.fromkeys(r.key for r in PUBLISHED if r.dataset == dataset and r.metric == metric):
         published = {r.metric: dict(r.values) for r in PUBLISHED if r.key == paper and r.dataset == dataset and r.headline}
         label = next(r.label for r in PUBLISHED if r.key == paper and r.dataset == dataset and r.metric == metric and r.headline)
-        rows.append([f"{label} (paper)", "-", "-", "-", "-", *cells(published)])
+        rows.append([f"{label} (paper)", "-", "-", "-", "-", *cells(published), "-"])
     lines = [header, ["---"] * len(header), *rows]
     return "".join("| " + " | ".join(line) + " |\n" for line in lines)
 

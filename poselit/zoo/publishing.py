@@ -25,6 +25,7 @@ from poselit.zoo.cards import (
     HubLocation,
     ModelCard,
     ZooError,
+    metrics_crop,
     read_card,
     read_config,
     write_card,
@@ -57,7 +58,8 @@ def eval_results(card: ModelCard) -> list[EvalResult]:
                         dataset_name=dataset_title(spec),
                         dataset_split=spec.split,
                         metric_type=kind.lower().replace(" ", "-"),
-                        metric_name=metric if column in metric else f"{metric} {column}",
+                        metric_name=(metric if column in metric else f"{metric} {column}")
+                        + ("" if metrics_crop(entry) == "box" else f", {metrics_crop(entry)}"),
                         metric_value=value,
                     )
                 )
@@ -76,7 +78,8 @@ def metrics_tables(card: ModelCard) -> list[Table]:
     """One paper-layout table per dataset split and protocol."""
     return [
         Table(
-            f"{entry['dataset']}, {entry.get('records', '?')} people: {metric}",
+            f"{entry['dataset']}, {entry.get('records', '?')} people"
+            f"{'' if metrics_crop(entry) == 'box' else ', ' + metrics_crop(entry)}: {metric}",
             tuple(columns),
             (Row(card.name, columns),),
         )
