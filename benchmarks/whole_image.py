@@ -54,7 +54,8 @@ from poselit.evaluate import EvaluationReport, evaluate_poses
 from poselit.onnx import OnnxPoseModel, onnx_file_of
 from poselit.predict import Predictor, load_image
 from poselit.zoo import write_card
-from poselit.zoo.export import metrics_entry, with_metrics
+from poselit.zoo.cards import with_metrics
+from poselit.zoo.export import metrics_entry
 from train_step import machine_info
 
 SETTINGS = ("box", "whole", "whole_refined")

@@ -161,7 +161,7 @@ def test_whole_image_benchmark_scores_the_box_one_pass_and_two_passes(tmp_path):
 def test_whole_image_benchmark_writes_the_whole_image_result_into_the_card(tmp_path):
     """``--cards`` adds a ``crop: whole image`` entry with every column of the protocol and
     keeps the box entry (a later measurement of the same split and crop replaces it:
-    ``poselit.zoo.export.with_metrics``; each smoke run generates its split anew)."""
+    ``poselit.zoo.cards.with_metrics``; each smoke run generates its split anew)."""
     for path in (REPO / "zoo").glob("bulat-mobilenetv2-lsp.*"):
         shutil.copy(path, tmp_path)
     before = read_card(tmp_path / "bulat-mobilenetv2-lsp.yaml")

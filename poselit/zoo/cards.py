@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -52,6 +52,22 @@ def metrics_crop(entry: Mapping[str, Any]) -> str:
     ('box', 'whole image')
     """
     return str(entry.get("crop", "box"))
+
+
+def with_metrics(metrics: Sequence[Mapping[str, Any]], entry: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """A card's ``metrics`` with ``entry`` in place of the one of the same dataset and crop
+    (a new measurement replaces the old), else added at the end.
+
+    >>> old = [{"dataset": "lsp:test", "results": {"PCK@0.2": {"Total": 80.0}}}]
+    >>> whole = {"dataset": "lsp:test", "crop": "whole image", "results": {"PCK@0.2": {"Total": 79.0}}}
+    >>> [m["results"]["PCK@0.2"]["Total"] for m in with_metrics(with_metrics(old, whole), {**whole, "results": {"PCK@0.2": {"Total": 79.5}}})]
+    [80.0, 79.5]
+    """
+    key = (entry["dataset"], metrics_crop(entry))
+    replaced = [dict(entry) if (m["dataset"], metrics_crop(m)) == key else dict(m) for m in metrics]
+    found = any((m["dataset"], metrics_crop(m)) == key for m in metrics)
+    return tuple(replaced if found else [*replaced, dict(entry)])
+
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -403,6 +419,7 @@ __all__ = [
     "dump_card",
     "metrics_crop",
     "read_card",
+    "with_metrics",
     "read_config",
     "write_card",
 ]

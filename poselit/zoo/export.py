@@ -43,7 +43,6 @@ from poselit.zoo.cards import (
     ModelCard,
     WeightsInfo,
     ZooError,
-    metrics_crop,
     read_card,
     without_none,
     write_card,
@@ -220,21 +219,6 @@ def metrics_entry(report: EvaluationReport, measured_with: str, crop: str = "box
             for r in report.results
         },
     }
-
-
-def with_metrics(metrics: Sequence[Mapping[str, Any]], entry: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
-    """A card's ``metrics`` with ``entry`` in place of the one of the same dataset and crop
-    (a new measurement replaces the old), else added at the end.
-
-    >>> old = [{"dataset": "lsp:test", "results": {"PCK@0.2": {"Total": 80.0}}}]
-    >>> whole = {"dataset": "lsp:test", "crop": "whole image", "results": {"PCK@0.2": {"Total": 79.0}}}
-    >>> [m["results"]["PCK@0.2"]["Total"] for m in with_metrics(with_metrics(old, whole), {**whole, "results": {"PCK@0.2": {"Total": 79.5}}})]
-    [80.0, 79.5]
-    """
-    key = (entry["dataset"], metrics_crop(entry))
-    replaced = [dict(entry) if (m["dataset"], metrics_crop(m)) == key else dict(m) for m in metrics]
-    found = any((m["dataset"], metrics_crop(m)) == key for m in metrics)
-    return tuple(replaced if found else [*replaced, dict(entry)])
 
 
 def evaluate_model(
