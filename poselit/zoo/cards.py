@@ -64,9 +64,9 @@ def with_metrics(metrics: Sequence[Mapping[str, Any]], entry: Mapping[str, Any])
     [80.0, 79.5]
     """
     key = (entry["dataset"], metrics_crop(entry))
-    replaced = [dict(entry) if (m["dataset"], metrics_crop(m)) == key else dict(m) for m in metrics]
-    found = any((m["dataset"], metrics_crop(m)) == key for m in metrics)
-    return tuple(replaced if found else [*replaced, dict(entry)])
+    same = [(m["dataset"], metrics_crop(m)) == key for m in metrics]
+    replaced = [dict(entry) if is_same else dict(m) for m, is_same in zip(metrics, same)]
+    return tuple(replaced if any(same) else [*replaced, dict(entry)])
 
 
 WEIGHTS_FILE = "model.safetensors"
@@ -233,7 +233,7 @@ class ModelCard:
         for i, entry in enumerate(metrics):
             if not isinstance(entry, Mapping) or not isinstance(entry.get("results"), Mapping):
                 raise ZooError(f"{where}: field 'metrics[{i}]' must be a mapping with 'dataset' and 'results'")
-            if entry.get("crop", "box") not in CROPS:
+            if metrics_crop(entry) not in CROPS:
                 raise ZooError(f"{where}: field 'metrics[{i}].crop' must be one of {list(CROPS)}, got {entry['crop']!r}")
         input_ = dict(_field(data, "input", Mapping, where, required=False) or {})
         stated_fields(input_, where, ZooError, prefix="input.")  # every field checked; kept as written

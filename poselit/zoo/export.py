@@ -158,8 +158,9 @@ def starting_weights(hparams: Mapping[str, Any], zoo_dir: str | Path | None = No
     if init_from.startswith("zoo:"):
         name = init_from.removeprefix("zoo:")
         # The zoo that resolved init_from in training (POSELIT_ZOO, else the built-in one), then the export's.
-        cards = [card_paths(folder).get(name) for folder in (None, zoo_dir) if zoo_folder(folder).is_dir()]
-        starts = [read_card(path).training.get("start") for path in cards if path]
+        folders = dict.fromkeys(zoo_folder(folder) for folder in (None, zoo_dir))  # each once
+        cards = (card_paths(folder).get(name) for folder in folders if folder.is_dir())
+        starts = (read_card(path).training.get("start") for path in cards if path)
         return next((start for start in starts if start), init_from)
     if init_from:
         return Path(init_from).name

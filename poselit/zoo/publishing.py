@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCardData
 
@@ -58,12 +58,16 @@ def eval_results(card: ModelCard) -> list[EvalResult]:
                         dataset_name=dataset_title(spec),
                         dataset_split=spec.split,
                         metric_type=kind.lower().replace(" ", "-"),
-                        metric_name=(metric if column in metric else f"{metric} {column}")
-                        + ("" if metrics_crop(entry) == "box" else f", {metrics_crop(entry)}"),
+                        metric_name=(metric if column in metric else f"{metric} {column}") + _crop_suffix(entry),
                         metric_value=value,
                     )
                 )
     return results
+
+
+def _crop_suffix(entry: Mapping[str, Any]) -> str:
+    """``", whole image"`` for a metrics entry measured without the protocol's box, else ``""``."""
+    return "" if metrics_crop(entry) == "box" else f", {metrics_crop(entry)}"
 
 
 def dataset_title(spec: DatasetSpec) -> str:
@@ -78,8 +82,7 @@ def metrics_tables(card: ModelCard) -> list[Table]:
     """One paper-layout table per dataset split and protocol."""
     return [
         Table(
-            f"{entry['dataset']}, {entry.get('records', '?')} people"
-            f"{'' if metrics_crop(entry) == 'box' else ', ' + metrics_crop(entry)}: {metric}",
+            f"{entry['dataset']}, {entry.get('records', '?')} people{_crop_suffix(entry)}: {metric}",
             tuple(columns),
             (Row(card.name, columns),),
         )
